@@ -1,0 +1,76 @@
+"""Perdure: durable workflows for Python.
+
+A workflow is a plain ``async def``; every durable operation inside it (a step, a clock read,
+a random value) is journaled, so a run that dies with its process resumes on any worker
+exactly where it stopped.
+"""
+
+from perdure.clock import Clock, SystemClock, VirtualClock
+from perdure.context import now, random, run_id, step_key, uuid4
+from perdure.definitions import Step, Workflow, step, workflow
+from perdure.engine import Engine
+from perdure.errors import (
+    Cancelled,
+    ChildFailed,
+    InvalidConfiguration,
+    LeaseLost,
+    NonDeterminismError,
+    NonRetryable,
+    NotInWorkflow,
+    PerdureError,
+    RunBlocked,
+    RunCancelled,
+    RunFinished,
+    RunNotFound,
+    SerializationError,
+    SignalTimeout,
+    StepFailed,
+    UnknownWorkflowError,
+    WorkflowFailed,
+)
+from perdure.handle import WorkflowHandle
+from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunStatus
+from perdure.retry import RetryPolicy
+from perdure.sync import SyncEngine, SyncHandle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cancelled",
+    "ChildFailed",
+    "Clock",
+    "Engine",
+    "ErrorInfo",
+    "InvalidConfiguration",
+    "JournalEntry",
+    "LeaseLost",
+    "NonDeterminismError",
+    "NonRetryable",
+    "NotInWorkflow",
+    "PerdureError",
+    "RetryPolicy",
+    "RunBlocked",
+    "RunCancelled",
+    "RunFinished",
+    "RunInfo",
+    "RunNotFound",
+    "RunStatus",
+    "SerializationError",
+    "SignalTimeout",
+    "Step",
+    "StepFailed",
+    "SyncEngine",
+    "SyncHandle",
+    "SystemClock",
+    "UnknownWorkflowError",
+    "VirtualClock",
+    "Workflow",
+    "WorkflowHandle",
+    "now",
+    "random",
+    "run_id",
+    "step",
+    "step_key",
+    "uuid4",
+    "workflow",
+]

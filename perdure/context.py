@@ -1,0 +1,239 @@
+"""The running workflow's context, and the in-workflow functions that read it.
+
+A run's coroutine executes with a :class:`RunContext` in a context variable. Every durable
+operation takes the next sequence number from it synchronously, at call time, then either
+returns the journaled outcome for that number (replay) or executes and journals it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random as _random
+import uuid as _uuid
+from collections.abc import Coroutine
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from perdure.errors import LeaseLost, NotInWorkflow
+from perdure.records import JournalEntry
+
+if TYPE_CHECKING:
+    from perdure.clock import Clock
+    from perdure.definitions import Step, Workflow
+    from perdure.storage.port import Storage
+
+__all__ = ["RunContext", "call_step", "now", "random", "run_id", "step_key", "uuid4"]
+
+
+class Stop(BaseException):
+    """Internal: the run must stop being driven by this worker now.
+
+    A ``BaseException`` so that a workflow's ``except Exception`` does not swallow it; and the
+    context remembers it, so even a bare ``except:`` cannot make the run carry on.
+    """
+
+
+class Suspend(Stop):
+    """Park the run until ``wake_at`` (unix seconds; None: until an event wakes it)."""
+
+    def __init__(self, wake_at: float | None, reason: str) -> None:
+        super().__init__(reason)
+        self.wake_at = wake_at
+        self.reason = reason
+
+
+class Blocked(Stop):
+    """Replay diverged from the journal: stop for an operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Lost(Stop):
+    """Another worker owns the run now (our epoch is stale)."""
+
+
+@dataclass(slots=True)
+class StepScope:
+    """Set while a step attempt runs: what ``step_key()`` and nested calls see."""
+
+    run_id: str
+    seq: int
+    attempt: int
+
+
+@dataclass(slots=True)
+class CompletedStep:
+    """A completed step that has a compensation, kept for the saga."""
+
+    seq: int
+    step: Step[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    result: Any
+
+
+@dataclass(eq=False)
+class RunContext:
+    """Everything a run's durable operations need while one worker drives it."""
+
+    run_id: str
+    epoch: int
+    worker: str
+    workflow: Workflow[Any, Any]
+    store: Storage
+    clock: Clock
+    park_after: float
+    journal: dict[int, JournalEntry]
+    seq: int = 0
+    stop: Stop | None = None
+    compensable: list[CompletedStep] = field(default_factory=list)
+    _pending: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def take_seq(self) -> int:
+        """The next sequence number (called synchronously when an operation is called)."""
+        if self.stop is not None:
+            raise self.stop
+        seq = self.seq
+        self.seq += 1
+        return seq
+
+    def recorded(self, seq: int, kind: str, name: str) -> JournalEntry | None:
+        """The journal's entry for ``seq``, checked against what the code asks for now."""
+        entry = self.journal.get(seq)
+        if entry is None:
+            return None
+        if entry.kind != kind or entry.name != name:
+            self.halt(Blocked(
+                f"non-determinism at seq {seq}: the journal recorded {entry.kind} "
+                f"{entry.name!r} but the code now calls {kind} {name!r}. Deploy the code "
+                f"this run started with (workflow {self.workflow.name!r} version "
+                f"{self.workflow.version!r}) and resume the run."))
+        return entry
+
+    def halt(self, stop: Stop) -> None:
+        """Remember ``stop`` (the first one wins) and raise it."""
+        if self.stop is None:
+            self.stop = stop
+        raise self.stop
+
+    def unconsumed(self) -> list[JournalEntry]:
+        """Journal entries past the last sequence number this execution reached."""
+        return [e for s, e in self.journal.items() if s >= self.seq]
+
+    def write_nowait(self, entry: JournalEntry) -> None:
+        """Queue a journal write without waiting for it (for values only the run itself has
+        seen, such as ``now()``): it commits before any later write of this run, and
+        :meth:`flush` runs before anything leaves the run (a step, the result)."""
+        self._pending.append(self.store.put_entry(self.run_id, self.epoch, self.worker, entry))
+
+    async def write(self, entry: JournalEntry) -> None:
+        """Journal ``entry`` and wait until it is committed (fenced by our epoch)."""
+        self.write_nowait(entry)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait for every queued write; turn a fenced-off write into :class:`Lost`."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            try:
+                await asyncio.gather(*pending)
+            except LeaseLost as exc:
+                self.halt(Lost(str(exc)))
+
+    async def wait_until(self, when: float, reason: str) -> None:
+        """Wait for ``when``: in memory if it is near, else park the run (drop the coroutine)."""
+        remaining = when - self.clock.time()
+        if remaining <= 0:
+            return
+        if remaining > self.park_after:
+            await self.flush()
+            self.halt(Suspend(when, reason))
+        await self.clock.sleep(remaining)
+
+
+_run: ContextVar[RunContext | None] = ContextVar("perdure_run", default=None)
+_step: ContextVar[StepScope | None] = ContextVar("perdure_step", default=None)
+
+
+def current(what: str) -> RunContext:
+    """The running workflow's context, or a clear error naming ``what`` was misused."""
+    ctx = _run.get()
+    if ctx is None:
+        raise NotInWorkflow(
+            f"{what} can only be called inside a running workflow; start one with "
+            "engine.start(...) and call it from the workflow's code")
+    return ctx
+
+
+def call_step(step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+              ) -> Coroutine[Any, Any, Any]:
+    """Dispatch a step call: journaled in a workflow, inline inside another step."""
+    if _step.get() is not None:
+        return step.invoke(args, kwargs)
+    ctx = current(f"step {step.name!r}")
+    seq = ctx.take_seq()
+    from perdure.execution import run_step
+
+    return run_step(ctx, seq, step, args, kwargs)
+
+
+def _value(kind: str, make: Any) -> Any:
+    """A journaled value: recorded on first execution, the recorded one on replay."""
+    ctx = current(f"perdure.{kind}()")
+    seq = ctx.take_seq()
+    entry = ctx.recorded(seq, kind, kind)
+    if entry is not None and entry.output is not None:
+        return entry.output
+    text = make(ctx)
+    ctx.write_nowait(JournalEntry(seq, kind, kind, "completed", 1, text,
+                                  finished_at=ctx.clock.time()))
+    return text
+
+
+def now() -> datetime:
+    """The current time (UTC), journaled: a replay returns the same value.
+
+    Inside a step it is simply the current time (steps are not replayed).
+    """
+    if _step.get() is not None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(float(_value("now", lambda c: repr(c.clock.time()))), UTC)
+
+
+def uuid4() -> _uuid.UUID:
+    """A random UUID, journaled: a replay returns the same value."""
+    if _step.get() is not None:
+        return _uuid.uuid4()
+    return _uuid.UUID(json.loads(_value("uuid4", lambda c: json.dumps(str(_uuid.uuid4())))))
+
+
+def random() -> float:
+    """A random float in [0, 1), journaled: a replay returns the same value."""
+    if _step.get() is not None:
+        return _random.random()
+    return float(_value("random", lambda c: repr(_random.random())))
+
+
+def step_key() -> str:
+    """Inside a step: a stable idempotency key for this step of this run (run id + seq).
+
+    The same on every attempt and after a crash, so an external API that deduplicates by key
+    (payments, e-mail) performs the side effect once even though the step may run again.
+    """
+    scope = _step.get()
+    if scope is None:
+        raise NotInWorkflow("perdure.step_key() can only be called inside a step")
+    return f"{scope.run_id}:{scope.seq}"
+
+
+def run_id() -> str:
+    """The id of the run being executed (inside a workflow or one of its steps)."""
+    scope = _step.get()
+    if scope is not None:
+        return scope.run_id
+    return current("perdure.run_id()").run_id

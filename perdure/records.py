@@ -1,0 +1,181 @@
+"""Records that cross the boundary between the engine, its storage and its users.
+
+They are frozen dataclasses so a new field never breaks a signature.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "RunInfo", "RunRow", "RunStatus"]
+
+
+class RunStatus(StrEnum):
+    """The life cycle of a run."""
+
+    PENDING = "pending"      #: created, not yet claimed by a worker
+    RUNNING = "running"      #: leased to a worker that drives it
+    WAITING = "waiting"      #: parked until a due time or an event; no worker holds it
+    COMPLETED = "completed"  #: returned a result
+    FAILED = "failed"        #: raised; compensations (if any) have run
+    CANCELLED = "cancelled"  #: cancelled; compensations (if any) have run
+    BLOCKED = "blocked"      #: stopped for an operator (non-determinism); fix, then resume
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the run can never change again (blocked is not terminal: it can resume)."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A recorded exception: its type's name, message and traceback text."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """Describe ``exc`` (the traceback is kept as text: the type may not exist elsewhere)."""
+        import traceback
+
+        t = type(exc)
+        name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+        return cls(name, str(exc), "".join(traceback.format_exception(exc)))
+
+    def to_json(self) -> str:
+        """Encode for the journal."""
+        return json.dumps({"type": self.type, "message": self.message, "tb": self.traceback},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ErrorInfo | None:
+        """Decode what :meth:`to_json` wrote (None stays None)."""
+        if text is None:
+            return None
+        d = json.loads(text)
+        return cls(d.get("type", "Error"), d.get("message", ""), d.get("tb", ""))
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run as the storage holds it (timestamps are unix seconds)."""
+
+    id: str
+    workflow: str
+    version: str
+    status: str
+    input: str
+    output: str | None
+    error: str | None
+    epoch: int
+    owner: str | None
+    lease_until: float | None
+    wake_at: float | None
+    parent_id: str | None
+    parent_seq: int | None
+    deadline: float | None
+    cancel_requested: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run a worker has just claimed, at the epoch that fences its writes."""
+
+    id: str
+    workflow: str
+    version: str
+    input: str
+    epoch: int
+    parent_id: str | None
+    deadline: float | None
+    cancel_requested: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One durable operation of a run, as recorded.
+
+    ``kind`` is ``step``, ``compensation``, ``now``, ``uuid``, ``random``, ``sleep``, ``signal``,
+    ``child`` ...; ``status`` is ``completed``, ``failed`` or ``retrying`` (a step between
+    attempts) or ``waiting``. ``output`` and ``error`` hold the encoded outcome.
+    """
+
+    seq: int
+    kind: str
+    name: str
+    status: str
+    attempts: int = 0
+    output: str | None = None
+    error: str | None = None
+    due_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def error_info(self) -> ErrorInfo | None:
+        """The recorded error, decoded."""
+        return ErrorInfo.from_json(self.error)
+
+    @property
+    def started(self) -> datetime | None:
+        """When the operation first executed (UTC)."""
+        return _dt(self.started_at)
+
+    @property
+    def finished(self) -> datetime | None:
+        """When the operation's outcome was recorded (UTC)."""
+        return _dt(self.finished_at)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What ``handle.status()`` reports about a run."""
+
+    id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    error: ErrorInfo | None
+    created_at: datetime
+    updated_at: datetime
+    parent_id: str | None = None
+    blocked_reason: str | None = None
+    cancel_requested: bool = False
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> RunInfo:
+        """Build from the storage row."""
+        status = RunStatus(row.status)
+        err: ErrorInfo | None = None
+        reason: str | None = None
+        if row.error is not None:
+            if status is RunStatus.BLOCKED:
+                reason = row.error
+            elif status is not RunStatus.WAITING:
+                err = ErrorInfo.from_json(row.error)
+        created = _dt(row.created_at)
+        updated = _dt(row.updated_at)
+        assert created is not None and updated is not None
+        return cls(row.id, row.workflow, row.version, status, err, created, updated,
+                   row.parent_id, reason, row.cancel_requested)
+
+
+def json_field(d: dict[str, Any]) -> str:
+    """Compact JSON for small bookkeeping fields."""
+    return json.dumps(d, separators=(",", ":"))

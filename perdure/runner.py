@@ -1,0 +1,133 @@
+"""Driving one claimed run: replay its journal, execute what is new, record how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from perdure.clock import Clock
+from perdure.context import Blocked, Lost, RunContext, Stop, Suspend, _run
+from perdure.definitions import Workflow
+from perdure.errors import LeaseLost, SerializationError
+from perdure.execution import run_compensations
+from perdure.records import ClaimedRun, ErrorInfo, RunStatus
+from perdure.storage.port import Storage
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("perdure")
+
+
+class Runner:
+    """Executes claimed runs for one worker."""
+
+    def __init__(self, *, store: Storage, clock: Clock, worker: str,
+                 workflows: dict[str, Workflow[Any, Any]], park_after: float,
+                 on_settled: Callable[[str], None]) -> None:
+        self.store = store
+        self.clock = clock
+        self.worker = worker
+        self.workflows = workflows
+        self.park_after = park_after
+        self.on_settled = on_settled
+        #: set while the engine hands runs back (drain): a cancelled run is released, not lost
+        self.handing_back = False
+        self.contexts: dict[str, RunContext] = {}
+
+    def halt(self, run_id: str) -> None:
+        """Make the run's next durable operation stop it (before its task is cancelled), so
+        no cleanup code of the workflow can journal anything once we no longer own it."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and ctx.stop is None:
+            ctx.stop = Lost("this worker stopped driving the run")
+
+    async def drive(self, claimed: ClaimedRun) -> None:
+        """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
+        wf = self.workflows[claimed.workflow]
+        journal = await self.store.load_journal(claimed.id)
+        ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
+                         self.park_after, {e.seq: e for e in journal})
+        token = _run.set(ctx)
+        self.contexts[claimed.id] = ctx
+        try:
+            await self._execute(ctx, wf, claimed)
+        except Suspend as stop:
+            await self._settle(ctx, lambda: self.store.park_run(
+                ctx.run_id, ctx.epoch, self.worker, status=RunStatus.WAITING,
+                wake_at=stop.wake_at, now=self.clock.time(), error=stop.reason), notify=True)
+        except Blocked as stop:
+            log.warning("run %s blocked: %s", ctx.run_id, stop.reason)
+            await self._settle(ctx, lambda: self.store.finish_run(
+                ctx.run_id, ctx.epoch, self.worker, status=RunStatus.BLOCKED, output=None,
+                error=stop.reason, now=self.clock.time()), notify=True)
+        except (Lost, asyncio.CancelledError) as stop:
+            if self.handing_back:
+                # Drain: give the run back so another worker takes it at once.
+                await self._settle(ctx, lambda: self.store.park_run(
+                    ctx.run_id, ctx.epoch, self.worker, status=RunStatus.PENDING,
+                    wake_at=self.clock.time(), now=self.clock.time()))
+            elif isinstance(stop, Lost):
+                log.info("run %s: stopped driving it (%s)", ctx.run_id, stop)
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+        finally:
+            _run.reset(token)
+            self.contexts.pop(claimed.id, None)
+
+    async def _execute(self, ctx: RunContext, wf: Workflow[Any, Any],
+                       claimed: ClaimedRun) -> None:
+        try:
+            args, kwargs = wf.codec.decode_args(claimed.input)
+            value = await wf.fn(*args, **kwargs)
+        except Stop:
+            raise
+        except Exception as exc:
+            await self._fail(ctx, exc)
+            return
+        self._check_finished(ctx)
+        try:
+            output = wf.codec.encode_result(value)
+        except SerializationError as exc:
+            await self._fail(ctx, exc)
+            return
+        await ctx.flush()
+        await self._settle(ctx, lambda: self.store.finish_run(
+            ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
+            error=None, now=self.clock.time()), notify=True)
+
+    async def _fail(self, ctx: RunContext, exc: Exception) -> None:
+        """The saga path: compensate, then record the failure."""
+        if ctx.stop is not None:  # the workflow swallowed our stop signal
+            raise ctx.stop
+        error = ErrorInfo.from_exception(exc)
+        await run_compensations(ctx)
+        self._check_finished(ctx)
+        await ctx.flush()
+        await self._settle(ctx, lambda: self.store.finish_run(
+            ctx.run_id, ctx.epoch, self.worker, status=RunStatus.FAILED, output=None,
+            error=error.to_json(), now=self.clock.time()), notify=True)
+
+    @staticmethod
+    def _check_finished(ctx: RunContext) -> None:
+        if ctx.stop is not None:
+            raise ctx.stop
+        extra = ctx.unconsumed()
+        if extra:
+            first = min(extra, key=lambda e: e.seq)
+            ctx.halt(Blocked(
+                f"non-determinism: the run ended after {ctx.seq} operation(s) but the journal "
+                f"holds more, starting with {first.kind} {first.name!r} at seq {first.seq}. "
+                f"Deploy the code this run started with (workflow {ctx.workflow.name!r} "
+                f"version {ctx.workflow.version!r}) and resume the run."))
+
+    async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
+                      notify: bool = False) -> None:
+        try:
+            await write()
+        except LeaseLost:
+            log.info("run %s was taken over before it settled", ctx.run_id)
+            return
+        if notify:
+            self.on_settled(ctx.run_id)

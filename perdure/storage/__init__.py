@@ -1,0 +1,1 @@
+"""Storage: the port and its adapters."""

@@ -1,0 +1,105 @@
+"""The storage port: everything the engine asks of a database, and nothing more.
+
+An adapter implements it with SQL only; the engine's logic never lives in an adapter. Writes
+that must be ordered with later writes of the same run (journal entries) are *submitted*:
+``put_entry`` enqueues at call time and returns a future, so the order in which a workflow makes
+its durable calls is the order in which they commit, and concurrent runs share commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from perdure.records import ClaimedRun, JournalEntry, RunRow
+
+__all__ = ["NewRun", "PeerWorker", "Storage"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to create."""
+
+    id: str
+    workflow: str
+    version: str
+    input: str
+    now: float
+    parent_id: str | None = None
+    parent_seq: int | None = None
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerWorker:
+    """Another worker registered on the same host."""
+
+    id: str
+    pid: int
+    pid_start: str | None
+
+
+class Storage(Protocol):
+    """What the engine needs from a backend. Every fenced write raises ``LeaseLost`` when the
+    writer's (worker, epoch) no longer owns the run."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Flush pending writes and disconnect."""
+
+    async def create_run(self, run: NewRun) -> bool:
+        """Insert a pending run; False if a run with that id already exists."""
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """One run, or None."""
+
+    async def list_runs(self, *, status: str | None, workflow: str | None,
+                        parent_id: str | None, limit: int) -> list[RunRow]:
+        """Runs, newest first."""
+
+    async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
+                    lease_until: float) -> list[ClaimedRun]:
+        """Take up to ``limit`` runnable runs whose workflow key is in ``keys``."""
+
+    async def next_wake(self, keys: Sequence[str]) -> float | None:
+        """The earliest time at which some run with one of ``keys`` becomes claimable."""
+
+    async def load_journal(self, run_id: str) -> list[JournalEntry]:
+        """The run's journal in sequence order."""
+
+    def put_entry(self, run_id: str, epoch: int, worker: str,
+                  entry: JournalEntry) -> asyncio.Future[None]:
+        """Insert or replace a journal entry (fenced); enqueued at call time."""
+
+    async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                         output: str | None, error: str | None, now: float) -> None:
+        """Record a terminal (or blocked) status and release the run (fenced)."""
+
+    async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                       wake_at: float | None, now: float, error: str | None = None) -> None:
+        """Release the run to ``status`` (waiting or pending) until ``wake_at`` (fenced)."""
+
+    async def heartbeat(self, worker: str, *, lease_until: float, now: float,
+                        host: str, pid: int, pid_start: str | None) -> dict[str, int]:
+        """Renew every lease of ``worker`` in one write; returns the runs it still owns."""
+
+    async def unregister_worker(self, worker: str) -> None:
+        """Forget a worker that stopped cleanly."""
+
+    async def peers_on_host(self, host: str, me: str) -> list[PeerWorker]:
+        """Other workers registered on ``host``."""
+
+    async def expire_worker(self, worker: str) -> int:
+        """A dead worker: make its runs claimable now and forget it. Returns runs freed."""
+
+    async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
+                               drop_seqs: Sequence[int], now: float) -> bool:
+        """Operator move (resume): fence out any owner, drop journal entries, requeue."""
+
+    async def changed(self) -> bool:
+        """Whether another process committed since the last call (a cheap cross-process
+        wake-up for backends without push)."""

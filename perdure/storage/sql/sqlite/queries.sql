@@ -1,0 +1,108 @@
+-- Named queries of the SQLite adapter. `{p}` is the validated table prefix; every value is a
+-- bound parameter. A query starts at a `-- name: NAME` line and runs to the next one.
+
+-- name: insert_run
+INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at, parent_id,
+                     parent_seq, deadline, created_at, updated_at)
+VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now, :parent_id,
+        :parent_seq, :deadline, :now, :now)
+ON CONFLICT (id) DO NOTHING
+
+-- name: get_run
+SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+FROM {p}runs WHERE id = :id
+
+-- name: list_runs
+SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+FROM {p}runs
+WHERE (:status IS NULL OR status = :status)
+  AND (:workflow IS NULL OR workflow = :workflow)
+  AND (:parent_id IS NULL OR parent_id = :parent_id)
+ORDER BY created_at DESC, id
+LIMIT :limit
+
+-- name: claim
+-- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
+UPDATE {p}runs
+SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM {p}runs
+    WHERE status IN ('pending', 'waiting') AND wake_at <= :now
+      AND wf_key IN (SELECT value FROM json_each(:keys))
+    UNION ALL
+    SELECT id FROM {p}runs
+    WHERE status = 'running' AND lease_until < :now
+      AND wf_key IN (SELECT value FROM json_each(:keys))
+    LIMIT :limit
+)
+RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at
+
+-- name: next_wake
+SELECT min(t) FROM (
+    SELECT min(wake_at) AS t FROM {p}runs
+    WHERE status IN ('pending', 'waiting') AND wf_key IN (SELECT value FROM json_each(:keys))
+    UNION ALL
+    SELECT min(lease_until) AS t FROM {p}runs
+    WHERE status = 'running' AND wf_key IN (SELECT value FROM json_each(:keys))
+)
+
+-- name: load_journal
+SELECT seq, kind, name, status, attempts, output, error, due_at, started_at, finished_at
+FROM {p}journal WHERE run_id = :run_id ORDER BY seq
+
+-- name: put_entry
+-- Fenced: writes nothing unless the writer still holds the run at its epoch.
+INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                        started_at, finished_at)
+SELECT :run_id, :seq, :kind, :name, :status, :attempts, :output, :error, :due_at,
+       :started_at, :finished_at
+WHERE EXISTS (SELECT 1 FROM {p}runs WHERE id = :run_id AND epoch = :epoch AND owner = :worker)
+ON CONFLICT (run_id, seq) DO UPDATE SET
+    kind = excluded.kind, name = excluded.name, status = excluded.status,
+    attempts = excluded.attempts, output = excluded.output, error = excluded.error,
+    due_at = excluded.due_at, finished_at = excluded.finished_at
+
+-- name: finish_run
+UPDATE {p}runs
+SET status = :status, output = :output, error = :error, owner = NULL, lease_until = NULL,
+    wake_at = NULL, updated_at = :now
+WHERE id = :run_id AND epoch = :epoch AND owner = :worker
+
+-- name: park_run
+UPDATE {p}runs
+SET status = :status, owner = NULL, lease_until = NULL, wake_at = :wake_at, error = :error,
+    updated_at = :now
+WHERE id = :run_id AND epoch = :epoch AND owner = :worker
+
+-- name: heartbeat_runs
+UPDATE {p}runs SET lease_until = :lease_until
+WHERE owner = :worker AND status = 'running'
+RETURNING id, epoch
+
+-- name: upsert_worker
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at)
+VALUES (:id, :host, :pid, :pid_start, :now, :now)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: delete_worker
+DELETE FROM {p}workers WHERE id = :id
+
+-- name: workers_on_host
+SELECT id, pid, pid_start FROM {p}workers WHERE host = :host AND id != :me
+
+-- name: expire_worker_runs
+-- The worker is dead: its runs become claimable now rather than when their leases lapse.
+UPDATE {p}runs SET lease_until = 0 WHERE owner = :worker AND status = 'running'
+
+-- name: admin_set_status
+-- Operator transitions (resume). Bumps the epoch so that a stale owner is fenced out.
+UPDATE {p}runs
+SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now, error = NULL,
+    epoch = epoch + 1, updated_at = :now
+WHERE id = :run_id AND status = :from_status
+
+-- name: delete_entries
+DELETE FROM {p}journal WHERE run_id = :run_id AND seq IN (SELECT value FROM json_each(:seqs))

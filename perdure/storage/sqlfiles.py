@@ -1,0 +1,65 @@
+"""Loading the adapters' SQL: named queries and numbered migrations from ``.sql`` files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+__all__ = ["Migration", "migrations", "queries", "validate_prefix"]
+
+_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it is a safe table prefix, else raise ``InvalidConfiguration``.
+
+    The prefix is the one piece of configuration pasted into SQL text (table names cannot be
+    bound parameters), so it is held to lower-case letters, digits and underscores.
+    """
+    from perdure.errors import InvalidConfiguration
+
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise InvalidConfiguration(
+            f"invalid table prefix {prefix!r}: use 1-40 lower-case letters, digits or "
+            "underscores, not starting with a digit (e.g. 'perdure_' or 'billing_')"
+        )
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema migration."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def _read(backend: str, filename: str) -> str:
+    return resources.files("perdure.storage").joinpath("sql", backend, filename).read_text()
+
+
+@cache
+def queries(backend: str, prefix: str) -> dict[str, str]:
+    """The backend's named queries with the table prefix filled in."""
+    text = _read(backend, "queries.sql")
+    parts = _NAME.split(text)
+    # parts = [preamble, name1, body1, name2, body2, ...]
+    return {parts[i]: parts[i + 1].strip().replace("{p}", prefix)
+            for i in range(1, len(parts), 2)}
+
+
+@cache
+def migrations(backend: str, prefix: str) -> tuple[Migration, ...]:
+    """The backend's migrations (``NNNN_name.sql``) in order, prefix filled in."""
+    folder = resources.files("perdure.storage").joinpath("sql", backend)
+    found = []
+    for entry in folder.iterdir():
+        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2),
+                                   entry.read_text().replace("{p}", prefix)))
+    return tuple(sorted(found, key=lambda mig: mig.version))

@@ -1,0 +1,274 @@
+"""The SQLite adapter of the storage port: SQL only, run on one connection thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from perdure.errors import InvalidConfiguration, LeaseLost
+from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.port import NewRun, PeerWorker
+from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite_thread import DbThread
+
+__all__ = ["SqliteStorage"]
+
+Synchronous = Literal["full", "normal", "off"]
+
+
+class SqliteStorage:
+    """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
+
+    ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
+    power loss. ``"normal"`` keeps crash safety for process crashes but may lose the last
+    commits on power loss, for roughly an order of magnitude cheaper commits.
+    """
+
+    def __init__(self, path: str, *, prefix: str = "perdure_", synchronous: Synchronous = "full",
+                 busy_timeout: float = 30.0) -> None:
+        if synchronous not in ("full", "normal", "off"):
+            raise InvalidConfiguration(
+                f"synchronous must be 'full', 'normal' or 'off', not {synchronous!r}")
+        self.path = path
+        self.prefix = validate_prefix(prefix)
+        self.synchronous = synchronous
+        self._busy_ms = int(busy_timeout * 1000)
+        self._q = queries("sqlite", self.prefix)
+        self._db = DbThread(self._connect)
+        self._data_version: int | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise InvalidConfiguration(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate(conn)
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE takes the write lock first, so processes starting together apply
+        # each migration once, in order.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.prefix}schema_version "
+                         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+            done = {v for (v,) in conn.execute(
+                f"SELECT version FROM {self.prefix}schema_version")}
+            for mig in migrations("sqlite", self.prefix):
+                if mig.version in done:
+                    continue
+                for statement in _statements(mig.sql):
+                    conn.execute(statement)
+                conn.execute(f"INSERT INTO {self.prefix}schema_version (version, name, applied_at) "
+                             "VALUES (?, ?, ?)", (mig.version, mig.name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def open(self) -> None:
+        """Start the connection thread (connects and migrates)."""
+        await asyncio.to_thread(self._db.start)
+
+    async def close(self) -> None:
+        """Commit what is queued and close."""
+        await asyncio.to_thread(self._db.stop)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _read(self, name: str, params: dict[str, Any], *, many: bool = True
+              ) -> asyncio.Future[Any]:
+        sql = self._q[name]
+
+        def op(conn: sqlite3.Connection) -> Any:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if many else cur.fetchone()
+
+        return self._db.submit(op, write=False)
+
+    def _write(self, name: str, params: dict[str, Any], *, fenced: bool = False,
+               returning: bool = False) -> asyncio.Future[Any]:
+        sql = self._q[name]
+
+        def op(conn: sqlite3.Connection) -> Any:
+            cur = conn.execute(sql, params)
+            if returning:
+                return cur.fetchall()
+            if fenced and cur.rowcount == 0:
+                raise LeaseLost(f"run {params.get('run_id')!r} is no longer owned at epoch "
+                                f"{params.get('epoch')}")
+            return cur.rowcount
+
+        return self._db.submit(op, write=True)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> bool:
+        """Insert a pending run; False when the id exists (idempotent start)."""
+        n = await self._write("insert_run", {
+            "id": run.id, "workflow": run.workflow, "version": run.version,
+            "wf_key": wf_key(run.workflow, run.version), "input": run.input, "now": run.now,
+            "parent_id": run.parent_id, "parent_seq": run.parent_seq, "deadline": run.deadline,
+        })
+        return bool(n)
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """One run, or None."""
+        row = await self._read("get_run", {"id": run_id}, many=False)
+        return None if row is None else _run_row(row)
+
+    async def list_runs(self, *, status: str | None, workflow: str | None,
+                        parent_id: str | None, limit: int) -> list[RunRow]:
+        """Runs, newest first."""
+        rows = await self._read("list_runs", {"status": status, "workflow": workflow,
+                                              "parent_id": parent_id, "limit": limit})
+        return [_run_row(r) for r in rows]
+
+    async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
+                    lease_until: float) -> list[ClaimedRun]:
+        """Take up to ``limit`` runnable runs in one statement."""
+        rows = await self._write("claim", {
+            "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
+            "lease_until": lease_until,
+        }, returning=True)
+        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])
+                for r in rows]
+
+    async def next_wake(self, keys: Sequence[str]) -> float | None:
+        """Earliest due time among runs with one of ``keys``."""
+        row = await self._read("next_wake", {"keys": json.dumps(list(keys))}, many=False)
+        return None if row is None else row[0]
+
+    async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                         output: str | None, error: str | None, now: float) -> None:
+        """Terminal (or blocked) status, fenced."""
+        await self._write("finish_run", {"run_id": run_id, "epoch": epoch, "worker": worker,
+                                         "status": status, "output": output, "error": error,
+                                         "now": now}, fenced=True)
+
+    async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                       wake_at: float | None, now: float, error: str | None = None) -> None:
+        """Release the run until ``wake_at``, fenced."""
+        await self._write("park_run", {"run_id": run_id, "epoch": epoch, "worker": worker,
+                                       "status": status, "wake_at": wake_at, "now": now,
+                                       "error": error}, fenced=True)
+
+    async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
+                               drop_seqs: Sequence[int], now: float) -> bool:
+        """Requeue a run for an operator, dropping the given journal entries, atomically."""
+        move, drop = self._q["admin_set_status"], self._q["delete_entries"]
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(move, {"run_id": run_id, "status": to_status,
+                                      "from_status": from_status, "now": now})
+            if cur.rowcount == 0:
+                return False
+            conn.execute(drop, {"run_id": run_id, "seqs": json.dumps(list(drop_seqs))})
+            return True
+
+        result: bool = await self._db.submit(op, write=True)
+        return result
+
+    # -- journal ----------------------------------------------------------------------------
+
+    async def load_journal(self, run_id: str) -> list[JournalEntry]:
+        """The run's journal in order."""
+        rows = await self._read("load_journal", {"run_id": run_id})
+        return [JournalEntry(*r) for r in rows]
+
+    def put_entry(self, run_id: str, epoch: int, worker: str,
+                  entry: JournalEntry) -> asyncio.Future[None]:
+        """Fenced insert-or-replace of one journal entry, queued now."""
+        return self._write("put_entry", {
+            "run_id": run_id, "epoch": epoch, "worker": worker, "seq": entry.seq,
+            "kind": entry.kind, "name": entry.name, "status": entry.status,
+            "attempts": entry.attempts, "output": entry.output, "error": entry.error,
+            "due_at": entry.due_at, "started_at": entry.started_at,
+            "finished_at": entry.finished_at,
+        }, fenced=True)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: str, *, lease_until: float, now: float,
+                        host: str, pid: int, pid_start: str | None) -> dict[str, int]:
+        """Renew all of ``worker``'s leases and its registration in one transaction."""
+        renew, upsert = self._q["heartbeat_runs"], self._q["upsert_worker"]
+
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
+                                  "pid_start": pid_start, "now": now})
+            rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until}).fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        result: dict[str, int] = await self._db.submit(op, write=True)
+        return result
+
+    async def unregister_worker(self, worker: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        await self._write("delete_worker", {"id": worker})
+
+    async def peers_on_host(self, host: str, me: str) -> list[PeerWorker]:
+        """Other workers registered on ``host``."""
+        rows = await self._read("workers_on_host", {"host": host, "me": me})
+        return [PeerWorker(r[0], r[1], r[2]) for r in rows]
+
+    async def expire_worker(self, worker: str) -> int:
+        """Free a dead worker's runs now and forget it."""
+        expire, forget = self._q["expire_worker_runs"], self._q["delete_worker"]
+
+        def op(conn: sqlite3.Connection) -> int:
+            n = conn.execute(expire, {"worker": worker}).rowcount
+            conn.execute(forget, {"id": worker})
+            return n
+
+        result: int = await self._db.submit(op, write=True)
+        return result
+
+    async def changed(self) -> bool:
+        """Whether another connection committed since the last call (``PRAGMA data_version``
+        changes only for other connections' commits, so our own writes never wake us)."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("PRAGMA data_version").fetchone()
+            return int(row[0])
+
+        version: int = await self._db.submit(op, write=False)
+        before, self._data_version = self._data_version, version
+        return before is not None and before != version
+
+
+def wf_key(workflow: str, version: str) -> str:
+    """What a worker can run: a workflow name at a version (unit separator between)."""
+    return f"{workflow}\x1f{version}"
+
+
+def _run_row(r: Sequence[Any]) -> RunRow:
+    return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                  r[12], r[13], bool(r[14]), r[15], r[16])
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete statements."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip()
+                               for ln in buf.splitlines()):
+        out.append(buf.strip())
+    return out
