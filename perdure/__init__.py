@@ -32,12 +32,14 @@ from perdure.handle import WorkflowHandle
 from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.sync import SyncEngine, SyncHandle
+from perdure.waits import ChildHandle, gather, sleep, sleep_until, start_child, wait_for_signal
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cancelled",
     "ChildFailed",
+    "ChildHandle",
     "Clock",
     "Engine",
     "ErrorInfo",
@@ -66,11 +68,16 @@ __all__ = [
     "VirtualClock",
     "Workflow",
     "WorkflowHandle",
+    "gather",
     "now",
     "random",
     "run_id",
+    "sleep",
+    "sleep_until",
+    "start_child",
     "step",
     "step_key",
     "uuid4",
+    "wait_for_signal",
     "workflow",
 ]

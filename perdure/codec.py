@@ -28,19 +28,39 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import json.encoder
 import typing
 from collections.abc import Callable
 from typing import Any
 
-from perdure.codec_types import Codec, PathError, codec_for, resolve_hints
+from perdure.codec_types import Codec, PathError, codec_for, resolve_hints_status
 from perdure.errors import SerializationError
 
 __all__ = ["FunctionCodec", "decode", "dumps", "encode", "loads"]
 
-_TEXT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                         check_circular=False)  # encoders always build fresh, acyclic data
-_ASCII_TEXT = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"),
-                               check_circular=False)
+
+def _text_encoder(ensure_ascii: bool) -> Callable[[object], str]:
+    """Compact, strict JSON text of JSON data.
+
+    ``JSONEncoder.encode`` rebuilds its C encoder on every call, which is most of the cost of a
+    small document; every step encodes its arguments and result, so the C encoder is built once
+    here. Where it does not exist (not CPython), the plain encoder does the same job.
+    """
+    # check_circular=False: codec output is always freshly built, acyclic data.
+    plain = json.JSONEncoder(ensure_ascii=ensure_ascii, allow_nan=False, separators=(",", ":"),
+                             check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return plain.encode
+    quote = json.encoder.encode_basestring_ascii if ensure_ascii \
+        else json.encoder.encode_basestring
+    # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
+    chunks = make(None, plain.default, quote, None, ":", ",", False, False, False)
+    return lambda data: "".join(chunks(data, 0))
+
+
+_TEXT = _text_encoder(ensure_ascii=False)
+_ASCII_TEXT = _text_encoder(ensure_ascii=True)
 
 
 def _reject_constant(name: str) -> object:
@@ -73,7 +93,7 @@ def _convert(action: str, err: Exception) -> SerializationError:
 
 def _text(data: object, action: str) -> str:
     try:
-        text = _TEXT.encode(data)
+        text = _TEXT(data)
     except (ValueError, TypeError) as e:  # only reachable through a pydantic dump
         raise SerializationError(f"{action}: not strict JSON: {e}") from e
     if not text.isascii():
@@ -82,7 +102,7 @@ def _text(data: object, action: str) -> str:
         except UnicodeEncodeError:
             # A lone surrogate (a file name decoded with surrogateescape, say) cannot be stored
             # as UTF-8; \u escapes keep the text valid and json.loads restores it exactly.
-            text = _ASCII_TEXT.encode(data)
+            text = _ASCII_TEXT(data)
     return text
 
 
@@ -143,9 +163,10 @@ class _Param:
         self.dec = codec.dec
 
 
-def function_hints(fn: Callable[..., object]) -> dict[str, object]:
-    """The resolved type hints of ``fn``, looking through bound methods, ``functools.partial``
-    and ``functools.wraps`` chains (a wrapper's own globals would resolve string hints wrongly).
+def function_hints(fn: Callable[..., object]) -> tuple[dict[str, object], bool]:
+    """The resolved type hints of ``fn`` and whether all of them resolved, looking through
+    bound methods, ``functools.partial`` and ``functools.wraps`` chains (a wrapper's own globals
+    would resolve string hints wrongly).
     """
     target: Any = fn
     while True:
@@ -159,10 +180,11 @@ def function_hints(fn: Callable[..., object]) -> dict[str, object]:
             break
     if isinstance(target, type):  # a class called for its instances
         init: object = typing.cast(Any, target).__init__
-        return {**resolve_hints(init), "return": target}
+        hints, complete = resolve_hints_status(init)
+        return {**hints, "return": target}, complete
     if not (inspect.isfunction(target) or inspect.isbuiltin(target)) and callable(target):
         target = type(target).__call__  # a callable object: its __call__ holds the hints
-    return resolve_hints(target)
+    return resolve_hints_status(target)
 
 
 _VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
@@ -172,6 +194,53 @@ _POSITIONAL_ONLY = inspect.Parameter.POSITIONAL_ONLY
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
+class _Plan:
+    """Everything a FunctionCodec precomputes from the signature and the hints."""
+
+    __slots__ = ("by_name", "keyword", "keyword_names", "params", "position", "positional",
+                 "required_keyword", "required_positional", "result")
+
+    def __init__(self, signature: inspect.Signature, hints: dict[str, object]) -> None:
+        self.params = [_Param(p.name, p.kind, codec_for(hints.get(p.name, Any)))
+                       for p in signature.parameters.values()]
+        self.by_name = {p.name: p for p in self.params}
+        self.result = codec_for(hints.get("return", Any))
+        # For _fast_bind, which skips Signature.bind (slow, and on the hot path of every step)
+        # for plain call shapes; anything unusual goes through bind instead.
+        defaults = {p.name for p in signature.parameters.values()
+                    if p.default is not inspect.Parameter.empty}
+        self.positional = [p for p in self.params if p.kind in _POSITIONAL]
+        self.position = {p.name: i for i, p in enumerate(self.positional)}
+        self.keyword = [p for p in self.params
+                        if p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY)]
+        self.keyword_names = frozenset(p.name for p in self.keyword)
+        self.required_positional = [(i, p) for i, p in enumerate(self.positional)
+                                    if p.name not in defaults]
+        self.required_keyword = [p.name for p in self.params
+                                 if p.kind is _KEYWORD_ONLY and p.name not in defaults]
+
+    def fast_bind(self, args: tuple[object, ...], kwargs: dict[str, object]
+                  ) -> list[tuple[_Param, object]] | None:
+        """Bind a call the way ``Signature.bind`` would, or None if it is not a plain call."""
+        n = len(args)
+        if n > len(self.positional):
+            return None
+        for i, p in self.required_positional:
+            if i >= n and (p.kind is _POSITIONAL_ONLY or p.name not in kwargs):
+                return None
+        for name in self.required_keyword:
+            if name not in kwargs:
+                return None
+        pairs = list(zip(self.positional, args, strict=False))
+        if kwargs:
+            position, names = self.position, self.keyword_names
+            for name in kwargs:
+                if name not in names or position.get(name, n) < n:
+                    return None
+            pairs += [(p, kwargs[p.name]) for p in self.keyword if p.name in kwargs]
+        return pairs
+
+
 class FunctionCodec:
     """Encodes a function's call arguments and its return value by its type hints.
 
@@ -179,61 +248,32 @@ class FunctionCodec:
     call actually bound, in signature order (so ``f(1, b=2)`` and ``f(1, 2)`` store the same
     text); a ``*args`` parameter holds a list and a ``**kwargs`` parameter an object, each
     element encoded by the parameter's hint. Defaults are not stored: they apply when the
-    function is called again. Hints that cannot be resolved count as ``Any``.
+    function is called again.
+
+    Hints that cannot be resolved count as ``Any``. Since a decorator builds its codec while the
+    module is still being imported, a forward reference to a class defined further down is
+    retried once, on first use.
     """
 
-    __slots__ = ("_by_name", "_keyword", "_keyword_names", "_name", "_params", "_position",
-                 "_positional", "_required_keyword", "_required_positional", "_result",
-                 "_signature", "fn")
+    __slots__ = ("_name", "_plan", "_resolved", "_signature", "fn")
 
     def __init__(self, fn: Callable[..., object]) -> None:
         self.fn = fn
         self._name: str = getattr(fn, "__qualname__", None) or repr(fn)
         self._signature = inspect.signature(fn)
-        hints = function_hints(fn)
-        self._params = [_Param(p.name, p.kind, codec_for(hints.get(p.name, Any)))
-                        for p in self._signature.parameters.values()]
-        self._by_name = {p.name: p for p in self._params}
-        self._result = codec_for(hints.get("return", Any))
-        # Precomputed for _fast_bind, which skips Signature.bind (slow, and on the hot path of
-        # every step) for plain call shapes; anything unusual goes through bind instead.
-        defaults = {p.name for p in self._signature.parameters.values()
-                    if p.default is not inspect.Parameter.empty}
-        self._positional = [p for p in self._params if p.kind in _POSITIONAL]
-        self._position = {p.name: i for i, p in enumerate(self._positional)}
-        self._keyword = [p for p in self._params
-                         if p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY)]
-        self._keyword_names = frozenset(p.name for p in self._keyword)
-        self._required_positional = [(i, p) for i, p in enumerate(self._positional)
-                                     if p.name not in defaults]
-        self._required_keyword = [p.name for p in self._params
-                                  if p.kind is _KEYWORD_ONLY and p.name not in defaults]
+        hints, self._resolved = function_hints(fn)
+        self._plan = _Plan(self._signature, hints)
 
     def __repr__(self) -> str:
         return f"<FunctionCodec of {self._name}>"
 
-    # -- arguments ------------------------------------------------------------------------------
+    def _replan(self) -> _Plan:
+        """Resolve the hints again, once: the names they refer to may exist by now."""
+        plan = _Plan(self._signature, function_hints(self.fn)[0])
+        self._plan, self._resolved = plan, True
+        return plan
 
-    def _fast_bind(self, args: tuple[object, ...], kwargs: dict[str, object]
-                   ) -> list[tuple[_Param, object]] | None:
-        """Bind a call the way ``Signature.bind`` would, or None if it is not a plain call."""
-        n = len(args)
-        if n > len(self._positional):
-            return None
-        for i, p in self._required_positional:
-            if i >= n and (p.kind is _POSITIONAL_ONLY or p.name not in kwargs):
-                return None
-        for name in self._required_keyword:
-            if name not in kwargs:
-                return None
-        pairs = list(zip(self._positional, args, strict=False))
-        if kwargs:
-            position, names = self._position, self._keyword_names
-            for name in kwargs:
-                if name not in names or position.get(name, n) < n:
-                    return None
-            pairs += [(p, kwargs[p.name]) for p in self._keyword if p.name in kwargs]
-        return pairs
+    # -- arguments ------------------------------------------------------------------------------
 
     def encode_args(self, args: tuple[object, ...], kwargs: dict[str, object]) -> str:
         """The JSON text of a call ``fn(*args, **kwargs)``.
@@ -242,10 +282,11 @@ class FunctionCodec:
         and :class:`~perdure.errors.SerializationError` naming the parameter and the path to the
         offending part if an argument cannot be encoded.
         """
-        pairs = self._fast_bind(args, kwargs)
+        plan = self._plan if self._resolved else self._replan()
+        pairs = plan.fast_bind(args, kwargs)
         if pairs is None:
             bound = self._signature.bind(*args, **kwargs)  # a wrong call is a plain TypeError
-            pairs = [(self._by_name[name], value) for name, value in bound.arguments.items()]
+            pairs = [(plan.by_name[name], value) for name, value in bound.arguments.items()]
         out: dict[str, object] = {}
         param: _Param | None = None
         try:
@@ -270,11 +311,12 @@ class FunctionCodec:
 
         Positional-only parameters (and any parameter before ``*args``) go into ``args``.
         """
+        plan = self._plan if self._resolved else self._replan()
         action = f"cannot decode the arguments of {self._name}"
         data = _parse(text, action)
         if type(data) is not dict:
             raise SerializationError(f"{action}: expected a JSON object, got {_kind(data)}")
-        unknown = data.keys() - self._by_name.keys()
+        unknown = data.keys() - plan.by_name.keys()
         if unknown:
             raise SerializationError(
                 f"{action}: {self._name} has no parameter {sorted(unknown)[0]!r}")
@@ -283,7 +325,7 @@ class FunctionCodec:
         gap = False  # a positional parameter was left to its default: later ones go by name
         param: _Param | None = None
         try:
-            for param in self._params:
+            for param in plan.params:
                 kind, dec = param.kind, param.dec
                 if param.name not in data:
                     gap = gap or kind in _POSITIONAL
@@ -313,18 +355,20 @@ class FunctionCodec:
 
     def encode_result(self, value: object) -> str:
         """The JSON text of a return value, encoded by the return hint."""
+        plan = self._plan if self._resolved else self._replan()
         try:
-            data = self._result.enc(value)
+            data = plan.result.enc(value)
         except Exception as e:
             raise _convert(f"cannot encode result of {self._name}", e) from _cause(e)
         return _text(data, f"cannot encode result of {self._name}")
 
     def decode_result(self, text: str) -> object:
         """The return value stored by :meth:`encode_result`."""
+        plan = self._plan if self._resolved else self._replan()
         action = f"cannot decode result of {self._name}"
         data = _parse(text, action)
         try:
-            return self._result.dec(data)
+            return plan.result.dec(data)
         except Exception as e:
             raise _convert(action, e) from _cause(e)
 

@@ -45,7 +45,10 @@ from typing import Any
 
 from perdure.errors import SerializationError
 
-__all__ = ["RESERVED", "Codec", "PathError", "codec_for", "dec_any", "enc_any", "resolve_hints"]
+__all__ = [
+    "RESERVED", "Codec", "PathError", "codec_for", "dec_any", "enc_any", "resolve_hints",
+    "resolve_hints_status",
+]
 
 #: The one key reserved for tags in the self-describing encoding.
 RESERVED = "$perdure"
@@ -62,6 +65,7 @@ _KIND_OF: dict[type, int] = {
 Encoder = Callable[[Any], object]
 Decoder = Callable[[Any], object]
 _NoneType = type(None)
+_T = typing.TypeVar("_T")
 
 
 class PathError(SerializationError):
@@ -123,8 +127,6 @@ class Codec:
 # --- the cache ---------------------------------------------------------------------------------
 
 _CACHE: dict[object, Codec] = {}
-# Class codecs under construction, so a class that refers to itself (a tree node) compiles.
-_BUILDING: dict[object, Codec] = {}
 _LOCK = threading.RLock()
 _CACHE_LIMIT = 4096
 
@@ -141,13 +143,13 @@ def codec_for(hint: object) -> Codec:
         codec = _CACHE.get(key)
     except TypeError:
         with _LOCK:
-            return _build(hint, None)
+            return _build(hint)
     if codec is not None:
         return codec
     with _LOCK:
-        codec = _CACHE.get(key) or _BUILDING.get(key)
+        codec = _CACHE.get(key)
         if codec is None:
-            codec = _build(hint, key)
+            codec = _build(hint)
             if len(_CACHE) >= _CACHE_LIMIT:  # runaway dynamic hints: start over, never grow
                 _CACHE.clear()
             _CACHE[key] = codec
@@ -160,7 +162,7 @@ def _hint_name(hint: object) -> str:
     return repr(hint).replace("typing.", "")
 
 
-def _build(hint: object, key: object) -> Codec:
+def _build(hint: object) -> Codec:
     if hint is Any or hint is object or hint is inspect.Parameter.empty:
         return ANY
     if hint is None or hint is _NoneType:
@@ -177,9 +179,9 @@ def _build(hint: object, key: object) -> Codec:
         return codec_for(hint.__supertype__)
     origin = typing.get_origin(hint)
     if origin is not None:
-        return _build_generic(hint, origin, typing.get_args(hint), key)
+        return _build_generic(hint, origin, typing.get_args(hint))
     if isinstance(hint, type):
-        return _build_class(hint, key)
+        return _build_class(hint)
     return ANY  # a typing construct with no data shape of its own (Callable, Protocol, ...)
 
 
@@ -188,7 +190,7 @@ _WRAPPERS: tuple[object, ...] = (
 )
 
 
-def _build_generic(hint: object, origin: object, args: tuple[Any, ...], key: object) -> Codec:
+def _build_generic(hint: object, origin: object, args: tuple[Any, ...]) -> Codec:
     if origin in _WRAPPERS or getattr(origin, "_name", None) == "ReadOnly":
         return codec_for(args[0])  # metadata only: the data is the inner type's
     if origin is typing.Union or origin is types.UnionType:
@@ -219,12 +221,12 @@ def _build_generic(hint: object, origin: object, args: tuple[Any, ...], key: obj
     if isinstance(origin, type):
         if dataclasses.is_dataclass(origin):  # a generic dataclass such as Box[int]
             mapping = dict(zip(getattr(origin, "__parameters__", ()), args, strict=False))
-            return _dataclass(origin, key, mapping)
-        return _build_class(origin, key)
+            return _dataclass(origin, mapping)
+        return _build_class(origin)
     return ANY
 
 
-def _build_class(cls: type, key: object) -> Codec:
+def _build_class(cls: type) -> Codec:
     scalar = _SCALARS.get(cls)
     if scalar is not None:
         return scalar
@@ -247,11 +249,11 @@ def _build_class(cls: type, key: object) -> Codec:
     if issubclass(cls, pathlib.PurePath):
         return _path(cls)
     if dataclasses.is_dataclass(cls):
-        return _dataclass(cls, key, {})
+        return _dataclass(cls, {})
     if _is_typeddict(cls):
         return _typeddict(cls)
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
-        return _namedtuple(cls, key)
+        return _namedtuple(cls)
     if _is_pydantic_class(cls):
         return _pydantic(cls)
     # Abstract bases, protocols and other classes: the values themselves say what they are.
@@ -380,15 +382,19 @@ def _temporal(v: dt.datetime | dt.time) -> object:
     """A datetime or time as its ISO text, plus whatever ISO text cannot hold.
 
     Plain ``timezone`` offsets survive in the ISO text itself; a named ``timezone``, a
-    ``ZoneInfo`` zone and ``fold=1`` need an object ``{"iso": ..., "tzname"/"zone"/"fold": ...}``.
+    sub-second offset, a ``ZoneInfo`` zone and ``fold=1`` need an object
+    ``{"iso": ..., "tzname"/"offset"/"zone"/"fold": ...}``.
     """
     text = v.isoformat()
     tz = v.tzinfo
     extra: dict[str, object] = {}
     if tz is not None and tz is not dt.UTC:
         if type(tz) is dt.timezone:
+            offset = tz.utcoffset(None)
+            if offset.microseconds:  # fromisoformat (3.11) drops sub-second offsets
+                extra["offset"] = offset // dt.timedelta(microseconds=1)
             name = tz.tzname(None)
-            if name != dt.timezone(tz.utcoffset(None)).tzname(None):
+            if name != dt.timezone(offset).tzname(None):
                 extra["tzname"] = name
         elif isinstance(tz, zoneinfo.ZoneInfo) and tz.key is not None:
             extra["zone"] = tz.key
@@ -409,12 +415,14 @@ def _untemporal(d: object, parse: Callable[[str], Any], what: str) -> Any:
             return parse(d)
         if type(d) is dict and type(d.get("iso")) is str:
             value = parse(d["iso"])
-            zone, tzname = d.get("zone"), d.get("tzname")
+            zone, tzname, offset = d.get("zone"), d.get("tzname"), d.get("offset")
             if zone is not None:
                 # The wall time is what was stored; the zone's rules supply the offset.
                 value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
-            elif tzname is not None:
-                value = value.replace(tzinfo=dt.timezone(value.utcoffset(), tzname))
+            elif tzname is not None or offset is not None:
+                delta = value.utcoffset() if offset is None else dt.timedelta(microseconds=offset)
+                tz = dt.timezone(delta) if tzname is None else dt.timezone(delta, tzname)
+                value = value.replace(tzinfo=tz)
             if d.get("fold"):
                 value = value.replace(fold=1)
             return value
@@ -926,7 +934,7 @@ def _untagged_union(name: str, members: list[tuple[str, Codec]], has_none: bool,
     encoders = [(k, c.accepts, c.enc) for k, c in members]
     by_kind: dict[int, Decoder] = {}
     for _, codec in members:
-        for flag in (BOOL, NUMBER, STRING, ARRAY, OBJECT):
+        for flag in (NULL, BOOL, NUMBER, STRING, ARRAY, OBJECT):
             if codec.kinds & flag:
                 by_kind[flag] = codec.dec
 
@@ -1053,10 +1061,10 @@ def _substitute(hint: object, mapping: dict[object, object]) -> object:
     return hint
 
 
-def _exact_or_tagged(value: object, cls: type, tag: str) -> object:
-    """A subclass instance under its base's hint: the subclass would be lost (and its fields
-    dropped) by the base's encoding, so it travels self-describing instead."""
-    return {RESERVED: tag, "t": _class_ref(type(value)), "v": codec_for(type(value)).enc(value)}
+def _tag_subclass(value: object) -> object:
+    """A subclass instance under its base's hint: the base's encoding would lose the subclass
+    (and drop its extra fields), so it travels self-describing instead."""
+    return _enc_any_object(value)
 
 
 def _from_tagged(d: dict[str, Any], cls: type, name: str) -> object:
@@ -1078,20 +1086,57 @@ class _Field:
         self.required = required
 
 
-def _dataclass(cls: type, key: object, mapping: dict[object, object]) -> Codec:
+class _Lazy(typing.Generic[_T]):
+    """A class codec's field codecs, built on first use rather than when the codec is compiled.
+
+    A workflow's codec is compiled when it is decorated, and the classes its fields name by
+    forward reference may be defined further down the module; by the first call they exist.
+    This also lets a class refer to itself (a tree node): its codec is cached before its fields
+    are resolved.
+    """
+
+    __slots__ = ("_build", "_value")
+
+    def __init__(self, build: Callable[[], _T]) -> None:
+        self._build = build
+        self._value: _T | None = None
+
+    def get(self) -> _T:
+        value = self._value
+        if value is None:
+            with _LOCK:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value
+
+
+def _dataclass(cls: type, mapping: dict[object, object]) -> Codec:
     """A dataclass is an object of all its fields (``init=False`` ones included, restored after
     construction). Missing fields that have defaults take them, so adding a field with a default
     keeps old data readable; unknown keys are ignored for the same reason."""
     name = cls.__qualname__
-    fields: list[_Field] = []
+
+    def build() -> list[_Field]:
+        hints = resolve_hints(cls)
+        fields = []
+        for f in dataclasses.fields(cls):
+            hint = hints.get(f.name, Any if isinstance(f.type, str) else f.type)
+            has_default = (f.default is not dataclasses.MISSING
+                           or f.default_factory is not dataclasses.MISSING)
+            fields.append(_Field(f.name, codec_for(_substitute(hint, mapping)), f.init,
+                                 f.init and not has_default))
+        return fields
+
+    lazy = _Lazy(build)
 
     def enc(v: object) -> object:
         if type(v) is not cls:
             if isinstance(v, cls):
-                return _exact_or_tagged(v, cls, "dataclass")
+                return _tag_subclass(v)
             raise _mismatch(name, v)
         out: dict[str, object] = {}
-        for f in fields:
+        for f in lazy.get():
             try:
                 out[f.name] = f.enc(getattr(v, f.name))
             except PathError as e:
@@ -1106,7 +1151,7 @@ def _dataclass(cls: type, key: object, mapping: dict[object, object]) -> Codec:
             return _from_tagged(d, cls, name)
         kwargs: dict[str, object] = {}
         late: list[tuple[str, object]] = []
-        for f in fields:
+        for f in lazy.get():
             if f.name in d:
                 try:
                     value = f.dec(d[f.name])
@@ -1127,34 +1172,28 @@ def _dataclass(cls: type, key: object, mapping: dict[object, object]) -> Codec:
             object.__setattr__(obj, field_name, value)  # frozen dataclasses too
         return obj
 
-    codec = Codec(name, enc, dec, OBJECT, (cls,))
-    if key is not None:
-        _BUILDING[key] = codec
-    try:
-        hints = resolve_hints(cls)
-        for f in dataclasses.fields(cls):
-            hint = hints.get(f.name, Any if isinstance(f.type, str) else f.type)
-            has_default = (f.default is not dataclasses.MISSING
-                           or f.default_factory is not dataclasses.MISSING)
-            fields.append(_Field(f.name, codec_for(_substitute(hint, mapping)), f.init,
-                                 f.init and not has_default))
-    finally:
-        _BUILDING.pop(key, None)
-    return codec
+    return Codec(name, enc, dec, OBJECT, (cls,))
 
 
-def _namedtuple(cls: type, key: object) -> Codec:
+def _namedtuple(cls: type) -> Codec:
     """A named tuple is an object of its fields, like a dataclass."""
     name = cls.__qualname__
-    fields: list[_Field] = []
+
+    def build() -> list[_Field]:
+        hints = resolve_hints(cls)
+        defaults = getattr(cls, "_field_defaults", {})
+        return [_Field(f, codec_for(hints.get(f, Any)), True, f not in defaults)
+                for f in getattr(cls, "_fields", ())]
+
+    lazy = _Lazy(build)
 
     def enc(v: object) -> object:
         if type(v) is not cls:
             if isinstance(v, cls):
-                return _exact_or_tagged(v, cls, "namedtuple")
+                return _tag_subclass(v)
             raise _mismatch(name, v)
         out: dict[str, object] = {}
-        for f, x in zip(fields, typing.cast(tuple[Any, ...], v), strict=False):
+        for f, x in zip(lazy.get(), typing.cast(tuple[Any, ...], v), strict=False):
             try:
                 out[f.name] = f.enc(x)
             except PathError as e:
@@ -1168,7 +1207,7 @@ def _namedtuple(cls: type, key: object) -> Codec:
         if RESERVED in d:
             return _from_tagged(d, cls, name)
         kwargs: dict[str, object] = {}
-        for f in fields:
+        for f in lazy.get():
             if f.name in d:
                 try:
                     kwargs[f.name] = f.dec(d[f.name])
@@ -1177,20 +1216,12 @@ def _namedtuple(cls: type, key: object) -> Codec:
                     raise
             elif f.required:
                 raise PathError(f"stored {name} has no field {f.name!r}")
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except Exception as e:
+            raise PathError(f"{name}(...) raised {type(e).__name__}: {e}") from e
 
-    codec = Codec(name, enc, dec, OBJECT, (cls,))
-    if key is not None:
-        _BUILDING[key] = codec
-    try:
-        hints = resolve_hints(cls)
-        defaults = getattr(cls, "_field_defaults", {})
-        for field_name in getattr(cls, "_fields", ()):
-            fields.append(_Field(field_name, codec_for(hints.get(field_name, Any)), True,
-                                 field_name not in defaults))
-    finally:
-        _BUILDING.pop(key, None)
-    return codec
+    return Codec(name, enc, dec, OBJECT, (cls,))
 
 
 def _is_typeddict(cls: type) -> bool:
@@ -1204,13 +1235,13 @@ def _is_typeddict(cls: type) -> bool:
 def _typeddict(cls: type) -> Codec:
     """A TypedDict is a JSON object with each key encoded by its declared type."""
     name = cls.__qualname__
-    hints = resolve_hints(cls)
-    codecs = {k: codec_for(h) for k, h in hints.items()}
-    required = frozenset(getattr(cls, "__required_keys__", frozenset(hints)))
+    lazy = _Lazy(lambda: {k: codec_for(h) for k, h in resolve_hints(cls).items()})
+    required = frozenset(getattr(cls, "__required_keys__", ()))
 
     def enc(v: object) -> object:
         if not isinstance(v, dict):
             raise _mismatch(name, v)
+        codecs = lazy.get()
         out: dict[str, object] = {}
         for k, x in v.items():
             codec = codecs.get(k)
@@ -1226,6 +1257,7 @@ def _typeddict(cls: type) -> Codec:
     def dec(d: object) -> object:
         if type(d) is not dict:
             raise _bad_data(name, d)
+        codecs = lazy.get()
         out: dict[str, object] = {}
         for k, x in d.items():
             codec = codecs.get(k)
@@ -1281,7 +1313,7 @@ def _pydantic(cls: type) -> Codec:
     def enc(v: object) -> object:
         if type(v) is not cls:
             if isinstance(v, cls) and not root:
-                return _exact_or_tagged(v, cls, "pydantic")
+                return _tag_subclass(v)
             if not isinstance(v, cls):
                 raise _mismatch(name, v)
         return _pydantic_dump(v)
@@ -1516,23 +1548,30 @@ def resolve_hints(obj: object) -> dict[str, object]:
     fail as a whole; then each annotation is evaluated on its own and the ones that still fail
     become ``Any``, so one bad hint costs only its own typing.
     """
+    return resolve_hints_status(obj)[0]
+
+
+def resolve_hints_status(obj: object) -> tuple[dict[str, object], bool]:
+    """:func:`resolve_hints`, and whether every annotation resolved."""
     try:
-        return dict(typing.get_type_hints(obj, include_extras=True))
+        return dict(typing.get_type_hints(obj, include_extras=True)), True
     except Exception:  # NameError for a forward reference, TypeError for an odd object, ...
         pass
     hints: dict[str, object] = {}
+    complete = True
     owners: Iterable[Any] = reversed(obj.__mro__) if isinstance(obj, type) else (obj,)
     for owner in owners:
         try:
             raw = inspect.get_annotations(owner)
         except Exception:
+            complete = False
             continue
         if isinstance(owner, type):
             module = sys.modules.get(owner.__module__)
-            globalns: dict[str, Any] = dict(getattr(module, "__dict__", {}))
+            globalns: dict[str, Any] = getattr(module, "__dict__", {})
             localns: dict[str, Any] | None = {**vars(owner), owner.__name__: owner}
         else:
-            globalns = dict(getattr(owner, "__globals__", {}))
+            globalns = getattr(owner, "__globals__", {})
             localns = None
         for name, annotation in raw.items():
             if isinstance(annotation, str):
@@ -1540,6 +1579,6 @@ def resolve_hints(obj: object) -> dict[str, object]:
                     # The same evaluation get_type_hints performs, one annotation at a time.
                     annotation = eval(annotation, globalns, localns)
                 except Exception:
-                    annotation = Any
+                    annotation, complete = Any, False
             hints[name] = annotation
-    return hints
+    return hints, complete

@@ -11,11 +11,11 @@ import asyncio
 import json
 import random as _random
 import uuid as _uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from perdure.errors import LeaseLost, NotInWorkflow
 from perdure.records import JournalEntry
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from perdure.clock import Clock
     from perdure.definitions import Step, Workflow
     from perdure.storage.port import Storage
+
+T = TypeVar("T")
 
 __all__ = ["RunContext", "call_step", "now", "random", "run_id", "step_key", "uuid4"]
 
@@ -37,12 +39,23 @@ class Stop(BaseException):
 
 
 class Suspend(Stop):
-    """Park the run until ``wake_at`` (unix seconds; None: until an event wakes it)."""
+    """Park the run until ``wake_at`` (unix seconds; None: no timer) or until one of
+    ``waiting_for`` ("signal:NAME", "child:ID") happens."""
 
-    def __init__(self, wake_at: float | None, reason: str) -> None:
+    def __init__(self, wake_at: float | None, reason: str,
+                 waiting_for: tuple[str, ...] = ()) -> None:
         super().__init__(reason)
         self.wake_at = wake_at
         self.reason = reason
+        self.waiting_for = waiting_for
+
+    @staticmethod
+    def combine(stops: list[Suspend]) -> Suspend:
+        """One park for several concurrent waits (``gather``): the earliest timer, and every
+        event any of them waits for."""
+        dues = [s.wake_at for s in stops if s.wake_at is not None]
+        events = tuple(dict.fromkeys(e for s in stops for e in s.waiting_for))
+        return Suspend(min(dues) if dues else None, "; ".join(s.reason for s in stops), events)
 
 
 class Blocked(Stop):
@@ -89,9 +102,20 @@ class RunContext:
     clock: Clock
     park_after: float
     journal: dict[int, JournalEntry]
+    registry: dict[str, Workflow[Any, Any]] = field(default_factory=dict)
+    deadline: float | None = None
     seq: int = 0
     stop: Stop | None = None
+    cancel_requested: bool = False
+    cancel_delivered: bool = False
     compensable: list[CompletedStep] = field(default_factory=list)
+    #: set (and replaced) when something this run may wait for happens in this process: a
+    #: signal, a child settling, a cancel request. A wait takes the current event *before*
+    #: checking its condition, so a poke in between is never lost, and concurrent waits
+    #: (gather) never consume each other's pokes.
+    _poke: asyncio.Event = field(default_factory=asyncio.Event)
+    #: tells this process's worker that new work may be claimable (a child was started)
+    notify: Callable[[], None] = lambda: None
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
 
     def take_seq(self) -> int:
@@ -136,6 +160,14 @@ class RunContext:
         self.write_nowait(entry)
         await self.flush()
 
+    async def guard(self, write: Awaitable[T]) -> T:
+        """Await a fenced write, turning a fenced-off one into :class:`Lost`."""
+        try:
+            return await write
+        except LeaseLost as exc:
+            self.halt(Lost(str(exc)))
+            raise AssertionError("unreachable") from None  # pragma: no cover
+
     async def flush(self) -> None:
         """Wait for every queued write; turn a fenced-off write into :class:`Lost`."""
         while self._pending:
@@ -145,15 +177,91 @@ class RunContext:
             except LeaseLost as exc:
                 self.halt(Lost(str(exc)))
 
-    async def wait_until(self, when: float, reason: str) -> None:
-        """Wait for ``when``: in memory if it is near, else park the run (drop the coroutine)."""
-        remaining = when - self.clock.time()
-        if remaining <= 0:
-            return
-        if remaining > self.park_after:
-            await self.flush()
-            self.halt(Suspend(when, reason))
-        await self.clock.sleep(remaining)
+    def poke(self) -> None:
+        """Wake every wait of this run so it re-checks its condition."""
+        self._poke.set()
+        self._poke = asyncio.Event()
+
+    def mark(self) -> asyncio.Event:
+        """Take before checking a wait's condition; pass to :meth:`pause`."""
+        return self._poke
+
+    async def wait_until(self, when: float, reason: str, *, cancellable: bool = True) -> None:
+        """Wait for ``when``: in memory if it is near, else park the run (drop the coroutine).
+
+        A cancellation interrupts a cancellable wait (the caller then delivers it).
+        """
+        while self.clock.time() < when:
+            mark = self.mark()
+            if cancellable and self.cancel_pending():
+                return
+            await self.pause(when, (), reason, linger=False, mark=mark)
+
+    async def pause(self, due: float | None, waiting_for: tuple[str, ...], reason: str, *,
+                    linger: bool, mark: asyncio.Event) -> bool:
+        """Wait until poked (since ``mark``) or until ``due``; returns True when poked.
+
+        A wait longer than ``park_after`` parks the run instead: its coroutine is dropped and
+        the database row remembers ``due`` and ``waiting_for``. With ``linger`` the run first
+        waits ``park_after`` in memory, so a quick reply (a signal, a short child) resumes it
+        without a replay.
+        """
+        if mark.is_set():
+            return True
+        now = self.clock.time()
+        limit = due
+        if self.deadline is not None and not self.cancel_delivered:
+            limit = self.deadline if limit is None else min(limit, self.deadline)
+        remaining = None if limit is None else limit - now
+        if remaining is not None and remaining <= 0:
+            return False
+        if remaining is not None and remaining <= self.park_after:
+            return await self._poked_within(mark, remaining)
+        # Lingering is a memory-for-latency trade, not workflow time: it runs on the real
+        # clock even under a virtual one.
+        if linger and await self._poked_within(mark, self.park_after, real=True):
+            return True
+        await self.flush()
+        self.halt(Suspend(limit, reason, waiting_for))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _poked_within(self, mark: asyncio.Event, seconds: float, *,
+                            real: bool = False) -> bool:
+        poke = asyncio.ensure_future(mark.wait())
+        timer = asyncio.ensure_future(asyncio.sleep(seconds) if real
+                                      else self.clock.sleep(seconds))
+        try:
+            await asyncio.wait((poke, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            poke.cancel()
+            timer.cancel()
+        return mark.is_set()
+
+    def cancel_pending(self) -> bool:
+        """Whether a cancellation (requested, or the deadline passed) awaits delivery."""
+        if self.cancel_delivered:
+            return False
+        if self.deadline is not None and self.clock.time() >= self.deadline:
+            self.cancel_requested = True
+        return self.cancel_requested
+
+    async def deliver_cancel(self, seq: int, kind: str, name: str) -> None:
+        """Raise ``Cancelled`` at this durable await, journaled so replay raises it here too."""
+        from perdure.errors import Cancelled
+
+        if self.cancel_pending():
+            await self.write(JournalEntry(seq, kind, name, "cancelled", 0,
+                                          finished_at=self.clock.time()))
+            self.cancel_delivered = True
+            raise Cancelled("the run was cancelled")
+
+    def replay_cancel(self, entry: JournalEntry) -> None:
+        """A journaled cancellation: raise it again at the same place."""
+        from perdure.errors import Cancelled
+
+        if entry.status == "cancelled":
+            self.cancel_delivered = True
+            raise Cancelled("the run was cancelled")
 
 
 _run: ContextVar[RunContext | None] = ContextVar("perdure_run", default=None)

@@ -8,12 +8,20 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from perdure.clock import Clock, SystemClock
+from perdure import codec
 from perdure.codec import FunctionCodec
 from perdure.definitions import Workflow
-from perdure.errors import InvalidConfiguration, PerdureError, RunNotFound, UnknownWorkflowError
+from perdure.errors import (
+    InvalidConfiguration,
+    PerdureError,
+    RunFinished,
+    RunNotFound,
+    UnknownWorkflowError,
+)
 from perdure.handle import WorkflowHandle
 from perdure.records import JournalEntry, RunInfo, RunStatus
 from perdure.runner import Runner
@@ -103,7 +111,7 @@ class Engine:
         if self.is_worker and self.workflows:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
                             workflows=self.workflows, park_after=self.park_after,
-                            on_settled=self._on_settled)
+                            on_settled=self._on_settled, notify=self._wake_worker)
             self._worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
@@ -142,6 +150,7 @@ class Engine:
     # -- runs -------------------------------------------------------------------------------
 
     async def start(self, wf: Workflow[Any, R] | str, *args: Any, id: str | None = None,
+                    deadline: datetime | timedelta | None = None,
                     **kwargs: Any) -> WorkflowHandle[R]:
         """Start a run of ``wf`` with these arguments, or return the existing run ``id``.
 
@@ -149,14 +158,17 @@ class Engine:
         returns a handle to the first run and never executes it twice. Raises
         ``UnknownWorkflowError`` for a workflow this engine does not have, ``SerializationError``
         for an argument that cannot be encoded (nothing is written then) and ``TypeError`` for
-        arguments that do not fit the workflow's signature.
+        arguments that do not fit the workflow's signature. Past ``deadline`` (an aware
+        datetime, or a timedelta from now) the run is cancelled.
         """
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
         text = definition.codec.encode_args(args, kwargs)
+        now = self.clock.time()
         created = await self.store.create_run(NewRun(
-            run_id, definition.name, definition.version, text, self.clock.time()))
+            run_id, definition.name, definition.version, text, now,
+            deadline=_deadline(deadline, now)))
         if created:
             if self._worker is not None:
                 self._worker.wake.set()
@@ -178,6 +190,50 @@ class Engine:
     async def journal(self, run_id: str) -> list[JournalEntry]:
         """The run's journal."""
         return await self.handle(run_id).journal()
+
+    async def signal(self, run_id: str, name: str, payload: Any = None, *,
+                     idempotency_key: str | None = None) -> bool:
+        """Send signal ``name`` with ``payload`` to a run; it is buffered until the run waits.
+
+        Returns False when ``idempotency_key`` was already used for this run (a retried send
+        is a no-op). Raises ``RunNotFound``, ``RunFinished`` (the run already ended),
+        ``SerializationError`` (payload) and ``InvalidConfiguration`` (name, key).
+        """
+        self._check_open()
+        _check_id(run_id)
+        if not isinstance(name, str) or not name:
+            raise InvalidConfiguration(f"a signal name must be a non-empty string, not {name!r}")
+        if idempotency_key is not None and (not isinstance(idempotency_key, str)
+                                            or not idempotency_key):
+            raise InvalidConfiguration("an idempotency key must be a non-empty string")
+        text = codec.dumps(payload)
+        outcome = await self.store.send_signal(run_id, name, text, idempotency_key,
+                                               self.clock.time())
+        if outcome == "missing":
+            raise RunNotFound(run_id)
+        if outcome not in ("sent", "duplicate"):
+            raise RunFinished(run_id, outcome)
+        if self._worker is not None:
+            self._worker.runner.poke(run_id)
+            self._worker.wake.set()
+        return outcome == "sent"
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run (durably): ``Cancelled`` is raised in it at its current durable await,
+        it may run cleanup steps, then the completed steps are compensated; its children are
+        cancelled too. Returns False, changing nothing, if the run had already finished."""
+        self._check_open()
+        _check_id(run_id)
+        flagged = await self.store.request_cancel(run_id, self.clock.time())
+        if not flagged:
+            if await self.store.get_run(run_id) is None:
+                raise RunNotFound(run_id)
+            return False
+        if self._worker is not None:
+            for rid in flagged:
+                self._worker.runner.request_cancel(rid)
+            self._worker.wake.set()
+        return True
 
     async def list_runs(self, *, status: RunStatus | str | None = None,
                         workflow: str | None = None, parent_id: str | None = None,
@@ -243,10 +299,14 @@ class Engine:
             else:
                 self._settled[run_id] = (event, users - 1)
 
-    def _on_settled(self, run_id: str) -> None:
-        waiter = self._settled.get(run_id)
-        if waiter is not None:
-            waiter[0].set()
+    def _on_settled(self, run_id: str, parent: str | None = None) -> None:
+        for rid in (run_id, parent):
+            waiter = self._settled.get(rid) if rid is not None else None
+            if waiter is not None:
+                waiter[0].set()
+        self._wake_worker()
+
+    def _wake_worker(self) -> None:
         if self._worker is not None:
             self._worker.wake.set()
 
@@ -290,6 +350,19 @@ def _positive(name: str, value: object, *, integer: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
         raise InvalidConfiguration(f"{name} must be a positive {'int' if integer else 'number'},"
                                    f" not {value!r}")
+
+
+def _deadline(deadline: datetime | timedelta | None, now: float) -> float | None:
+    if deadline is None:
+        return None
+    if isinstance(deadline, timedelta):
+        return now + deadline.total_seconds()
+    if isinstance(deadline, datetime):
+        if deadline.tzinfo is None or deadline.utcoffset() is None:
+            raise InvalidConfiguration("a deadline must be an aware datetime (with a tzinfo)")
+        return deadline.timestamp()
+    raise InvalidConfiguration(f"a deadline must be a datetime or a timedelta, not "
+                               f"{type(deadline).__name__}")
 
 
 def _check_id(run_id: object) -> str:

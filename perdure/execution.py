@@ -37,6 +37,8 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
                    kwargs: dict[str, Any]) -> Any:
     """The outcome of step call number ``seq``: journaled, or executed now and journaled."""
     entry = ctx.recorded(seq, "step", step.name)
+    if entry is not None:
+        ctx.replay_cancel(entry)
     if entry is not None and entry.status == "completed":
         value = step.codec.decode_result(entry.output or "null")
         _remember(ctx, seq, step, args, kwargs, value)
@@ -117,9 +119,12 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
     attempts = entry.attempts if entry is not None else 0
     due = entry.due_at if entry is not None else None
     started = (entry.started_at if entry is not None else None) or ctx.clock.time()
+    cancellable = kind == "step"  # compensations run *because* of a cancel: never interrupt
     while True:
         if due is not None:
-            await ctx.wait_until(due, f"retry of {kind} {name!r}")
+            await ctx.wait_until(due, f"retry of {kind} {name!r}", cancellable=cancellable)
+        if cancellable:
+            await ctx.deliver_cancel(seq, kind, name)
         # Values the run has produced so far (now(), uuid4()) are durable before a side effect
         # can carry them out of the run.
         await ctx.flush()

@@ -36,6 +36,16 @@ class WorkflowHandle(Generic[R]):
         await self._row()
         return await self._engine.store.load_journal(self.id)
 
+    async def signal(self, name: str, payload: Any = None, *,
+                     idempotency_key: str | None = None) -> bool:
+        """Send a signal to this run; see ``Engine.signal``."""
+        return await self._engine.signal(self.id, name, payload,
+                                         idempotency_key=idempotency_key)
+
+    async def cancel(self) -> bool:
+        """Cancel this run; see ``Engine.cancel``."""
+        return await self._engine.cancel(self.id)
+
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the run to finish and return its result.
 

@@ -10,7 +10,7 @@ from typing import Any
 from perdure.clock import Clock
 from perdure.context import Blocked, Lost, RunContext, Stop, Suspend, _run
 from perdure.definitions import Workflow
-from perdure.errors import LeaseLost, SerializationError
+from perdure.errors import Cancelled, LeaseLost, SerializationError
 from perdure.execution import run_compensations
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus
 from perdure.storage.port import Storage
@@ -25,13 +25,15 @@ class Runner:
 
     def __init__(self, *, store: Storage, clock: Clock, worker: str,
                  workflows: dict[str, Workflow[Any, Any]], park_after: float,
-                 on_settled: Callable[[str], None]) -> None:
+                 on_settled: Callable[[str, str | None], None],
+                 notify: Callable[[], None]) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
         self.workflows = workflows
         self.park_after = park_after
         self.on_settled = on_settled
+        self.notify = notify
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -43,12 +45,33 @@ class Runner:
         if ctx is not None and ctx.stop is None:
             ctx.stop = Lost("this worker stopped driving the run")
 
+    def poke(self, run_id: str) -> None:
+        """Something the run may wait for happened in this process: re-check now."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None:
+            ctx.poke()
+
+    def poke_all(self) -> None:
+        """Another process committed something: every waiting run re-checks."""
+        for ctx in self.contexts.values():
+            ctx.poke()
+
+    def request_cancel(self, run_id: str) -> None:
+        """Deliver a cancellation to a run this worker drives, at its current durable await."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and not ctx.cancel_requested:
+            ctx.cancel_requested = True
+            ctx.poke()
+
     async def drive(self, claimed: ClaimedRun) -> None:
         """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
         wf = self.workflows[claimed.workflow]
         journal = await self.store.load_journal(claimed.id)
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
-                         self.park_after, {e.seq: e for e in journal})
+                         self.park_after, {e.seq: e for e in journal}, self.workflows,
+                         claimed.deadline, cancel_requested=claimed.cancel_requested,
+                         notify=self.notify)
+        parent = claimed.parent_id
         token = _run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
@@ -56,12 +79,13 @@ class Runner:
         except Suspend as stop:
             await self._settle(ctx, lambda: self.store.park_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.WAITING,
-                wake_at=stop.wake_at, now=self.clock.time(), error=stop.reason), notify=True)
+                wake_at=stop.wake_at, now=self.clock.time(), error=stop.reason,
+                waiting_for=stop.waiting_for), notify=parent)
         except Blocked as stop:
             log.warning("run %s blocked: %s", ctx.run_id, stop.reason)
             await self._settle(ctx, lambda: self.store.finish_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.BLOCKED, output=None,
-                error=stop.reason, now=self.clock.time()), notify=True)
+                error=stop.reason, now=self.clock.time()), notify=parent)
         except (Lost, asyncio.CancelledError) as stop:
             if self.handing_back:
                 # Drain: give the run back so another worker takes it at once.
@@ -78,36 +102,48 @@ class Runner:
 
     async def _execute(self, ctx: RunContext, wf: Workflow[Any, Any],
                        claimed: ClaimedRun) -> None:
+        if not ctx.journal and ctx.cancel_pending():
+            # Cancelled (or past its deadline) before it did anything: nothing to undo.
+            ctx.cancel_delivered = True
+            await self._fail(ctx, Cancelled("the run was cancelled before it started"),
+                             claimed.parent_id)
+            return
         try:
             args, kwargs = wf.codec.decode_args(claimed.input)
             value = await wf.fn(*args, **kwargs)
         except Stop:
             raise
         except Exception as exc:
-            await self._fail(ctx, exc)
+            await self._fail(ctx, exc, claimed.parent_id)
+            return
+        if ctx.cancel_delivered:
+            # The workflow caught Cancelled and returned: still a cancelled run (and its
+            # completed steps are compensated), as the caller asked.
+            await self._fail(ctx, Cancelled("the run was cancelled"), claimed.parent_id)
             return
         self._check_finished(ctx)
         try:
             output = wf.codec.encode_result(value)
         except SerializationError as exc:
-            await self._fail(ctx, exc)
+            await self._fail(ctx, exc, claimed.parent_id)
             return
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
-            error=None, now=self.clock.time()), notify=True)
+            error=None, now=self.clock.time()), notify=claimed.parent_id)
 
-    async def _fail(self, ctx: RunContext, exc: Exception) -> None:
-        """The saga path: compensate, then record the failure."""
+    async def _fail(self, ctx: RunContext, exc: Exception, parent: str | None) -> None:
+        """The saga path: compensate, then record the failure (or the cancellation)."""
         if ctx.stop is not None:  # the workflow swallowed our stop signal
             raise ctx.stop
         error = ErrorInfo.from_exception(exc)
+        status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
         await run_compensations(ctx)
         self._check_finished(ctx)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
-            ctx.run_id, ctx.epoch, self.worker, status=RunStatus.FAILED, output=None,
-            error=error.to_json(), now=self.clock.time()), notify=True)
+            ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
+            error=error.to_json(), now=self.clock.time()), notify=parent)
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:
@@ -123,11 +159,16 @@ class Runner:
                 f"version {ctx.workflow.version!r}) and resume the run."))
 
     async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
-                      notify: bool = False) -> None:
+                      notify: str | None | bool = False) -> None:
+        """Write how the run stopped; tell waiters (and a parent in this process) unless
+        ``notify`` is False (``notify`` is the parent id, or None for no parent)."""
         try:
             await write()
         except LeaseLost:
             log.info("run %s was taken over before it settled", ctx.run_id)
             return
-        if notify:
-            self.on_settled(ctx.run_id)
+        if notify is not False:
+            parent = notify if isinstance(notify, str) else None
+            if parent is not None:
+                self.poke(parent)
+            self.on_settled(ctx.run_id, parent)

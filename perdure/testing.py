@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from perdure.clock import VirtualClock
+from perdure.errors import RunNotFound
 from perdure.handle import WorkflowHandle
 from perdure.records import JournalEntry, RunInfo, RunStatus
 
@@ -46,13 +47,18 @@ async def _wait(handle: WorkflowHandle[Any],
     with handle._engine.settled_event(handle.id) as settled:
         while True:
             settled.clear()
-            info = await handle.status()
-            journal = await handle.journal()
-            if check(info, journal):
-                return info, journal
+            try:
+                info = await handle.status()
+                journal = await handle.journal()
+            except RunNotFound:  # not created yet (a child): keep waiting
+                state = "not created"
+            else:
+                if check(info, journal):
+                    return info, journal
+                state = info.status
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"run {handle.id!r} ({info.status}) did not reach {what} "
+                raise TimeoutError(f"run {handle.id!r} ({state}) did not reach {what} "
                                    f"within {timeout} s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), min(delay, remaining))

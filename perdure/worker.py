@@ -102,9 +102,12 @@ class Worker:
         finally:
             for w in waiters:
                 w.cancel()
-        if waiters[-1] in done and not self.wake.is_set():
-            # The poll tick: has another process committed something (a start, a wake-up)?
-            await self.store.changed()
+        if waiters[-1] in done and not self.wake.is_set() and await self.store.changed():
+            # Another process committed something: a start, a wake-up, a signal to a run we
+            # hold in memory, a cancel request for one of ours.
+            for run_id in await self.store.cancel_flags(self.id):
+                self.runner.request_cancel(run_id)
+            self.runner.poke_all()
 
     def _spawn(self, run: ClaimedRun) -> None:
         task = asyncio.create_task(self._drive(run), name=f"perdure-run-{run.id}")

@@ -77,11 +77,37 @@ class Storage(Protocol):
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
                          output: str | None, error: str | None, now: float) -> None:
-        """Record a terminal (or blocked) status and release the run (fenced)."""
+        """Record a terminal (or blocked) status and release the run (fenced); a parent parked
+        waiting for this run is woken in the same transaction."""
 
     async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
-                       wake_at: float | None, now: float, error: str | None = None) -> None:
-        """Release the run to ``status`` (waiting or pending) until ``wake_at`` (fenced)."""
+                       wake_at: float | None, now: float, error: str | None = None,
+                       waiting_for: Sequence[str] = ()) -> None:
+        """Release the run to ``status`` (waiting or pending) until ``wake_at`` or until one of
+        ``waiting_for`` ("signal:NAME", "child:ID") happens (fenced). The wake condition is
+        checked atomically with the park, so an event that committed meanwhile is not lost."""
+
+    async def send_signal(self, run_id: str, name: str, payload: str, key: str | None,
+                          now: float) -> str:
+        """Buffer a signal and wake the run if it waits for it. Returns ``sent``,
+        ``duplicate`` (same idempotency key), ``missing`` (no such run) or the terminal status
+        of a finished run (nothing is written then)."""
+
+    async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
+                             name: str, now: float) -> str | None:
+        """Take the oldest unconsumed signal ``name`` and journal its payload at ``seq`` in one
+        transaction (fenced); None when there is none."""
+
+    async def start_child(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                          child: NewRun) -> None:
+        """Create the child run (if its id is new) and journal ``entry``, atomically (fenced)."""
+
+    async def request_cancel(self, run_id: str, now: float) -> list[str]:
+        """Flag the run and its unfinished descendants for cancellation and wake the parked
+        ones. Returns the ids flagged (empty: the run is finished or missing)."""
+
+    async def cancel_flags(self, worker: str) -> list[str]:
+        """Runs this worker drives whose cancellation was requested (by another process)."""
 
     async def heartbeat(self, worker: str, *, lease_until: float, now: float,
                         host: str, pid: int, pid_start: str | None) -> dict[str, int]:

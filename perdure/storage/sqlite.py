@@ -106,8 +106,7 @@ class SqliteStorage:
             if returning:
                 return cur.fetchall()
             if fenced and cur.rowcount == 0:
-                raise LeaseLost(f"run {params.get('run_id')!r} is no longer owned at epoch "
-                                f"{params.get('epoch')}")
+                raise _lost(params.get("run_id"), params.get("epoch"))
             return cur.rowcount
 
         return self._db.submit(op, write=True)
@@ -116,11 +115,7 @@ class SqliteStorage:
 
     async def create_run(self, run: NewRun) -> bool:
         """Insert a pending run; False when the id exists (idempotent start)."""
-        n = await self._write("insert_run", {
-            "id": run.id, "workflow": run.workflow, "version": run.version,
-            "wf_key": wf_key(run.workflow, run.version), "input": run.input, "now": run.now,
-            "parent_id": run.parent_id, "parent_seq": run.parent_seq, "deadline": run.deadline,
-        })
+        n = await self._write("insert_run", _new_run_params(run))
         return bool(n)
 
     async def get_run(self, run_id: str) -> RunRow | None:
@@ -152,17 +147,90 @@ class SqliteStorage:
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
                          output: str | None, error: str | None, now: float) -> None:
-        """Terminal (or blocked) status, fenced."""
-        await self._write("finish_run", {"run_id": run_id, "epoch": epoch, "worker": worker,
-                                         "status": status, "output": output, "error": error,
-                                         "now": now}, fenced=True)
+        """Terminal (or blocked) status, fenced; wakes a parent parked waiting for it."""
+        finish, wake = self._q["finish_run"], self._q["wake_parent"]
+        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "status": status,
+                  "output": output, "error": error, "now": now}
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(finish, params).rowcount == 0:
+                raise _lost(run_id, epoch)
+            conn.execute(wake, {"run_id": run_id, "now": now})
+
+        await self._db.submit(op, write=True)
 
     async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
-                       wake_at: float | None, now: float, error: str | None = None) -> None:
-        """Release the run until ``wake_at``, fenced."""
+                       wake_at: float | None, now: float, error: str | None = None,
+                       waiting_for: Sequence[str] = ()) -> None:
+        """Release the run until ``wake_at`` or an awaited event, fenced."""
         await self._write("park_run", {"run_id": run_id, "epoch": epoch, "worker": worker,
                                        "status": status, "wake_at": wake_at, "now": now,
-                                       "error": error}, fenced=True)
+                                       "error": error,
+                                       "waiting_for": json.dumps(list(waiting_for))},
+                          fenced=True)
+
+    async def send_signal(self, run_id: str, name: str, payload: str, key: str | None,
+                          now: float) -> str:
+        """Buffer a signal; wake the run if it is parked waiting for it."""
+        state, insert, wake = (self._q["run_state"], self._q["insert_signal"],
+                               self._q["wake_for_signal"])
+
+        def op(conn: sqlite3.Connection) -> str:
+            row = conn.execute(state, {"run_id": run_id}).fetchone()
+            if row is None:
+                return "missing"
+            if row[0] in ("completed", "failed", "cancelled"):
+                return str(row[0])
+            cur = conn.execute(insert, {"run_id": run_id, "name": name, "payload": payload,
+                                        "key": key, "now": now})
+            if cur.rowcount == 0:
+                return "duplicate"
+            conn.execute(wake, {"run_id": run_id, "name": name, "now": now})
+            return "sent"
+
+        result: str = await self._db.submit(op, write=True)
+        return result
+
+    async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
+                             name: str, now: float) -> str | None:
+        """Consume the oldest pending signal ``name`` and journal it, in one transaction."""
+        pick, mark, put = self._q["next_signal"], self._q["mark_signal"], self._q["put_entry"]
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(pick, {"run_id": run_id, "name": name}).fetchone()
+            if row is None:
+                return None
+            conn.execute(mark, {"id": row[0], "seq": seq})
+            entry = JournalEntry(seq, "signal", name, "completed", 1, row[1], finished_at=now)
+            if conn.execute(put, _entry_params(run_id, epoch, worker, entry)).rowcount == 0:
+                raise _lost(run_id, epoch)  # the savepoint undoes the mark
+            return str(row[1])
+
+        result: str | None = await self._db.submit(op, write=True)
+        return result
+
+    async def start_child(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                          child: NewRun) -> None:
+        """Create the child and journal its start, atomically."""
+        insert, put = self._q["insert_run"], self._q["put_entry"]
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(put, _entry_params(run_id, epoch, worker, entry)).rowcount == 0:
+                raise _lost(run_id, epoch)
+            conn.execute(insert, _new_run_params(child))
+
+        await self._db.submit(op, write=True)
+
+    async def request_cancel(self, run_id: str, now: float) -> list[str]:
+        """Flag the run and its unfinished descendants."""
+        rows = await self._write("request_cancel", {"run_id": run_id, "now": now},
+                                 returning=True)
+        return [r[0] for r in rows]
+
+    async def cancel_flags(self, worker: str) -> list[str]:
+        """Cancellation requests for runs this worker drives."""
+        rows = await self._read("cancel_flags", {"worker": worker})
+        return [r[0] for r in rows]
 
     async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
                                drop_seqs: Sequence[int], now: float) -> bool:
@@ -190,13 +258,7 @@ class SqliteStorage:
     def put_entry(self, run_id: str, epoch: int, worker: str,
                   entry: JournalEntry) -> asyncio.Future[None]:
         """Fenced insert-or-replace of one journal entry, queued now."""
-        return self._write("put_entry", {
-            "run_id": run_id, "epoch": epoch, "worker": worker, "seq": entry.seq,
-            "kind": entry.kind, "name": entry.name, "status": entry.status,
-            "attempts": entry.attempts, "output": entry.output, "error": entry.error,
-            "due_at": entry.due_at, "started_at": entry.started_at,
-            "finished_at": entry.finished_at,
-        }, fenced=True)
+        return self._write("put_entry", _entry_params(run_id, epoch, worker, entry), fenced=True)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -251,6 +313,24 @@ class SqliteStorage:
 def wf_key(workflow: str, version: str) -> str:
     """What a worker can run: a workflow name at a version (unit separator between)."""
     return f"{workflow}\x1f{version}"
+
+
+def _lost(run_id: object, epoch: object) -> LeaseLost:
+    return LeaseLost(f"run {run_id!r} is no longer owned at epoch {epoch}")
+
+
+def _new_run_params(run: NewRun) -> dict[str, Any]:
+    return {"id": run.id, "workflow": run.workflow, "version": run.version,
+            "wf_key": wf_key(run.workflow, run.version), "input": run.input, "now": run.now,
+            "parent_id": run.parent_id, "parent_seq": run.parent_seq, "deadline": run.deadline}
+
+
+def _entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> dict[str, Any]:
+    return {"run_id": run_id, "epoch": epoch, "worker": worker, "seq": entry.seq,
+            "kind": entry.kind, "name": entry.name, "status": entry.status,
+            "attempts": entry.attempts, "output": entry.output, "error": entry.error,
+            "due_at": entry.due_at, "started_at": entry.started_at,
+            "finished_at": entry.finished_at}
 
 
 def _run_row(r: Sequence[Any]) -> RunRow:

@@ -72,10 +72,28 @@ SET status = :status, output = :output, error = :error, owner = NULL, lease_unti
 WHERE id = :run_id AND epoch = :epoch AND owner = :worker
 
 -- name: park_run
+-- Fenced. The wake condition is checked in the same transaction that parks the run, so a
+-- signal, a child's completion or a cancel that committed while the run was parking wakes it
+-- at once instead of being lost.
 UPDATE {p}runs
-SET status = :status, owner = NULL, lease_until = NULL, wake_at = :wake_at, error = :error,
-    updated_at = :now
+SET status = :status, owner = NULL, lease_until = NULL, error = :error, updated_at = :now,
+    waiting_for = :waiting_for,
+    wake_at = CASE
+        WHEN cancel_requested = 1 THEN :now
+        WHEN EXISTS (SELECT 1 FROM {p}signals s, json_each(:waiting_for) w
+                     WHERE s.run_id = :run_id AND s.consumed_seq IS NULL
+                       AND w.value = 'signal:' || s.name) THEN :now
+        WHEN EXISTS (SELECT 1 FROM {p}runs c, json_each(:waiting_for) w
+                     WHERE w.value = 'child:' || c.id
+                       AND c.status IN ('completed', 'failed', 'cancelled')) THEN :now
+        ELSE :wake_at END
 WHERE id = :run_id AND epoch = :epoch AND owner = :worker
+
+-- name: wake_parent
+-- A finished child wakes its parent if the parent is parked waiting for it.
+UPDATE {p}runs SET wake_at = :now
+WHERE id = (SELECT parent_id FROM {p}runs WHERE id = :run_id) AND status = 'waiting'
+  AND EXISTS (SELECT 1 FROM json_each(waiting_for) WHERE value = 'child:' || :run_id)
 
 -- name: heartbeat_runs
 UPDATE {p}runs SET lease_until = :lease_until
@@ -106,3 +124,41 @@ WHERE id = :run_id AND status = :from_status
 
 -- name: delete_entries
 DELETE FROM {p}journal WHERE run_id = :run_id AND seq IN (SELECT value FROM json_each(:seqs))
+
+-- name: run_state
+SELECT status FROM {p}runs WHERE id = :run_id
+
+-- name: insert_signal
+INSERT INTO {p}signals (run_id, name, payload, idempotency_key, sent_at)
+VALUES (:run_id, :name, :payload, :key, :now)
+ON CONFLICT (run_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+
+-- name: wake_for_signal
+UPDATE {p}runs SET wake_at = :now
+WHERE id = :run_id AND status = 'waiting'
+  AND EXISTS (SELECT 1 FROM json_each(waiting_for) WHERE value = 'signal:' || :name)
+
+-- name: next_signal
+SELECT id, payload FROM {p}signals
+WHERE run_id = :run_id AND name = :name AND consumed_seq IS NULL
+ORDER BY id LIMIT 1
+
+-- name: mark_signal
+UPDATE {p}signals SET consumed_seq = :seq WHERE id = :id AND consumed_seq IS NULL
+
+-- name: request_cancel
+-- The run and all its unfinished descendants; parked ones wake now to see it.
+WITH RECURSIVE tree(id) AS (
+    SELECT :run_id
+    UNION
+    SELECT r.id FROM {p}runs r JOIN tree t ON r.parent_id = t.id
+)
+UPDATE {p}runs
+SET cancel_requested = 1, updated_at = :now,
+    wake_at = CASE WHEN status = 'waiting' THEN :now ELSE wake_at END
+WHERE id IN (SELECT id FROM tree)
+  AND status NOT IN ('completed', 'failed', 'cancelled')
+RETURNING id
+
+-- name: cancel_flags
+SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND cancel_requested = 1
