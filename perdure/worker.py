@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure.clock import Clock
-from perdure.hosts import hostname, pid_alive, pid_start
+from perdure.hosts import hostname, pid_start
 from perdure.records import ClaimedRun
 from perdure.runner import Runner
 from perdure.storage.port import Storage
@@ -58,6 +58,9 @@ class Worker:
 
     async def start(self) -> None:
         """Register, free the runs of dead peers, and start the loops."""
+        await self.store.register_worker(self.id, host=self.host, pid=self.pid,
+                                         pid_start=self.pid_start, now=self.clock.time())
+        self.store.set_waker(self.wake.set)
         await self._heartbeat_once()
         await self._reap_dead_peers()
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),
@@ -155,10 +158,10 @@ class Worker:
 
     async def _reap_dead_peers(self) -> None:
         freed = 0
-        for peer in await self.store.peers_on_host(self.host, self.id):
-            if not pid_alive(peer.pid, peer.pid_start):
-                freed += await self.store.expire_worker(peer.id)
-                log.info("worker %s (pid %d) is gone; freed %d run(s)", peer.id, peer.pid, freed)
+        for dead in await self.store.dead_workers(self.id, self.host):
+            n = await self.store.expire_worker(dead)
+            freed += n
+            log.info("worker %s is gone; freed %d run(s)", dead, n)
         if freed:
             self.wake.set()
 

@@ -9,13 +9,13 @@ its durable calls is the order in which they commit, and concurrent runs share c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, RunRow
 
-__all__ = ["NewRun", "PeerWorker", "Storage"]
+__all__ = ["NewRun", "Storage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +30,6 @@ class NewRun:
     parent_id: str | None = None
     parent_seq: int | None = None
     deadline: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PeerWorker:
-    """Another worker registered on the same host."""
-
-    id: str
-    pid: int
-    pid_start: str | None
 
 
 class Storage(Protocol):
@@ -113,11 +104,21 @@ class Storage(Protocol):
                         host: str, pid: int, pid_start: str | None) -> dict[str, int]:
         """Renew every lease of ``worker`` in one write; returns the runs it still owns."""
 
+    async def register_worker(self, worker: str, *, host: str, pid: int,
+                              pid_start: str | None, now: float) -> None:
+        """Announce a live worker (PostgreSQL: also take its session advisory lock, which the
+        server releases the instant the worker's connection dies)."""
+
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly."""
 
-    async def peers_on_host(self, host: str, me: str) -> list[PeerWorker]:
-        """Other workers registered on ``host``."""
+    async def dead_workers(self, me: str, host: str) -> list[str]:
+        """Registered workers known to be dead right now: on this host, their pid is gone
+        (or was recycled); on PostgreSQL, also any worker whose advisory lock is free."""
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever another process may have made work runnable (PostgreSQL:
+        on a NOTIFY). Backends without push never call it; the worker polls ``changed()``."""
 
     async def expire_worker(self, worker: str) -> int:
         """A dead worker: make its runs claimable now and forget it. Returns runs freed."""

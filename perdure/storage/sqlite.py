@@ -6,12 +6,13 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from perdure.errors import InvalidConfiguration, LeaseLost
 from perdure.records import ClaimedRun, JournalEntry, RunRow
-from perdure.storage.port import NewRun, PeerWorker
+from perdure.hosts import pid_alive
+from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite_thread import DbThread
 
@@ -276,14 +277,23 @@ class SqliteStorage:
         result: dict[str, int] = await self._db.submit(op, write=True)
         return result
 
+    async def register_worker(self, worker: str, *, host: str, pid: int,
+                              pid_start: str | None, now: float) -> None:
+        """Announce a live worker."""
+        await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
+                                            "pid_start": pid_start, "now": now})
+
+    async def dead_workers(self, me: str, host: str) -> list[str]:
+        """Workers on this host whose process is gone."""
+        rows = await self._read("workers_on_host", {"host": host, "me": me})
+        return [r[0] for r in rows if not pid_alive(r[1], r[2])]
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """SQLite has no push between processes: the worker polls ``changed()`` instead."""
+
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly."""
         await self._write("delete_worker", {"id": worker})
-
-    async def peers_on_host(self, host: str, me: str) -> list[PeerWorker]:
-        """Other workers registered on ``host``."""
-        rows = await self._read("workers_on_host", {"host": host, "me": me})
-        return [PeerWorker(r[0], r[1], r[2]) for r in rows]
 
     async def expire_worker(self, worker: str) -> int:
         """Free a dead worker's runs now and forget it."""
