@@ -67,6 +67,7 @@ __all__ = [
     "UnknownWorkflowError",
     "VirtualClock",
     "Workflow",
+    "WorkflowFailed",
     "WorkflowHandle",
     "gather",
     "now",

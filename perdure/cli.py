@@ -134,11 +134,10 @@ async def _client(args: argparse.Namespace) -> int:
             print(f"run {args.id} resumed: a worker will drive it now")
         elif args.command == "signal":
             payload = json.loads(args.payload)
-            send = engine.signal  # type: ignore[attr-defined]
-            await send(args.id, args.name, payload, idempotency_key=args.key)
+            await engine.signal(args.id, args.name, payload, idempotency_key=args.key)
             print(f"signal {args.name!r} sent to run {args.id}")
         elif args.command == "cancel":
-            changed = await engine.cancel(args.id)  # type: ignore[attr-defined]
+            changed = await engine.cancel(args.id)
             print(f"run {args.id}: cancellation requested" if changed
                   else f"run {args.id} had already finished; nothing to cancel")
     return 0

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from perdure.clock import Clock, SystemClock
 from perdure import codec
+from perdure.clock import Clock, SystemClock
 from perdure.codec import FunctionCodec
 from perdure.definitions import Workflow
 from perdure.errors import (

@@ -62,7 +62,8 @@ class WorkflowHandle(Generic[R]):
                 row = await self._row()
                 outcome = self._outcome(row)
                 if outcome is not None:
-                    return outcome()
+                    value: R = outcome()
+                    return value
                 wait = delay if deadline is None else min(delay, deadline - loop.time())
                 if wait <= 0:
                     raise TimeoutError(f"run {self.id!r} did not finish within {timeout} s "

@@ -27,7 +27,8 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidConfiguration(f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
+            raise InvalidConfiguration(
+                f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
         if self.initial_delay < 0 or self.max_delay < 0:
             raise InvalidConfiguration("retry delays must not be negative")
         if self.multiplier < 1:

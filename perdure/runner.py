@@ -76,16 +76,18 @@ class Runner:
         self.contexts[claimed.id] = ctx
         try:
             await self._execute(ctx, wf, claimed)
-        except Suspend as stop:
+        except Suspend as suspend:
+            wake_at, reason, events = suspend.wake_at, suspend.reason, suspend.waiting_for
             await self._settle(ctx, lambda: self.store.park_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.WAITING,
-                wake_at=stop.wake_at, now=self.clock.time(), error=stop.reason,
-                waiting_for=stop.waiting_for), notify=parent)
-        except Blocked as stop:
-            log.warning("run %s blocked: %s", ctx.run_id, stop.reason)
+                wake_at=wake_at, now=self.clock.time(), error=reason,
+                waiting_for=events), notify=parent)
+        except Blocked as blocked:
+            why = blocked.reason
+            log.warning("run %s blocked: %s", ctx.run_id, why)
             await self._settle(ctx, lambda: self.store.finish_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.BLOCKED, output=None,
-                error=stop.reason, now=self.clock.time()), notify=parent)
+                error=why, now=self.clock.time()), notify=parent)
         except (Lost, asyncio.CancelledError) as stop:
             if self.handing_back:
                 # Drain: give the run back so another worker takes it at once.
@@ -159,7 +161,7 @@ class Runner:
                 f"version {ctx.workflow.version!r}) and resume the run."))
 
     async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
-                      notify: str | None | bool = False) -> None:
+                      notify: str | bool | None = False) -> None:
         """Write how the run stopped; tell waiters (and a parent in this process) unless
         ``notify`` is False (``notify`` is the parent id, or None for no parent)."""
         try:

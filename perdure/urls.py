@@ -42,7 +42,8 @@ def storage_for_url(url: str, *, prefix: str, synchronous: str | None = None,
         params = dict(parse_qsl(query, keep_blank_values=True))
         unknown = set(params) - _SQLITE_OPTIONS
         if unknown:
-            raise InvalidConfiguration(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
+            raise InvalidConfiguration(
+                f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
         from perdure.storage.sqlite import SqliteStorage
 
         sync = synchronous or params.get("synchronous", "full")

@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from perdure import codec
 from perdure.context import RunContext, Stop, Suspend, current
@@ -216,8 +216,7 @@ async def _join(ctx: RunContext, seq: int, child: ChildHandle[R]) -> R:
                             linger=True, mark=mark)
     ctx.replay_cancel(entry)
     if entry.status == "completed":
-        result: R = child.workflow.codec.decode_result(entry.output or "null")
-        return result
+        return cast(R, child.workflow.codec.decode_result(entry.output or "null"))
     info = entry.error_info or ErrorInfo("Error", "unknown")
     raise ChildFailed(child.id, cause_type=info.type, cause_message=info.message,
                       cause_traceback=info.traceback)

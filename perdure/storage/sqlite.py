@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from perdure.errors import InvalidConfiguration, LeaseLost
-from perdure.records import ClaimedRun, JournalEntry, RunRow
 from perdure.hosts import pid_alive
+from perdure.records import ClaimedRun, JournalEntry, RunRow
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite_thread import DbThread
@@ -63,7 +63,8 @@ class SqliteStorage:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self.prefix}schema_version "
-                         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+                         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                         "applied_at REAL NOT NULL)")
             done = {v for (v,) in conn.execute(
                 f"SELECT version FROM {self.prefix}schema_version")}
             for mig in migrations("sqlite", self.prefix):

@@ -10,6 +10,7 @@ concurrent runs pay for a handful of fsyncs, not 200.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -128,11 +129,9 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop
     for fut, loop, ok, value in outcomes:
         by_loop.setdefault(loop, []).append((fut, ok, value))
     for loop, items in by_loop.items():
-        try:
-            # One wake-up of the loop per batch, not one per future.
+        # One wake-up of the loop per batch, not one per future; a closed loop has no waiter.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_resolve, items)
-        except RuntimeError:  # that loop is closed: nobody waits any more
-            pass
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
