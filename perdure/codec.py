@@ -71,7 +71,8 @@ _PARSER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _cause(err: Exception) -> BaseException | None:
-    if isinstance(err, PathError):
+    """What the SerializationError made from ``err`` should name as its cause."""
+    if isinstance(err, SerializationError):  # a PathError's own cause, such as a ValueError
         return err.__cause__
     return None if isinstance(err, RecursionError) else err
 
@@ -96,6 +97,8 @@ def _text(data: object, action: str) -> str:
         text = _TEXT(data)
     except (ValueError, TypeError) as e:  # only reachable through a pydantic dump
         raise SerializationError(f"{action}: not strict JSON: {e}") from e
+    except RecursionError:
+        raise SerializationError(f"{action}: the value is nested too deeply") from None
     if not text.isascii():
         try:
             text.encode("utf-8")

@@ -1,0 +1,36 @@
+"""Pin the public surface: adding or removing a public name is a deliberate act."""
+
+from __future__ import annotations
+
+import inspect
+
+import perdure
+from perdure import errors
+
+EXPECTED = {
+    "Cancelled", "ChildFailed", "ChildHandle", "Clock", "Engine", "ErrorInfo",
+    "InvalidConfiguration", "JournalEntry", "LeaseLost", "NonDeterminismError", "NonRetryable",
+    "NotInWorkflow", "PerdureError", "RetryPolicy", "RunBlocked", "RunCancelled", "RunFinished",
+    "RunInfo", "RunNotFound", "RunStatus", "SerializationError", "SignalTimeout", "Step",
+    "StepFailed", "SyncEngine", "SyncHandle", "SystemClock", "UnknownWorkflowError",
+    "VirtualClock", "Workflow", "WorkflowFailed", "WorkflowHandle", "gather", "now", "random",
+    "run_id", "sleep", "sleep_until", "start_child", "step", "step_key", "uuid4",
+    "wait_for_signal", "workflow",
+}
+
+
+def test_all_is_exactly_the_public_surface() -> None:
+    assert set(perdure.__all__) == EXPECTED
+    for name in perdure.__all__:
+        assert getattr(perdure, name).__doc__, f"{name} has no docstring"
+
+
+def test_every_error_is_a_perdure_error_except_non_retryable() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert inspect.isclass(cls)
+        if name == "NonRetryable":
+            assert not issubclass(cls, errors.PerdureError)
+        else:
+            assert issubclass(cls, errors.PerdureError), name
+        assert name in (errors.__doc__ or ""), f"{name} missing from the hierarchy drawing"
