@@ -90,14 +90,16 @@ class DbThread:
         outcomes: list[tuple[bool, Any]] = []
         in_txn = False
         try:
-            if any(write for _, write, _, _ in batch):
+            writes = sum(1 for _, write, _, _ in batch if write)
+            if writes:
                 conn.execute("BEGIN IMMEDIATE")
                 in_txn = True
             for op, write, _, _ in batch:
                 try:
-                    if write:
+                    if write and writes > 1:
                         # A savepoint per operation: one failing write (a constraint, a fenced
                         # multi-statement op) rolls back alone, the rest of the batch commits.
+                        # (A lone write skips it: two statements saved on the hot path.)
                         conn.execute("SAVEPOINT op")
                         try:
                             result = op(conn)
@@ -112,7 +114,12 @@ class DbThread:
                 except Exception as exc:
                     outcomes.append((False, exc))
             if in_txn:
-                conn.execute("COMMIT")
+                # A lone write needs no savepoint: if it failed, the whole transaction (its
+                # own) is rolled back instead of committed.
+                lone_failed = writes == 1 and not next(
+                    ok for (_, write, _, _), (ok, _) in zip(batch, outcomes, strict=True)
+                    if write)
+                conn.execute("ROLLBACK" if lone_failed else "COMMIT")
         except Exception as exc:  # BEGIN or COMMIT failed: no write of this batch happened
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
