@@ -164,5 +164,5 @@ class ChildFailed(_CarriesCause):
         self.child_id = child_id
 
 
-class NonRetryable(Exception):  # noqa: N818 - the public name is fixed by the API
+class NonRetryable(Exception):
     """Raise this (or a subclass) from a step to fail it at once, without further attempts."""
