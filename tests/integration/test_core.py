@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 import perdure
-from perdure.testing import wait_for_journal, wait_for_status
 from perdure import (
     NonRetryable,
     RetryPolicy,
@@ -23,6 +22,7 @@ from perdure import (
     step,
     workflow,
 )
+from perdure.testing import wait_for_journal, wait_for_status
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.0, jitter=0.0)
 

@@ -21,7 +21,6 @@ from perdure import (
     RunNotFound,
     RunStatus,
     SerializationError,
-    SignalTimeout,
     UnknownWorkflowError,
     VirtualClock,
     WorkflowFailed,
