@@ -114,6 +114,8 @@ class RunContext:
     #: checking its condition, so a poke in between is never lost, and concurrent waits
     #: (gather) never consume each other's pokes.
     _poke: asyncio.Event = field(default_factory=asyncio.Event)
+    #: waits may linger in memory before parking (off while the worker drains)
+    linger: bool = True
     #: tells this process's worker that new work may be claimable (a child was started)
     notify: Callable[[], None] = lambda: None
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
@@ -219,7 +221,8 @@ class RunContext:
             return await self._poked_within(mark, remaining)
         # Lingering is a memory-for-latency trade, not workflow time: it runs on the real
         # clock even under a virtual one.
-        if linger and await self._poked_within(mark, self.park_after, real=True):
+        if linger and self.linger and await self._poked_within(mark, self.park_after,
+                                                               real=True):
             return True
         await self.flush()
         self.halt(Suspend(limit, reason, waiting_for))

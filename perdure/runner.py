@@ -56,6 +56,12 @@ class Runner:
         for ctx in self.contexts.values():
             ctx.poke()
 
+    def park_waiters(self) -> None:
+        """Drain: runs lingering in memory for an event park now instead."""
+        for ctx in self.contexts.values():
+            ctx.linger = False
+            ctx.poke()
+
     def request_cancel(self, run_id: str) -> None:
         """Deliver a cancellation to a run this worker drives, at its current durable await."""
         ctx = self.contexts.get(run_id)

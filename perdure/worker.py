@@ -69,6 +69,19 @@ class Worker:
     # -- claiming ---------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        backoff = self.poll_interval
+        while self._claiming:
+            try:
+                await self._claim_cycle()
+                backoff = self.poll_interval
+            except Exception:
+                # The database went away (a restart, a lock timeout): keep the worker alive
+                # and try again, backing off up to a few seconds.
+                log.exception("claiming failed; retrying in %.2f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _claim_cycle(self) -> None:
         last_reap = self.clock.time()
         while self._claiming:
             self.wake.clear()
@@ -175,6 +188,7 @@ class Worker:
         if claim is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await claim
+        self.runner.park_waiters()
         if self.active:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace)

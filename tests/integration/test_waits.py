@@ -428,3 +428,18 @@ async def test_gather_of_waits_parks_once_for_all(make_engine: Any) -> None:
     await handle.signal("b", 2)
     await handle.signal("a", 1)
     assert await handle.result(timeout=5) == (1, 2)
+
+
+async def test_close_parks_runs_waiting_in_memory_at_once(make_engine: Any) -> None:
+    engine = await make_engine(approval, shutdown_grace=30.0)
+    handle = await engine.start(approval, 1)
+    await wait_for_journal(handle, lambda j: len(j) == 1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await engine.close()
+    assert loop.time() - started < 5  # parked, not waited out for the 30 s grace
+    client = await make_engine(approval)
+    info = await wait_for_status(client.handle(handle.id), "waiting")
+    assert info.status is RunStatus.WAITING
+    await client.handle(handle.id).signal("approved", "late but fine")
+    assert await client.handle(handle.id).result(timeout=5) == ["late but fine"]
