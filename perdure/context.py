@@ -114,6 +114,10 @@ class RunContext:
     #: checking its condition, so a poke in between is never lost, and concurrent waits
     #: (gather) never consume each other's pokes.
     _poke: asyncio.Event = field(default_factory=asyncio.Event)
+    #: durable operations executing right now (a step awaited by a task the workflow
+    #: spawned, say with asyncio.gather, may outlive the workflow function itself)
+    inflight: int = 0
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
     #: waits may linger in memory before parking (off while the worker drains)
     linger: bool = True
     #: tells this process's worker that new work may be claimable (a child was started)
@@ -178,6 +182,23 @@ class RunContext:
                 await asyncio.gather(*pending)
             except LeaseLost as exc:
                 self.halt(Lost(str(exc)))
+
+    def begin_op(self) -> None:
+        """An operation starts executing (not replaying)."""
+        self.inflight += 1
+        self._settled.clear()
+
+    def end_op(self) -> None:
+        """An operation finished executing, journaled or not."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._settled.set()
+
+    async def settle_inflight(self) -> None:
+        """Wait until no operation of this run still executes, so its outcome is journaled
+        (and, for a completed step, compensable) before the run finishes or compensates."""
+        if self.inflight:
+            await self._settled.wait()
 
     def poke(self) -> None:
         """Wake every wait of this run so it re-checks its condition."""

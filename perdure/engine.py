@@ -133,7 +133,9 @@ class Engine:
     aclose = close
 
     async def abort(self) -> None:
-        """Stop at once, writing nothing more, as a crash would (for tests and harnesses)."""
+        """Stop at once, as a crash would (for tests and harnesses): every run is abandoned
+        where it is and nothing new is written; writes already queued to the storage may
+        still commit, just as they might before a real crash."""
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None

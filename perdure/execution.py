@@ -57,17 +57,20 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
         return text
 
     outcome: list[Any] = []
+    ctx.begin_op()
     try:
         output, attempts, started = await _attempts(ctx, seq, "step", step.name, attempt,
                                                     step.retry, entry)
+        finished = ctx.clock.time()
+        await ctx.write(JournalEntry(seq, "step", step.name, "completed", attempts, output,
+                                     started_at=started, finished_at=finished))
+        _remember(ctx, seq, step, args, kwargs, outcome[-1])
+        return outcome[-1]
     except _Exhausted as exc:
         raise _step_error(step, JournalEntry(seq, "step", step.name, "failed", exc.attempts,
                                              error=exc.error.to_json())) from None
-    finished = ctx.clock.time()
-    await ctx.write(JournalEntry(seq, "step", step.name, "completed", attempts, output,
-                                 started_at=started, finished_at=finished))
-    _remember(ctx, seq, step, args, kwargs, outcome[-1])
-    return outcome[-1]
+    finally:
+        ctx.end_op()
 
 
 async def run_compensations(ctx: RunContext) -> None:

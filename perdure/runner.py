@@ -124,6 +124,7 @@ class Runner:
         except Exception as exc:
             await self._fail(ctx, exc, claimed.parent_id)
             return
+        await ctx.settle_inflight()
         if ctx.cancel_delivered:
             # The workflow caught Cancelled and returned: still a cancelled run (and its
             # completed steps are compensated), as the caller asked.
@@ -145,6 +146,11 @@ class Runner:
         if ctx.stop is not None:  # the workflow swallowed our stop signal
             raise ctx.stop
         error = ErrorInfo.from_exception(exc)
+        # A step the workflow left running (asyncio.gather raised on a sibling's error) is
+        # waited for, so that if it completes, it is compensated like the others.
+        await ctx.settle_inflight()
+        if ctx.stop is not None:
+            raise ctx.stop
         status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
         await run_compensations(ctx)
         self._check_finished(ctx)

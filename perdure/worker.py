@@ -82,8 +82,14 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
 
     async def _claim_cycle(self) -> None:
-        last_reap = self.clock.time()
+        loop = asyncio.get_running_loop()
+        last_reap = loop.time()
         while self._claiming:
+            if loop.time() - last_reap >= self.poll_interval * 5:
+                # Checked every cycle, not only when idle: a busy worker must still notice a
+                # dead peer and take its runs. (Real time: a dead process is not a timer.)
+                last_reap = loop.time()
+                await self._reap_dead_peers()
             self.wake.clear()
             free = self.concurrency - len(self.active)
             batch = min(free, 64)
@@ -96,9 +102,6 @@ class Worker:
                 if len(claimed) == batch:
                     continue  # there may be more
             await self._idle_wait(free > 0)
-            if self.clock.time() - last_reap >= self.poll_interval * 5:
-                last_reap = self.clock.time()
-                await self._reap_dead_peers()
 
     async def _idle_wait(self, has_room: bool) -> None:
         """Sleep until woken, until the next due time, or until the next cross-process check."""
@@ -174,7 +177,7 @@ class Worker:
         for dead in await self.store.dead_workers(self.id, self.host):
             n = await self.store.expire_worker(dead)
             freed += n
-            log.info("worker %s is gone; freed %d run(s)", dead, n)
+            log.info("worker %s is gone; freed its %d run(s)", dead, n)
         if freed:
             self.wake.set()
 

@@ -49,13 +49,39 @@ class SqliteStorage:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise InvalidConfiguration(f"cannot open SQLite database {self.path!r}: {exc}") from exc
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        self._migrate(conn)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if self.path != ":memory:":
+                self._enter_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise InvalidConfiguration(
+                f"cannot open SQLite database {self.path!r}: {exc}") from exc
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock and, unlike other statements,
+        # fails at once instead of honouring busy_timeout when another process holds one (two
+        # workers creating the database together): retry until the timeout.
+        deadline = time.monotonic() + self._busy_ms / 1000
+        delay = 0.001
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            if str(mode).lower() != "wal":
+                raise InvalidConfiguration(
+                    f"SQLite database {self.path!r} cannot use WAL mode (got {mode!r}); "
+                    "is it on a network file system?")
+            return
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         # BEGIN IMMEDIATE takes the write lock first, so processes starting together apply
