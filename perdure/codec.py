@@ -20,7 +20,7 @@ str-keyed dicts as they are, everything else as ``{"$perdure": "<tag>", "v": ...
 named tuple, pydantic and enum values name their class as ``module:qualname``, and decoding
 imports it and checks it is such a class before using it. Anything else is a
 :class:`~perdure.errors.SerializationError` when encoding, which names the parameter and the path
-to the offending part. See :mod:`perdure.codec_types` for the encodings themselves.
+to the offending part. See :mod:`perdure.typecodec` for the encodings themselves.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from perdure.codec_types import Codec, PathError, codec_for, resolve_hints_status
 from perdure.errors import SerializationError
+from perdure.typecodec import Codec, PathError, codec_for, resolve_hints_status
 
 __all__ = ["FunctionCodec", "decode", "dumps", "encode", "loads"]
 

@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 from typing_extensions import TypedDict as ExtTypedDict
 
 from perdure.codec import FunctionCodec, decode, dumps, encode, loads
-from perdure.codec_types import RESERVED, codec_for
 from perdure.errors import SerializationError
+from perdure.typecodec import RESERVED, codec_for
 
 # --- types under test (module level, so the self-describing encoding can import them) ---------
 
