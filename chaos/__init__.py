@@ -1,0 +1,1 @@
+"""The chaos harness: real worker processes killed at random while a mixed load runs."""
