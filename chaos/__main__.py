@@ -230,7 +230,7 @@ async def _signals(client: Engine) -> list[tuple[str, int | None]]:
             conn.close()
     fetch = getattr(store, "fetch_all", None)
     if fetch is None:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         conn = await asyncpg.connect(client.url)
         try:

@@ -60,14 +60,19 @@ def setup_ledger(path: str) -> None:
     conn.close()
 
 
-@step(retry=RetryPolicy(max_attempts=5, initial_delay=0.05))
-def work(i: int, n: int) -> int:
-    """One unit of work: its side effect goes to the ledger, raw and deduplicated by key."""
+def _effect(i: int, n: int) -> int:
+    # The side effect goes to the ledger, raw and deduplicated by the idempotency key.
     key = perdure.step_key()
     _ledger("raw", key, f"work {i}.{n}")
     _ledger("dedup", key, f"work {i}.{n}")
     time.sleep(0.002)
     return i + n
+
+
+@step(retry=RetryPolicy(max_attempts=5, initial_delay=0.05))
+def work(i: int, n: int) -> int:
+    """One unit of work."""
+    return _effect(i, n)
 
 
 def undo(i: int, n: int) -> None:
@@ -80,7 +85,7 @@ def undo(i: int, n: int) -> None:
 @step(retry=RetryPolicy(max_attempts=5, initial_delay=0.05), compensate=undo)
 def book(i: int, n: int) -> int:
     """A step of a saga: undone when the saga fails."""
-    return work.fn(i, n)  # type: ignore[no-any-return]
+    return _effect(i, n)
 
 
 @step(retry=RetryPolicy(max_attempts=1))
