@@ -1,0 +1,141 @@
+"""Group commit of journal writes for the PostgreSQL adapter.
+
+``put_entry`` must enqueue at call time and resolve once its entry committed, so that the order
+of a run's durable calls is the order of its commits. One writer task drains a queue: every
+entry queued while the previous batch was in flight goes into the next batch, written by one
+``unnest(...)`` statement (one transaction, one commit for many runs). The statement returns
+the (run_id, seq) it wrote; an entry missing from that answer was fenced off and its future gets
+``LeaseLost``. Batches run one after another, so entries of one run commit in call order; an
+entry whose (run_id, seq) is already in the batch being built goes to the next batch with the
+rest of its run's entries (one INSERT ... ON CONFLICT cannot touch a row twice, and a step
+rewriting its entry must not be reordered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from perdure.errors import LeaseLost
+
+__all__ = ["Entry", "JournalWriter"]
+
+log = logging.getLogger("perdure")
+
+#: (run_id, epoch, worker, seq, kind, name, status, attempts, output, error, due_at,
+#:  started_at, finished_at), the column order of the put_entries statement
+Entry = tuple[str, int, str, int, str, str, str, int, str | None, str | None, float | None,
+              float | None, float | None]
+Write = Callable[[Sequence[Entry]], Awaitable[set[tuple[str, int]]]]
+
+
+class JournalWriter:
+    """A queue of fenced journal writes and the one task that commits them in batches."""
+
+    def __init__(self, write: Write, *, max_batch: int = 500) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._queue: deque[tuple[Entry, asyncio.Future[None]]] = deque()
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # statistics, for tests and benchmarks
+        self.entries = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="perdure-pg-journal-writer")
+
+    def submit(self, entry: Entry) -> asyncio.Future[None]:
+        """Queue ``entry`` now; the future resolves when it committed (or was fenced off)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closing or self._task is None:
+            fut.set_exception(RuntimeError("the storage is closed"))
+            return fut
+        self._queue.append((entry, fut))
+        self._ready.set()
+        return fut
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._ready.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._queue:
+                    await self._commit(self._take_batch())
+                if self._closing:
+                    return
+        finally:
+            # Cancelled (the loop is going away): nobody will write what is left.
+            while self._queue:
+                _, fut = self._queue.popleft()
+                if not fut.done():
+                    fut.set_exception(RuntimeError("the storage was closed before the write"))
+
+    def _take_batch(self) -> list[tuple[Entry, asyncio.Future[None]]]:
+        """The next batch: queued entries in order, except that an entry whose (run_id, seq)
+        is already in the batch waits for the next one, and so does every later entry of
+        that run (a run's entries commit in call order; other runs are independent)."""
+        batch: list[tuple[Entry, asyncio.Future[None]]] = []
+        later: deque[tuple[Entry, asyncio.Future[None]]] = deque()
+        keys: set[tuple[str, int]] = set()
+        deferred: set[str] = set()  # runs with an entry left for a later batch
+        while self._queue and len(batch) < self._max_batch:
+            item = self._queue.popleft()
+            run_id, seq = item[0][0], item[0][3]
+            if run_id in deferred or (run_id, seq) in keys:
+                deferred.add(run_id)
+                later.append(item)
+            else:
+                keys.add((run_id, seq))
+                batch.append(item)
+        later.extend(self._queue)
+        self._queue = later
+        return batch
+
+    async def _commit(self, batch: list[tuple[Entry, asyncio.Future[None]]]) -> None:
+        try:
+            written = await self._write([entry for entry, _ in batch])
+        except asyncio.CancelledError:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(RuntimeError("the storage was closed before the write"))
+            raise
+        except Exception as exc:
+            # The database is unreachable (after the adapter's reconnect and retry): every
+            # write of the batch failed; their runs stop and their leases lapse.
+            log.warning("journal batch of %d entries failed: %s", len(batch), exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.batches += 1
+        self.entries += len(batch)
+        for entry, fut in batch:
+            if fut.done():  # its awaiter was cancelled
+                continue
+            if (entry[0], entry[3]) in written:
+                fut.set_result(None)
+            else:
+                fut.set_exception(_lost(entry))
+
+
+def _lost(entry: Entry) -> LeaseLost:
+    return LeaseLost(f"run {entry[0]!r} is no longer owned at epoch {entry[1]}")
+
+
+def columns(batch: Sequence[Entry]) -> list[list[Any]]:
+    """The batch as 13 column arrays, the parameters of put_entries."""
+    return [list(col) for col in zip(*batch, strict=True)]

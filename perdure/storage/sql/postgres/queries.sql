@@ -1,0 +1,439 @@
+-- Named queries of the PostgreSQL adapter. `{p}` is the validated (possibly schema-qualified)
+-- table prefix; every value is a bound parameter, written `:name` here and turned into `$n`
+-- by the adapter. A query starts at a `-- name: NAME` line and runs to the next one.
+--
+-- Concurrency model (READ COMMITTED, the default). Each statement sees the data committed when
+-- it started, and an UPDATE or a locking SELECT that meets a row changed by a concurrent
+-- transaction waits for it, then re-checks its WHERE on the newest version of that row only
+-- (other tables stay as of the snapshot). Three consequences shape the statements below:
+--
+-- 1. Fencing. A fenced UPDATE (finish, park) re-checks (id, epoch, owner) on the newest row,
+--    so it can never overwrite a newer claim. A fenced INSERT into another table (the journal,
+--    signals, a child) first takes FOR SHARE on the run's row: a concurrent claim (an UPDATE)
+--    must wait for the write to commit, or the write waits for the claim and then sees the
+--    new epoch and writes nothing. Without the lock, an old owner whose snapshot predates a
+--    claim could commit an entry after the new owner loaded the journal and then upsert over
+--    the new owner's entry.
+-- 2. No lost wake-ups. A park and an event (signal, child finished, cancel) serialize on the
+--    parked run's row, and whoever goes second sees the first: see park_lock / park_run,
+--    send_signal and finish_run.
+-- 3. Lock order. Statements that lock several runs rows lock them in id order (ORDER BY id
+--    under FOR UPDATE/SHARE locks in that order), so they cannot deadlock with each other.
+--    The one exception is a cancel, which must lock the root of its tree first; a deadlock it
+--    causes (rare: a cancel racing a write of a descendant with a smaller id) is detected by
+--    the server, and the adapter re-runs the transaction it aborted.
+--
+-- A NOTIFY (pg_notify, delivered at commit, so a woken worker sees the change) goes out on the
+-- adapter's channel (:channel) whenever a run becomes runnable.
+
+-- name: insert_run
+WITH ins AS (
+    INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
+                         parent_id, parent_seq, deadline, created_at, updated_at)
+    VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now::float8, :parent_id,
+            :parent_seq::int, :deadline::float8, :now, :now)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), note AS (
+    SELECT pg_notify(:channel, 'run') FROM ins
+)
+SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM note) AS notified
+
+-- name: get_run
+SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+FROM {p}runs WHERE id = :id
+
+-- name: list_runs
+SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+FROM {p}runs
+WHERE (:status::text IS NULL OR status = :status)
+  AND (:workflow::text IS NULL OR workflow = :workflow)
+  AND (:parent_id::text IS NULL OR parent_id = :parent_id)
+ORDER BY created_at DESC, id
+LIMIT :limit
+
+-- name: claim
+-- One statement: lock up to :limit runnable runs this worker has code for, skipping rows other
+-- workers are locking right now, and take them (bumping the epoch). Due runs come first, in due
+-- order, through runs_due; runs with a lapsed lease (a dead worker) through runs_leased. The
+-- second branch is only read when the first did not fill the limit. (FOR UPDATE is not allowed
+-- directly under UNION, hence one CTE per branch.) The error column of a parked run holds its
+-- waiting reason, which means nothing once it runs: it is cleared (RunInfo.from_row would
+-- read it as a JSON error of a running run).
+WITH due AS (
+    SELECT id FROM {p}runs
+    WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL AND wake_at <= :now::float8
+      AND wf_key = ANY(:keys::text[])
+    ORDER BY wake_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), lapsed AS (
+    SELECT id FROM {p}runs
+    WHERE status = 'running' AND lease_until < :now AND wf_key = ANY(:keys)
+    ORDER BY lease_until
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM lapsed) AS both_
+    LIMIT :limit
+)
+UPDATE {p}runs r
+SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
+    lease_until = :lease_until::float8, updated_at = :now
+FROM picked
+WHERE r.id = picked.id
+RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
+          r.cancel_requested, r.created_at
+
+-- name: claim_give_back
+-- A claim whose outcome is unknown (the connection dropped before the reply): runs it may have
+-- taken are handed back (claimable now) so they are not left owned by a worker that does not
+-- know it holds them. The claim stamped them with updated_at = :now. (With a frozen test clock
+-- this may also match runs this worker did get; their new claim fences the old drive off.)
+UPDATE {p}runs SET lease_until = 0
+WHERE owner = :worker AND status = 'running' AND updated_at = :now::float8
+
+-- name: next_wake
+SELECT least(
+    (SELECT min(wake_at) FROM {p}runs
+     WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
+       AND wf_key = ANY(:keys::text[])),
+    (SELECT min(lease_until) FROM {p}runs
+     WHERE status = 'running' AND wf_key = ANY(:keys)))
+
+-- name: load_journal
+SELECT seq, kind, name, status, attempts, output, error, due_at, started_at, finished_at
+FROM {p}journal WHERE run_id = :run_id ORDER BY seq
+
+-- name: put_entries
+-- Group commit: every journal write queued while the previous batch was in flight, for any
+-- number of runs, in one statement (one transaction). Per-row fencing: a row is written only
+-- if its writer still holds the run at its epoch (checked on the newest, share-locked row);
+-- RETURNING names the rows written, so each caller learns its own outcome. The adapter never
+-- puts two entries with the same (run_id, seq) in one batch (ON CONFLICT cannot touch a row
+-- twice in one statement).
+WITH batch AS (
+    SELECT * FROM unnest(:run_id::text[], :epoch::bigint[], :worker::text[], :seq::int[],
+                         :kind::text[], :name::text[], :status::text[], :attempts::int[],
+                         :output::text[], :error::text[], :due_at::float8[],
+                         :started_at::float8[], :finished_at::float8[])
+        AS b(run_id, epoch, worker, seq, kind, name, status, attempts, output, error, due_at,
+             started_at, finished_at)
+), owned AS (
+    SELECT r.id, r.epoch, r.owner FROM {p}runs r
+    WHERE r.id IN (SELECT run_id FROM batch)
+    ORDER BY r.id
+    FOR SHARE
+)
+INSERT INTO {p}journal AS j (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                             started_at, finished_at)
+SELECT b.run_id, b.seq, b.kind, b.name, b.status, b.attempts, b.output, b.error, b.due_at,
+       b.started_at, b.finished_at
+FROM batch b JOIN owned o ON o.id = b.run_id AND o.epoch = b.epoch AND o.owner = b.worker
+ON CONFLICT (run_id, seq) DO UPDATE SET
+    kind = excluded.kind, name = excluded.name, status = excluded.status,
+    attempts = excluded.attempts, output = excluded.output, error = excluded.error,
+    due_at = excluded.due_at, finished_at = excluded.finished_at
+RETURNING j.run_id, j.seq
+
+-- name: finish_run
+-- Fenced terminal (or blocked) status. A parent parked waiting for this run is woken in the
+-- same statement. `locked` takes this run's row and its parent's, in id order (a heartbeat
+-- of a worker driving both locks them in that order too). No lost wake-up: the parent's row
+-- is locked unconditionally, so if the parent is parking right now this waits for the park
+-- to commit and then reads the parked row (a locking read returns the newest version); if
+-- this goes first, the park (which locks its row before checking, see park_lock) sees this
+-- run finished. The fence is re-checked by `fin` on the newest version of this run's row.
+WITH locked AS (
+    SELECT r.id, r.status, r.waiting_for FROM {p}runs r
+    WHERE r.id = ANY(ARRAY[:run_id::text,
+                           (SELECT c.parent_id FROM {p}runs c WHERE c.id = :run_id)])
+    ORDER BY r.id
+    FOR UPDATE
+), fin AS (
+    UPDATE {p}runs r
+    SET status = :status, output = :output, error = :error, owner = NULL, lease_until = NULL,
+        wake_at = NULL, updated_at = :now::float8
+    FROM locked
+    WHERE r.id = locked.id AND r.id = :run_id AND r.epoch = :epoch::bigint
+      AND r.owner = :worker
+    RETURNING r.parent_id
+), woken AS (
+    UPDATE {p}runs p SET wake_at = :now
+    FROM locked, fin
+    WHERE p.id = locked.id AND locked.id = fin.parent_id AND locked.status = 'waiting'
+      AND ('child:' || :run_id) = ANY(locked.waiting_for)
+    RETURNING p.id
+), note AS (
+    SELECT pg_notify(:channel, 'child') FROM woken
+)
+SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM note) AS notified
+
+-- name: finish_applied
+-- After a lost acknowledgement: did our finish (or park) commit? Nothing but our own write
+-- releases the run at our epoch with exactly this status and time stamp.
+SELECT 1 FROM {p}runs
+WHERE id = :run_id AND epoch = :epoch::bigint AND owner IS NULL AND status = :status
+  AND updated_at = :now::float8
+
+-- name: park_lock
+-- Step 1 of a park (same transaction as park_run): fence and lock the run's row. Any event
+-- sender locks this row too (send_signal, finish_run's `parent`, request_cancel), so from here
+-- on no event can commit unseen: one that committed before this lock is visible to park_run
+-- (a new statement, a new snapshot), and one that comes later waits for the park to commit
+-- and then finds the run parked and waiting for it.
+SELECT 1 FROM {p}runs
+WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+FOR UPDATE
+
+-- name: park_run
+-- Step 2 of a park: release the run to :status until :wake_at or an awaited event, checking
+-- whether an event already happened. Must run in park_lock's transaction, after it.
+WITH parked AS (
+    UPDATE {p}runs
+    SET status = :status, owner = NULL, lease_until = NULL, error = :error,
+        updated_at = :now::float8, waiting_for = :waiting_for::text[],
+        wake_at = CASE
+            WHEN cancel_requested THEN :now
+            WHEN EXISTS (SELECT 1 FROM {p}signals s
+                         WHERE s.run_id = :run_id AND s.consumed_seq IS NULL
+                           AND ('signal:' || s.name) = ANY(:waiting_for)) THEN :now
+            WHEN EXISTS (SELECT 1 FROM {p}runs c
+                         WHERE c.id IN (SELECT substr(w, 7) FROM unnest(:waiting_for) AS w
+                                        WHERE w LIKE 'child:%')
+                           AND c.status IN ('completed', 'failed', 'cancelled')) THEN :now
+            ELSE :wake_at::float8 END
+    WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+    RETURNING wake_at
+), note AS (
+    SELECT pg_notify(:channel, 'park') FROM parked WHERE parked.wake_at <= :now
+)
+SELECT (SELECT count(*) FROM parked) AS parked, (SELECT count(*) FROM note) AS notified
+
+-- name: send_signal
+-- Buffer a signal and wake the run if it is parked waiting for it, in one statement. `run`
+-- locks the run's row unconditionally: a park in progress makes this wait, and the locking read
+-- then returns the parked row, so the wake-up decision below sees it; a park that comes later
+-- sees this signal (see park_lock). A finished run gets nothing: its status is returned.
+WITH run AS (
+    SELECT id, status, waiting_for FROM {p}runs WHERE id = :run_id FOR UPDATE
+), ins AS (
+    INSERT INTO {p}signals (run_id, name, payload, idempotency_key, sent_at)
+    SELECT run.id, :name, :payload, :key, :now::float8 FROM run
+    WHERE run.status NOT IN ('completed', 'failed', 'cancelled')
+    ON CONFLICT (run_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id
+), woken AS (
+    UPDATE {p}runs r SET wake_at = :now
+    FROM run
+    WHERE r.id = run.id AND run.status = 'waiting'
+      AND ('signal:' || :name) = ANY(run.waiting_for)
+      AND EXISTS (SELECT 1 FROM ins)
+    RETURNING r.id
+), note AS (
+    -- Also when the run is held in memory by a worker (running): that worker re-checks.
+    SELECT pg_notify(:channel, 'signal') FROM ins
+)
+SELECT run.status, (SELECT count(*) FROM ins) AS inserted,
+       (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM note) AS notified
+FROM run
+
+-- name: consume_signal
+-- Take the oldest unconsumed signal :name and journal its payload at :seq, in one statement
+-- (fenced: `own` share-locks the run's row at our epoch). With :retry (the first attempt's
+-- acknowledgement was lost) a signal already consumed at :seq is returned again instead of
+-- taking the next one, so the retry is idempotent.
+WITH own AS (
+    SELECT id FROM {p}runs
+    WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+    FOR SHARE
+), prev AS (
+    SELECT s.id, s.payload FROM {p}signals s
+    WHERE :retry::boolean AND s.run_id = :run_id AND s.consumed_seq = :seq::int
+      AND s.name = :name AND EXISTS (SELECT 1 FROM own)
+    LIMIT 1
+), sig AS (
+    SELECT s.id, s.payload FROM {p}signals s
+    WHERE s.run_id = :run_id AND s.name = :name AND s.consumed_seq IS NULL
+      AND EXISTS (SELECT 1 FROM own) AND NOT EXISTS (SELECT 1 FROM prev)
+    ORDER BY s.id
+    LIMIT 1
+    FOR UPDATE OF s
+), mark AS (
+    UPDATE {p}signals s SET consumed_seq = :seq
+    FROM sig WHERE s.id = sig.id AND s.consumed_seq IS NULL
+    RETURNING sig.payload
+), picked AS (
+    SELECT payload FROM mark UNION ALL SELECT payload FROM prev
+), put AS (
+    INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, finished_at)
+    SELECT :run_id, :seq, 'signal', :name, 'completed', 1, picked.payload, :now::float8
+    FROM picked
+    ON CONFLICT (run_id, seq) DO UPDATE SET
+        kind = excluded.kind, name = excluded.name, status = excluded.status,
+        attempts = excluded.attempts, output = excluded.output, error = NULL,
+        due_at = NULL, finished_at = excluded.finished_at
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM own) AS owned, (SELECT payload FROM picked LIMIT 1) AS payload,
+       (SELECT count(*) FROM put) AS written
+
+-- name: start_child
+-- Journal the parent's entry and create the child (if its id is new), atomically and fenced.
+WITH own AS (
+    SELECT id FROM {p}runs
+    WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+    FOR SHARE
+), put AS (
+    INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                           started_at, finished_at)
+    SELECT :run_id, :seq::int, :kind, :name, :entry_status, :attempts::int, :output, :error,
+           :due_at::float8, :started_at::float8, :finished_at::float8
+    FROM own
+    ON CONFLICT (run_id, seq) DO UPDATE SET
+        kind = excluded.kind, name = excluded.name, status = excluded.status,
+        attempts = excluded.attempts, output = excluded.output, error = excluded.error,
+        due_at = excluded.due_at, finished_at = excluded.finished_at
+    RETURNING 1
+), child AS (
+    INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
+                         parent_id, parent_seq, deadline, created_at, updated_at)
+    SELECT :child_id, :child_workflow, :child_version, :child_wf_key, 'pending', :child_input,
+           0, :child_now::float8, :child_parent_id, :child_parent_seq::int,
+           :child_deadline::float8, :child_now, :child_now
+    FROM own
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), note AS (
+    SELECT pg_notify(:channel, 'run') FROM child
+)
+SELECT (SELECT count(*) FROM own) AS owned, (SELECT count(*) FROM note) AS notified
+
+-- name: cancel_lock
+-- Step 1 of a cancel: lock the root run's row, so that the tree read by request_cancel (a new
+-- statement) includes every child whose creation committed before (a start_child holds a
+-- share lock on its parent's row until it commits), and so that a park of the root
+-- serializes with the cancel.
+SELECT 1 FROM {p}runs WHERE id = :run_id FOR UPDATE
+
+-- name: request_cancel
+-- Step 2: the run and all its unfinished descendants; parked ones wake now to see it. A park
+-- of a descendant that is in progress makes this UPDATE wait; it then re-checks the newest row
+-- (status 'waiting') and wakes it. A park that comes later reads cancel_requested on its own
+-- row (park_run). Rows are locked in id order.
+WITH RECURSIVE tree(id) AS (
+    SELECT :run_id::text
+    UNION
+    SELECT r.id FROM {p}runs r JOIN tree t ON r.parent_id = t.id
+), locked AS (
+    SELECT r.id FROM {p}runs r
+    WHERE r.id IN (SELECT id FROM tree)
+      AND r.status NOT IN ('completed', 'failed', 'cancelled')
+    ORDER BY r.id
+    FOR UPDATE
+), flagged AS (
+    UPDATE {p}runs r
+    SET cancel_requested = true, updated_at = :now::float8,
+        wake_at = CASE WHEN r.status = 'waiting' THEN :now ELSE r.wake_at END
+    FROM locked
+    WHERE r.id = locked.id AND r.status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING r.id
+), note AS (
+    SELECT pg_notify(:channel, 'cancel') FROM flagged
+)
+SELECT id FROM flagged WHERE (SELECT count(*) FROM note) >= 0
+
+-- name: cancel_flags
+SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND cancel_requested
+
+-- name: heartbeat
+-- Renew every lease of the worker (and its registration) in one statement; rows in id order.
+-- (A data-modifying CTE such as `reg` always runs, referenced or not.)
+WITH reg AS (
+    INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at)
+    VALUES (:worker, :host, :pid::int, :pid_start, :now::float8, :now)
+    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+), mine AS (
+    SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running'
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE {p}runs r SET lease_until = :lease_until::float8
+FROM mine
+WHERE r.id = mine.id
+RETURNING r.id, r.epoch
+
+-- name: upsert_worker
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at)
+VALUES (:id, :host, :pid::int, :pid_start, :now::float8, :now)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: delete_worker
+DELETE FROM {p}workers WHERE id = :id
+
+-- name: workers_liveness
+-- Every other registered worker, and whether its session advisory lock is held right now (by
+-- a live connection to this database). pg_locks shows a bigint advisory key as classid (high
+-- 32 bits) and objid (low 32 bits) with objsubid 1. `uptime` (seconds since the server
+-- started) tells the adapter whether live workers may still be reconnecting after a restart.
+WITH held AS MATERIALIZED (
+    SELECT classid::bigint AS hi, objid::bigint AS lo FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+), workers AS (
+    SELECT id, host, pid, pid_start, hashtextextended(:namespace || id, 0) AS k
+    FROM {p}workers WHERE id <> :me
+)
+SELECT w.id, w.host, w.pid, w.pid_start,
+       EXISTS (SELECT 1 FROM held
+               WHERE held.hi = ((w.k >> 32) & 4294967295) AND held.lo = (w.k & 4294967295))
+           AS locked,
+       extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())::float8 AS uptime
+FROM workers w
+
+-- name: lock_worker
+SELECT pg_try_advisory_lock(hashtextextended(:namespace || :worker, 0))
+
+-- name: unlock_worker
+SELECT pg_advisory_unlock(hashtextextended(:namespace || :worker, 0))
+
+-- name: expire_worker
+-- The worker is dead: its runs become claimable now rather than when their leases lapse.
+WITH mine AS (
+    SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running'
+    ORDER BY id
+    FOR UPDATE
+), freed AS (
+    UPDATE {p}runs r SET lease_until = 0 FROM mine WHERE r.id = mine.id RETURNING r.id
+), forget AS (
+    DELETE FROM {p}workers WHERE id = :worker RETURNING 1
+), note AS (
+    SELECT pg_notify(:channel, 'expired') FROM (SELECT 1 FROM freed LIMIT 1) AS any_
+)
+SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM note) AS notified,
+       (SELECT count(*) FROM forget) AS forgotten
+
+-- name: admin_transition
+-- Operator transitions (resume): bump the epoch so that a stale owner is fenced out, drop the
+-- given journal entries, requeue; one statement.
+WITH moved AS (
+    UPDATE {p}runs
+    SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now::float8,
+        error = NULL, epoch = epoch + 1, updated_at = :now
+    WHERE id = :run_id AND status = :from_status
+    RETURNING id
+), dropped AS (
+    DELETE FROM {p}journal
+    WHERE run_id = (SELECT id FROM moved) AND seq = ANY(:seqs::int[])
+    RETURNING 1
+), note AS (
+    SELECT pg_notify(:channel, 'admin') FROM moved
+)
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM dropped) AS dropped,
+       (SELECT count(*) FROM note) AS notified
+
+-- name: admin_applied
+SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :now::float8
+  AND owner IS NULL

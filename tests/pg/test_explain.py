@@ -1,0 +1,179 @@
+"""Plan regression: at a million runs, the hot queries are served by their indexes.
+
+The table is filled with generate_series (mostly finished history, some timers, some pending,
+some running with leases, three workflow keys) and analyzed; then each query is EXPLAINed with
+real parameters, both as a custom plan and as the generic plan a prepared statement switches
+to after a few executions. A Seq Scan on the runs table anywhere in the plan is a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from perdure.storage.postgres import PostgresStorage
+from perdure.storage.postgres_config import compiled_queries
+from tests.conftest import PgCluster
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
+
+ROWS = 1_000_000
+KEYS = ["wf0\x1f1", "wf1\x1f1", "wf2\x1f1"]
+
+FILL = """
+INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
+                          lease_until, wake_at, created_at, updated_at, cancel_requested)
+SELECT 'r' || g, 'wf' || (g % 3), '1', 'wf' || (g % 3) || chr(31) || '1', s.status, '[]', 1,
+       CASE WHEN s.status = 'running' THEN 'w' || (g % 20) END,
+       CASE WHEN s.status = 'running' THEN $1 + (g % 60) - 5 END,
+       CASE WHEN s.status = 'pending' THEN $1 - (g % 600)
+            WHEN s.status = 'waiting' AND g % 4 <> 0 THEN $1 + (g % 86400) END,
+       $1 - g, $1 - g, g % 1000 = 0 AND s.status = 'running'
+FROM generate_series(1, $2::int) AS g,
+     LATERAL (SELECT CASE WHEN g % 100 < 90 THEN 'completed'
+                          WHEN g % 100 < 96 THEN 'waiting'
+                          WHEN g % 100 < 98 THEN 'pending'
+                          ELSE 'running' END AS status) AS s
+"""
+
+
+@pytest.fixture(scope="module")
+def big_db(pg: PgCluster) -> Iterator[str]:
+    name = pg.new_database()
+    try:
+        yield pg.url(name)
+    finally:
+        pg.drop(name)
+
+
+@pytest.fixture
+async def conn(big_db: str) -> AsyncIterator[Any]:
+    import asyncpg
+
+    c = await asyncpg.connect(big_db)
+    try:
+        if await c.fetchval("SELECT count(*) FROM perdure_runs") == 0:
+            started = time.monotonic()
+            await c.execute("SET synchronous_commit = off")
+            await c.execute(FILL, time.time(), ROWS)
+            await c.execute("ANALYZE perdure_runs")
+            print(f"\nfilled {ROWS} runs in {time.monotonic() - started:.1f} s")
+        yield c
+    finally:
+        await c.close()
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def _plan(conn: Any, name: str, params: dict[str, Any], *, generic: bool
+                ) -> list[dict[str, Any]]:
+    store = PostgresStorage("postgresql://unused/db")
+    sql, names = compiled_queries(store.qualified_prefix)[name]
+    args = [params[n] if n in params else store._common[n] for n in names]
+    if generic:
+        # A prepared statement's generic plan: what asyncpg's cached statements may run.
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("DEALLOCATE ALL")
+        await conn.execute(f"PREPARE q AS {sql}")
+        values = ", ".join(_literal(a) for a in args)
+        raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q({values})")
+    else:
+        raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+    doc = json.loads(raw) if isinstance(raw, str) else raw
+    return list(_nodes(doc[0]["Plan"]))
+
+
+def _literal(value: Any) -> str:
+    """SQL text for a test parameter (EXECUTE takes no bound parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        kind = "int" if value and isinstance(value[0], int) else "text"
+        return "ARRAY[" + ", ".join(_literal(v) for v in value) + f"]::{kind}[]"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _check(nodes: list[dict[str, Any]], *indexes: str) -> None:
+    scans = [(n["Node Type"], n.get("Index Name"), n.get("Relation Name")) for n in nodes]
+    seq = [s for s in scans if s[0] == "Seq Scan" and s[2] == "perdure_runs"]
+    assert not seq, f"sequential scan of runs: {scans}"
+    used = {s[1] for s in scans if s[0] in ("Index Scan", "Index Only Scan",
+                                             "Bitmap Index Scan")}
+    for index in indexes:
+        assert index in used, f"{index} not used: {scans}"
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_claim_uses_the_due_and_lease_indexes(conn: Any, generic: bool) -> None:
+    now = time.time()
+    nodes = await _plan(conn, "claim", {"worker": "w", "keys": KEYS, "limit": 64, "now": now,
+                                        "lease_until": now + 10}, generic=generic)
+    _check(nodes, "perdure_runs_due", "perdure_runs_leased", "perdure_runs_pkey")
+    # It locks rows, skipping those other workers hold.
+    assert any(n["Node Type"] == "LockRows" for n in nodes)
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_next_wake_uses_the_due_and_lease_indexes(conn: Any, generic: bool) -> None:
+    nodes = await _plan(conn, "next_wake", {"keys": KEYS}, generic=generic)
+    _check(nodes, "perdure_runs_due", "perdure_runs_leased")
+
+
+@pytest.mark.parametrize("name", ["heartbeat", "cancel_flags", "expire_worker"])
+async def test_per_worker_queries_use_the_owner_index(conn: Any, name: str) -> None:
+    now = time.time()
+    nodes = await _plan(conn, name, {"worker": "w3", "lease_until": now + 10, "now": now,
+                                     "host": "h", "pid": 1, "pid_start": None},
+                        generic=True)
+    _check(nodes, "perdure_runs_owner")
+
+
+PER_RUN: dict[str, dict[str, Any]] = {
+    "get_run": {"id": "r5"},
+    "finish_run": {"run_id": "r5", "epoch": 1, "worker": "w", "status": "completed",
+                   "output": None, "error": None},
+    "park_lock": {"run_id": "r5", "epoch": 1, "worker": "w"},
+    "park_run": {"run_id": "r5", "epoch": 1, "worker": "w", "status": "waiting",
+                 "wake_at": None, "error": None, "waiting_for": ["signal:x", "child:r7"]},
+    "send_signal": {"run_id": "r5", "name": "x", "payload": "1", "key": None},
+    "consume_signal": {"run_id": "r5", "epoch": 1, "worker": "w", "seq": 3, "name": "x",
+                       "retry": False},
+    "request_cancel": {"run_id": "r5"},
+    "admin_transition": {"run_id": "r5", "status": "pending", "from_status": "failed",
+                         "seqs": [1, 2]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PER_RUN))
+async def test_per_run_statements_use_the_primary_key(conn: Any, name: str) -> None:
+    nodes = await _plan(conn, name, {**PER_RUN[name], "now": time.time()}, generic=True)
+    _check(nodes, "perdure_runs_pkey")
+
+
+async def test_claim_at_a_million_rows_is_fast(conn: Any, big_db: str) -> None:
+    """Not a benchmark: a sanity bound that would catch a plan gone quadratic."""
+    store = PostgresStorage(big_db)
+    await store.open()
+    try:
+        now = time.time()
+        started = time.monotonic()
+        for _ in range(10):
+            claimed = await store.claim(worker="x", keys=KEYS, limit=64, now=now,
+                                        lease_until=now + 30)
+            assert len(claimed) == 64
+        elapsed = (time.monotonic() - started) / 10
+        print(f"\nclaim of 64 runs among {ROWS}: {elapsed * 1000:.1f} ms")
+        assert elapsed < 0.5
+        assert await store.next_wake(KEYS) is not None
+    finally:
+        await store.close()
