@@ -25,6 +25,7 @@ from perdure.errors import (
     SerializationError,
     SignalTimeout,
     StepFailed,
+    StorageUnavailable,
     UnknownWorkflowError,
     WorkflowFailed,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "SignalTimeout",
     "Step",
     "StepFailed",
+    "StorageUnavailable",
     "SyncEngine",
     "SyncHandle",
     "SystemClock",

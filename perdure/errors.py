@@ -10,6 +10,7 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── RunFinished               the run already reached a terminal state (signal to a done run)
     ├── NonDeterminismError       replay asked for a different operation than the journal holds
     ├── NotInWorkflow             an in-workflow function (now(), a step, ...) called outside one
+    ├── StorageUnavailable        the database cannot be reached (and the call was not retried)
     ├── StepFailed                inside a workflow: a step exhausted its attempts
     ├── WorkflowFailed            from ``handle.result()``: the run failed
     │   └── RunCancelled          from ``handle.result()``: the run was cancelled
@@ -45,6 +46,7 @@ __all__ = [
     "SerializationError",
     "SignalTimeout",
     "StepFailed",
+    "StorageUnavailable",
     "UnknownWorkflowError",
     "WorkflowFailed",
 ]
@@ -89,6 +91,12 @@ class NonDeterminismError(PerdureError):
 
 class NotInWorkflow(PerdureError):
     """An in-workflow function was called outside a running workflow (or step)."""
+
+
+class StorageUnavailable(PerdureError):
+    """The database could not be reached (or the connection broke mid-operation and the
+    operation could not be retried safely). Nothing is known to be lost: fenced writes are
+    either committed or not, and a run's lease lapses if its worker cannot write."""
 
 
 class LeaseLost(PerdureError):

@@ -165,9 +165,11 @@ class RunInfo:
         err: ErrorInfo | None = None
         reason: str | None = None
         if row.error is not None:
+            # The column holds a JSON error for failed and cancelled runs, the reason for a
+            # blocked one, and what a waiting run waits for.
             if status is RunStatus.BLOCKED:
                 reason = row.error
-            elif status is not RunStatus.WAITING:
+            elif status in (RunStatus.FAILED, RunStatus.CANCELLED):
                 err = ErrorInfo.from_json(row.error)
         created = _dt(row.created_at)
         updated = _dt(row.updated_at)

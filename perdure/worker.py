@@ -50,6 +50,10 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
+        # Another process made something happen (a NOTIFY, or a commit seen by polling).
+        self._remote = False
+        # With push, polling is only the safety net against a missed notification.
+        self._poll_every = max(poll_interval, 1.0) if store.pushes else poll_interval
 
     @staticmethod
     def new_id() -> str:
@@ -60,7 +64,7 @@ class Worker:
         """Register, free the runs of dead peers, and start the loops."""
         await self.store.register_worker(self.id, host=self.host, pid=self.pid,
                                          pid_start=self.pid_start, now=self.clock.time())
-        self.store.set_waker(self.wake.set)
+        self.store.set_waker(self._remote_wake)
         await self._heartbeat_once()
         await self._reap_dead_peers()
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),
@@ -115,18 +119,25 @@ class Worker:
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(self.wake.wait())]
         if due_in is not None:
             waiters.append(asyncio.create_task(self.clock.sleep(due_in)))
-        waiters.append(asyncio.create_task(asyncio.sleep(self.poll_interval)))
+        waiters.append(asyncio.create_task(asyncio.sleep(self._poll_every)))
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
         if waiters[-1] in done and not self.wake.is_set() and await self.store.changed():
+            self._remote = True
+        if self._remote:
             # Another process committed something: a start, a wake-up, a signal to a run we
             # hold in memory, a cancel request for one of ours.
+            self._remote = False
             for run_id in await self.store.cancel_flags(self.id):
                 self.runner.request_cancel(run_id)
             self.runner.poke_all()
+
+    def _remote_wake(self) -> None:
+        self._remote = True
+        self.wake.set()
 
     def _spawn(self, run: ClaimedRun) -> None:
         task = asyncio.create_task(self._drive(run), name=f"perdure-run-{run.id}")
@@ -162,9 +173,14 @@ class Worker:
 
     async def _heartbeat_once(self) -> None:
         now = self.clock.time()
-        owned = await self.store.heartbeat(self.id, lease_until=now + self.lease, now=now,
-                                           host=self.host, pid=self.pid, pid_start=self.pid_start)
-        for run_id, (epoch, task) in list(self.active.items()):
+        driven = dict(self.active)
+        owned = await self.store.heartbeat(self.id, runs=list(driven),
+                                           lease_until=now + self.lease, now=now,
+                                           host=self.host, pid=self.pid,
+                                           pid_start=self.pid_start)
+        # Judge only the runs this heartbeat covered: one claimed while it was in flight is
+        # ours even though the heartbeat could not report it.
+        for run_id, (epoch, task) in driven.items():
             if owned.get(run_id) != epoch and not task.done():
                 # Another worker holds it now: stop driving at once (its writes would be
                 # fenced off anyway).

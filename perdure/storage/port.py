@@ -36,6 +36,10 @@ class Storage(Protocol):
     """What the engine needs from a backend. Every fenced write raises ``LeaseLost`` when the
     writer's (worker, epoch) no longer owns the run."""
 
+    #: True when the backend pushes wake-ups from other processes (``set_waker``), so the
+    #: worker's polling of ``changed()`` is only a slow safety net
+    pushes: bool
+
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 
@@ -100,9 +104,11 @@ class Storage(Protocol):
     async def cancel_flags(self, worker: str) -> list[str]:
         """Runs this worker drives whose cancellation was requested (by another process)."""
 
-    async def heartbeat(self, worker: str, *, lease_until: float, now: float,
-                        host: str, pid: int, pid_start: str | None) -> dict[str, int]:
-        """Renew every lease of ``worker`` in one write; returns the runs it still owns."""
+    async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
+                        now: float, host: str, pid: int, pid_start: str | None
+                        ) -> dict[str, int]:
+        """Renew, in one write, the leases of the ``runs`` the worker drives (and only those:
+        a run it holds but no longer drives must lapse); returns those it still owns."""
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
                               pid_start: str | None, now: float) -> None:

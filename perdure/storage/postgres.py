@@ -64,6 +64,8 @@ class PostgresStorage:
     ``restart_grace``: see :meth:`dead_workers`.
     """
 
+    pushes = True  # LISTEN/NOTIFY
+
     def __init__(self, url: str, *, prefix: str = "perdure_", schema: str | None = None,
                  pool_size: int | None = None, connect_timeout: float | None = None,
                  reconnect_timeout: float | None = None, restart_grace: float = 5.0,
@@ -430,13 +432,14 @@ class PostgresStorage:
 
     # -- workers ----------------------------------------------------------------------------
 
-    async def heartbeat(self, worker: str, *, lease_until: float, now: float,
-                        host: str, pid: int, pid_start: str | None) -> dict[str, int]:
+    async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
+                        now: float, host: str, pid: int, pid_start: str | None
+                        ) -> dict[str, int]:
         """Renew all of ``worker``'s leases and its registration in one statement."""
         async with self._ownership(worker):
             rows = await self._fetch("heartbeat", {
                 "worker": worker, "lease_until": float(lease_until), "now": float(now),
-                "host": host, "pid": pid, "pid_start": pid_start})
+                "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs)})
         return {r[0]: r[1] for r in rows}
 
     async def register_worker(self, worker: str, *, host: str, pid: int,

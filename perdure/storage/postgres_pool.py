@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from perdure.errors import PerdureError
+from perdure.errors import StorageUnavailable
 
 __all__ = ["Connection", "Pool", "StorageUnavailable", "is_connection_error", "is_transient"]
 
@@ -30,12 +30,6 @@ log = logging.getLogger("perdure")
 
 #: asyncpg is untyped; a connection is an ``asyncpg.Connection``.
 Connection = Any
-
-
-class StorageUnavailable(PerdureError):
-    """The database could not be reached (or the connection broke mid-operation and the
-    operation could not be retried safely). Nothing is known to be lost: fenced writes are
-    either committed or not, and the run's lease lapses if its worker cannot write."""
 
 
 def is_connection_error(exc: BaseException, conn: Connection | None = None) -> bool:

@@ -29,6 +29,8 @@ class SqliteStorage:
     commits on power loss, for roughly an order of magnitude cheaper commits.
     """
 
+    pushes = False  # other processes' commits are found by polling PRAGMA data_version
+
     def __init__(self, path: str, *, prefix: str = "perdure_", synchronous: Synchronous = "full",
                  busy_timeout: float = 30.0) -> None:
         if synchronous not in ("full", "normal", "off"):
@@ -290,15 +292,17 @@ class SqliteStorage:
 
     # -- workers ----------------------------------------------------------------------------
 
-    async def heartbeat(self, worker: str, *, lease_until: float, now: float,
-                        host: str, pid: int, pid_start: str | None) -> dict[str, int]:
-        """Renew all of ``worker``'s leases and its registration in one transaction."""
+    async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
+                        now: float, host: str, pid: int, pid_start: str | None
+                        ) -> dict[str, int]:
+        """Renew the leases of the runs ``worker`` drives and its registration, at once."""
         renew, upsert = self._q["heartbeat_runs"], self._q["upsert_worker"]
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
                                   "pid_start": pid_start, "now": now})
-            rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until}).fetchall()
+            rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
+                                        "runs": json.dumps(list(runs))}).fetchall()
             return {r[0]: r[1] for r in rows}
 
         result: dict[str, int] = await self._db.submit(op, write=True)

@@ -357,6 +357,7 @@ WITH reg AS (
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
 ), mine AS (
     SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running'
+      AND id = ANY(:runs::text[])  -- only runs still driven: an abandoned one must lapse
     ORDER BY id
     FOR UPDATE
 )

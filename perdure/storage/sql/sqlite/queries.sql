@@ -27,7 +27,7 @@ LIMIT :limit
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
-    updated_at = :now
+    updated_at = :now, error = NULL
 WHERE id IN (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at <= :now
@@ -96,8 +96,10 @@ WHERE id = (SELECT parent_id FROM {p}runs WHERE id = :run_id) AND status = 'wait
   AND EXISTS (SELECT 1 FROM json_each(waiting_for) WHERE value = 'child:' || :run_id)
 
 -- name: heartbeat_runs
+-- Only the runs the worker still drives: one it holds but abandoned (a storage error killed
+-- its driver) must lapse so that another worker takes it.
 UPDATE {p}runs SET lease_until = :lease_until
-WHERE owner = :worker AND status = 'running'
+WHERE owner = :worker AND status = 'running' AND id IN (SELECT value FROM json_each(:runs))
 RETURNING id, epoch
 
 -- name: upsert_worker
