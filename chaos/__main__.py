@@ -132,7 +132,7 @@ def expected_journal(i: int) -> list[tuple[str, str, str]]:
     for n in range(STEPS):
         out.append(("step", "work", "completed"))
         if n == 3 and k == "timer":
-            out.append(("sleep", "sleep", "waiting"))
+            out.append(("sleep", "sleep", "completed"))
         if n == 5 and k == "signal":
             out.append(("signal", "go", "completed"))
         if n == 7 and k == "child":

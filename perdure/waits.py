@@ -75,14 +75,22 @@ async def _timer(ctx: RunContext, seq: int, due: float) -> None:
     entry = ctx.recorded(seq, "sleep", "sleep")
     if entry is not None:
         ctx.replay_cancel(entry)
+        if entry.status == "completed":
+            return
         due = entry.due_at if entry.due_at is not None else due
+        started = entry.started_at
     else:
         await ctx.deliver_cancel(seq, "sleep", "sleep")
+        started = ctx.clock.time()
         # The due time goes to the journal first: a replay (after a crash or a park) reads it.
         await ctx.write(JournalEntry(seq, "sleep", "sleep", "waiting", 0, due_at=due,
-                                     started_at=ctx.clock.time()))
+                                     started_at=started))
     await ctx.wait_until(due, f"sleep until {datetime.fromtimestamp(due).isoformat()}")
     await ctx.deliver_cancel(seq, "sleep", "sleep")
+    # Queued, not awaited: a fired timer needs no fsync of its own (replay would see the due
+    # time passed anyway); it commits with the run's next write and reads well in the journal.
+    ctx.write_nowait(JournalEntry(seq, "sleep", "sleep", "completed", 1, due_at=due,
+                                  started_at=started, finished_at=ctx.clock.time()))
 
 
 # -- signals --------------------------------------------------------------------------------
