@@ -123,6 +123,7 @@ class RunContext:
     #: tells this process's worker that new work may be claimable (a child was started)
     notify: Callable[[], None] = lambda: None
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
+    _writes: int = 0
 
     def take_seq(self) -> int:
         """The next sequence number (called synchronously when an operation is called)."""
@@ -165,6 +166,11 @@ class RunContext:
         """Journal ``entry`` and wait until it is committed (fenced by our epoch)."""
         self.write_nowait(entry)
         await self.flush()
+        self._writes += 1
+        if self._writes % 16 == 0:
+            # A write may complete without yielding (an inline commit): give the loop a turn
+            # now and then, so that a long run of quick steps cannot starve the heartbeat.
+            await asyncio.sleep(0)
 
     async def guard(self, write: Awaitable[T]) -> T:
         """Await a fenced write, turning a fenced-off one into :class:`Lost`."""
@@ -179,7 +185,10 @@ class RunContext:
         while self._pending:
             pending, self._pending = self._pending, []
             try:
-                await asyncio.gather(*pending)
+                if len(pending) == 1:  # the common case: no gather() machinery
+                    await pending[0]
+                else:
+                    await asyncio.gather(*pending)
             except LeaseLost as exc:
                 self.halt(Lost(str(exc)))
 

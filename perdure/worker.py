@@ -65,6 +65,10 @@ class Worker:
         await self.store.register_worker(self.id, host=self.host, pid=self.pid,
                                          pid_start=self.pid_start, now=self.clock.time())
         self.store.set_waker(self._remote_wake)
+        self.store.set_load(lambda: len(self.active))
+        # Take the change counter's baseline before the first claim: a commit by another
+        # process after it (a signal to a run claimed below) must register as a change.
+        await self.store.changed()
         await self._heartbeat_once()
         await self._reap_dead_peers()
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),

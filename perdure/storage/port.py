@@ -122,6 +122,10 @@ class Storage(Protocol):
         """Registered workers known to be dead right now: on this host, their pid is gone
         (or was recycled); on PostgreSQL, also any worker whose advisory lock is free."""
 
+    def set_load(self, active_runs: Callable[[], int]) -> None:
+        """Tell the adapter how many runs this process drives right now, so it can pick a
+        cheaper path when there is nothing to batch (SQLite: commit without a thread hop)."""
+
     def set_waker(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever another process may have made work runnable (PostgreSQL:
         on a NOTIFY). Backends without push never call it; the worker polls ``changed()``."""

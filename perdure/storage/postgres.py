@@ -474,6 +474,9 @@ class PostgresStorage:
 
         return [r["id"] for r in rows if dead(r)]
 
+    def set_load(self, active_runs: Callable[[], int]) -> None:
+        """Not used: every statement is a network round trip either way."""
+
     def set_waker(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` on every NOTIFY from another process (and once after the listener
         reconnected)."""
