@@ -72,7 +72,8 @@ class Runner:
     async def drive(self, claimed: ClaimedRun) -> None:
         """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
         wf = self.workflows[claimed.workflow]
-        journal = await self.store.load_journal(claimed.id)
+        # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
+        journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
                          self.park_after, {e.seq: e for e in journal}, self.workflows,
                          claimed.deadline, cancel_requested=claimed.cancel_requested,
