@@ -25,8 +25,8 @@ from perdure.errors import (
 from perdure.handle import WorkflowHandle
 from perdure.records import JournalEntry, RunInfo, RunStatus
 from perdure.runner import Runner
+from perdure.storage.params import wf_key
 from perdure.storage.port import NewRun, Storage
-from perdure.storage.sqlite import wf_key
 from perdure.urls import redact, storage_for_url
 from perdure.worker import Worker
 

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from perdure.errors import InvalidConfiguration, LeaseLost
+from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
 from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.params import entry_params, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.postgres_config import (
     channel_name,
@@ -236,7 +237,7 @@ class PostgresStorage:
         """Insert a pending run; False when the id exists (idempotent start). Retried after a
         lost connection: a retry of a committed insert answers False, which the engine treats
         as "already started" (same workflow), so the run exists once either way."""
-        row = await self._fetchrow("insert_run", _new_run_params(run))
+        row = await self._fetchrow("insert_run", new_run_params(run))
         return bool(row["created"])
 
     async def get_run(self, run_id: str) -> RunRow | None:
@@ -304,7 +305,7 @@ class PostgresStorage:
                 return
             if retrying and await conn.fetchval(*applied):
                 return
-            raise _lost(run_id, epoch)
+            raise lost(run_id, epoch)
 
         await self._call(op, retry=True)
 
@@ -325,7 +326,7 @@ class PostgresStorage:
                 if await conn.fetchval(*lock) is None:
                     if retrying and await conn.fetchval(*applied):
                         return
-                    raise _lost(run_id, epoch)
+                    raise lost(run_id, epoch)
                 await conn.fetchrow(*park)
 
         await self._call(op, retry=True)
@@ -359,7 +360,7 @@ class PostgresStorage:
         async def op(conn: Connection, retrying: bool) -> str | None:
             row = await conn.fetchrow(*(again if retrying else first))
             if not row["owned"]:
-                raise _lost(run_id, epoch)
+                raise lost(run_id, epoch)
             return None if row["payload"] is None else str(row["payload"])
 
         return await self._call(op, retry=True)
@@ -367,12 +368,12 @@ class PostgresStorage:
     async def start_child(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
                           child: NewRun) -> None:
         """Create the child and journal its start, atomically and fenced (idempotent)."""
-        params = _entry_params(run_id, epoch, worker, entry)
+        params = entry_params(run_id, epoch, worker, entry)
         params["entry_status"] = params.pop("status")
-        params.update({f"child_{k}": v for k, v in _new_run_params(child).items()})
+        params.update({f"child_{k}": v for k, v in new_run_params(child).items()})
         row = await self._fetchrow("start_child", params)
         if not row["owned"]:
-            raise _lost(run_id, epoch)
+            raise lost(run_id, epoch)
 
     async def request_cancel(self, run_id: str, now: float) -> list[str]:
         """Flag the run and its unfinished descendants (idempotent): lock the root's row,
@@ -493,29 +494,3 @@ class PostgresStorage:
         """Whether a notification from another process arrived since the last call."""
         notified, self._session.notified = self._session.notified, False
         return notified
-
-
-# -- helpers --------------------------------------------------------------------------------
-
-def wf_key(workflow: str, version: str) -> str:
-    """What a worker can run: a workflow name at a version (as the SQLite adapter writes)."""
-    return f"{workflow}\x1f{version}"
-
-
-def _lost(run_id: object, epoch: object) -> LeaseLost:
-    return LeaseLost(f"run {run_id!r} is no longer owned at epoch {epoch}")
-
-
-def _new_run_params(run: NewRun) -> dict[str, Any]:
-    return {"id": run.id, "workflow": run.workflow, "version": run.version,
-            "wf_key": wf_key(run.workflow, run.version), "input": run.input,
-            "now": float(run.now), "parent_id": run.parent_id, "parent_seq": run.parent_seq,
-            "deadline": run.deadline}
-
-
-def _entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> dict[str, Any]:
-    return {"run_id": run_id, "epoch": epoch, "worker": worker, "seq": entry.seq,
-            "kind": entry.kind, "name": entry.name, "status": entry.status,
-            "attempts": entry.attempts, "output": entry.output, "error": entry.error,
-            "due_at": entry.due_at, "started_at": entry.started_at,
-            "finished_at": entry.finished_at}

@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from perdure.errors import InvalidConfiguration, LeaseLost
+from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
 from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.params import entry_params, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite_thread import DbThread
@@ -137,7 +138,7 @@ class SqliteStorage:
             if returning:
                 return cur.fetchall()
             if fenced and cur.rowcount == 0:
-                raise _lost(params.get("run_id"), params.get("epoch"))
+                raise lost(params.get("run_id"), params.get("epoch"))
             return cur.rowcount
 
         return self._submit(op, write=True)
@@ -146,7 +147,7 @@ class SqliteStorage:
 
     async def create_run(self, run: NewRun) -> bool:
         """Insert a pending run; False when the id exists (idempotent start)."""
-        n = await self._write("insert_run", _new_run_params(run))
+        n = await self._write("insert_run", new_run_params(run))
         return bool(n)
 
     async def get_run(self, run_id: str) -> RunRow | None:
@@ -185,7 +186,7 @@ class SqliteStorage:
 
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(finish, params).rowcount == 0:
-                raise _lost(run_id, epoch)
+                raise lost(run_id, epoch)
             conn.execute(wake, {"run_id": run_id, "now": now})
 
         await self._submit(op, write=True)
@@ -233,8 +234,8 @@ class SqliteStorage:
                 return None
             conn.execute(mark, {"id": row[0], "seq": seq})
             entry = JournalEntry(seq, "signal", name, "completed", 1, row[1], finished_at=now)
-            if conn.execute(put, _entry_params(run_id, epoch, worker, entry)).rowcount == 0:
-                raise _lost(run_id, epoch)  # the savepoint undoes the mark
+            if conn.execute(put, entry_params(run_id, epoch, worker, entry)).rowcount == 0:
+                raise lost(run_id, epoch)  # the savepoint undoes the mark
             return str(row[1])
 
         result: str | None = await self._submit(op, write=True)
@@ -246,9 +247,9 @@ class SqliteStorage:
         insert, put = self._q["insert_run"], self._q["put_entry"]
 
         def op(conn: sqlite3.Connection) -> None:
-            if conn.execute(put, _entry_params(run_id, epoch, worker, entry)).rowcount == 0:
-                raise _lost(run_id, epoch)
-            conn.execute(insert, _new_run_params(child))
+            if conn.execute(put, entry_params(run_id, epoch, worker, entry)).rowcount == 0:
+                raise lost(run_id, epoch)
+            conn.execute(insert, new_run_params(child))
 
         await self._submit(op, write=True)
 
@@ -289,7 +290,7 @@ class SqliteStorage:
     def put_entry(self, run_id: str, epoch: int, worker: str,
                   entry: JournalEntry) -> asyncio.Future[None]:
         """Fenced insert-or-replace of one journal entry, queued now."""
-        return self._write("put_entry", _entry_params(run_id, epoch, worker, entry), fenced=True)
+        return self._write("put_entry", entry_params(run_id, epoch, worker, entry), fenced=True)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -362,27 +363,12 @@ class SqliteStorage:
         return before is not None and before != version
 
 
-def wf_key(workflow: str, version: str) -> str:
-    """What a worker can run: a workflow name at a version (unit separator between)."""
-    return f"{workflow}\x1f{version}"
 
 
-def _lost(run_id: object, epoch: object) -> LeaseLost:
-    return LeaseLost(f"run {run_id!r} is no longer owned at epoch {epoch}")
 
 
-def _new_run_params(run: NewRun) -> dict[str, Any]:
-    return {"id": run.id, "workflow": run.workflow, "version": run.version,
-            "wf_key": wf_key(run.workflow, run.version), "input": run.input, "now": run.now,
-            "parent_id": run.parent_id, "parent_seq": run.parent_seq, "deadline": run.deadline}
 
 
-def _entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> dict[str, Any]:
-    return {"run_id": run_id, "epoch": epoch, "worker": worker, "seq": entry.seq,
-            "kind": entry.kind, "name": entry.name, "status": entry.status,
-            "attempts": entry.attempts, "output": entry.output, "error": entry.error,
-            "due_at": entry.due_at, "started_at": entry.started_at,
-            "finished_at": entry.finished_at}
 
 
 def _run_row(r: Sequence[Any]) -> RunRow:

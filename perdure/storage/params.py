@@ -1,0 +1,39 @@
+"""Bind parameters shared by the adapters: one spelling of a run and a journal entry as SQL
+parameters, and the fencing error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perdure.errors import LeaseLost
+from perdure.records import JournalEntry
+from perdure.storage.port import NewRun
+
+__all__ = ["entry_params", "lost", "new_run_params", "wf_key"]
+
+
+def wf_key(workflow: str, version: str) -> str:
+    """What a worker can run: a workflow name at a version (unit separator between)."""
+    return f"{workflow}\x1f{version}"
+
+
+def lost(run_id: object, epoch: object) -> LeaseLost:
+    """The error of a fenced-off write."""
+    return LeaseLost(f"run {run_id!r} is no longer owned at epoch {epoch}")
+
+
+def new_run_params(run: NewRun) -> dict[str, Any]:
+    """Parameters of ``insert_run``."""
+    return {"id": run.id, "workflow": run.workflow, "version": run.version,
+            "wf_key": wf_key(run.workflow, run.version), "input": run.input,
+            "now": float(run.now), "parent_id": run.parent_id, "parent_seq": run.parent_seq,
+            "deadline": run.deadline}
+
+
+def entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> dict[str, Any]:
+    """Parameters of ``put_entry``."""
+    return {"run_id": run_id, "epoch": epoch, "worker": worker, "seq": entry.seq,
+            "kind": entry.kind, "name": entry.name, "status": entry.status,
+            "attempts": entry.attempts, "output": entry.output, "error": entry.error,
+            "due_at": entry.due_at, "started_at": entry.started_at,
+            "finished_at": entry.finished_at}
