@@ -108,6 +108,9 @@ class RunContext:
     stop: Stop | None = None
     cancel_requested: bool = False
     cancel_delivered: bool = False
+    #: claimed from a dead worker and nothing journaled yet by this execution: the steps at
+    #: the frontier may have run already, so a cancel must not pre-empt them (see execution)
+    recovered: bool = False
     compensable: list[CompletedStep] = field(default_factory=list)
     #: set (and replaced) when something this run may wait for happens in this process: a
     #: signal, a child settling, a cancel request. A wait takes the current event *before*
@@ -161,6 +164,7 @@ class RunContext:
         seen, such as ``now()``): it commits before any later write of this run, and
         :meth:`flush` runs before anything leaves the run (a step, the result)."""
         self._pending.append(self.store.put_entry(self.run_id, self.epoch, self.worker, entry))
+        self.recovered = False
 
     async def write(self, entry: JournalEntry) -> None:
         """Journal ``entry`` and wait until it is committed (fenced by our epoch)."""

@@ -126,7 +126,10 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
     while True:
         if due is not None:
             await ctx.wait_until(due, f"retry of {kind} {name!r}", cancellable=cancellable)
-        if cancellable:
+        # A step the dead previous worker may have been executing runs again rather than being
+        # pre-empted by a cancel: if its side effect happened, it is then journaled and
+        # compensated, as in a crash-free run where the cancel arrives after the step.
+        if cancellable and not ctx.recovered:
             await ctx.deliver_cancel(seq, kind, name)
         # Values the run has produced so far (now(), uuid4()) are durable before a side effect
         # can carry them out of the run.

@@ -105,6 +105,9 @@ class ClaimedRun:
     deadline: float | None
     cancel_requested: bool
     created_at: float
+    #: taken from a worker that died or lost its lease (not from pending or waiting): the
+    #: step it was executing may have had its side effect, unjournaled
+    recovered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

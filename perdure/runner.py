@@ -77,6 +77,7 @@ class Runner:
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
                          self.park_after, {e.seq: e for e in journal}, self.workflows,
                          claimed.deadline, cancel_requested=claimed.cancel_requested,
+                         recovered=claimed.recovered,
                          notify=self.notify)
         parent = claimed.parent_id
         token = _run.set(ctx)

@@ -169,7 +169,7 @@ class SqliteStorage:
             "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
             "lease_until": lease_until,
         }, returning=True)
-        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])
+        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]))
                 for r in rows]
 
     async def next_wake(self, keys: Sequence[str]) -> float | None:

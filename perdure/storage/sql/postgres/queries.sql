@@ -76,7 +76,9 @@ WITH due AS (
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), picked AS (
-    SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM lapsed) AS both_
+    -- recovered: taken from a dead or lapsed worker, whose step may have run unjournaled
+    SELECT id, recovered FROM (SELECT id, false AS recovered FROM due
+                               UNION ALL SELECT id, true FROM lapsed) AS both_
     LIMIT :limit
 )
 UPDATE {p}runs r
@@ -85,7 +87,7 @@ SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
 FROM picked
 WHERE r.id = picked.id
 RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
-          r.cancel_requested, r.created_at
+          r.cancel_requested, r.created_at, picked.recovered
 
 -- name: claim_give_back
 -- A claim whose outcome is unknown (the connection dropped before the reply): runs it may have

@@ -27,7 +27,7 @@ LIMIT :limit
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
-    updated_at = :now, error = NULL
+    updated_at = :now, error = NULL, claimed_from = status
 WHERE id IN (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at <= :now
@@ -38,7 +38,8 @@ WHERE id IN (
       AND wf_key IN (SELECT value FROM json_each(:keys))
     LIMIT :limit
 )
-RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at
+RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
+          claimed_from = 'running'
 
 -- name: next_wake
 SELECT min(t) FROM (
