@@ -92,6 +92,7 @@ class Worker:
     async def _claim_cycle(self) -> None:
         loop = asyncio.get_running_loop()
         last_reap = loop.time()
+        must_claim = True
         while self._claiming:
             if loop.time() - last_reap >= self.poll_interval * 5:
                 # Checked every cycle, not only when idle: a busy worker must still notice a
@@ -101,7 +102,7 @@ class Worker:
             self.wake.clear()
             free = self.concurrency - len(self.active)
             batch = min(free, 64)
-            if batch > 0:
+            if batch > 0 and must_claim:
                 now = self.clock.time()
                 claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
                                                  now=now, lease_until=now + self.lease)
@@ -109,17 +110,19 @@ class Worker:
                     self._spawn(run)
                 if len(claimed) == batch:
                     continue  # there may be more
-            await self._idle_wait(free > 0)
+            must_claim = await self._idle_wait(free > 0)
 
-    async def _idle_wait(self, has_room: bool) -> None:
-        """Sleep until woken, until the next due time, or until the next cross-process check."""
+    async def _idle_wait(self, has_room: bool) -> bool:
+        """Sleep until woken, until the next due time, or until the next cross-process check;
+        return whether something may have become claimable (a quiet poll tick says no, so an
+        idle worker does not take the write lock every tick)."""
         due_in: float | None = None
         if has_room:
             next_wake = await self.store.next_wake(self.keys)
             if next_wake is not None:
                 due_in = next_wake - self.clock.time()
                 if due_in <= 0:
-                    return
+                    return True
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(self.wake.wait())]
         if due_in is not None:
             waiters.append(asyncio.create_task(self.clock.sleep(due_in)))
@@ -129,8 +132,10 @@ class Worker:
         finally:
             for w in waiters:
                 w.cancel()
-        if waiters[-1] in done and not self.wake.is_set() and await self.store.changed():
+        quiet_tick = waiters[-1] in done and len(done) == 1 and not self.wake.is_set()
+        if quiet_tick and await self.store.changed():
             self._remote = True
+            quiet_tick = False
         if self._remote:
             # Another process committed something: a start, a wake-up, a signal to a run we
             # hold in memory, a cancel request for one of ours.
@@ -138,6 +143,7 @@ class Worker:
             for run_id in await self.store.cancel_flags(self.id):
                 self.runner.request_cancel(run_id)
             self.runner.poke_all()
+        return not quiet_tick
 
     def _remote_wake(self) -> None:
         self._remote = True
