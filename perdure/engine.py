@@ -216,8 +216,10 @@ class Engine:
         if outcome not in ("sent", "duplicate"):
             raise RunFinished(run_id, outcome)
         if self._worker is not None:
-            self._worker.runner.poke(run_id)
-            self._worker.wake.set()
+            if run_id in self._worker.runner.contexts:
+                self._worker.runner.poke(run_id)  # held in memory: it re-checks at once
+            else:
+                self._worker.wake.set()  # parked: the send made it claimable
         return outcome == "sent"
 
     async def cancel(self, run_id: str) -> bool:

@@ -65,7 +65,7 @@ class Worker:
         await self.store.register_worker(self.id, host=self.host, pid=self.pid,
                                          pid_start=self.pid_start, now=self.clock.time())
         self.store.set_waker(self._remote_wake)
-        self.store.set_load(lambda: len(self.active))
+        self.store.set_load(self._load)
         # Take the change counter's baseline before the first claim: a commit by another
         # process after it (a signal to a run claimed below) must register as a change.
         await self.store.changed()
@@ -144,6 +144,15 @@ class Worker:
                 self.runner.request_cancel(run_id)
             self.runner.poke_all()
         return not quiet_tick
+
+    def _load(self) -> int:
+        """Operations in flight: the runs driven, plus the concurrent steps of a lone run (a
+        fan-out is one run with many writes to group-commit)."""
+        runs = len(self.active)
+        if runs != 1:
+            return runs
+        ctx = next(iter(self.runner.contexts.values()), None)
+        return 1 if ctx is None else max(1, ctx.inflight)
 
     def _remote_wake(self) -> None:
         self._remote = True

@@ -123,8 +123,9 @@ class Storage(Protocol):
         (or was recycled); on PostgreSQL, also any worker whose advisory lock is free."""
 
     def set_load(self, active_runs: Callable[[], int]) -> None:
-        """Tell the adapter how many runs this process drives right now, so it can pick a
-        cheaper path when there is nothing to batch (SQLite: commit without a thread hop)."""
+        """Tell the adapter how many operations this process has in flight right now, so it
+        can pick a cheaper path when there is nothing to batch (SQLite: commit without a
+        thread hop)."""
 
     def set_waker(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever another process may have made work runnable (PostgreSQL:
