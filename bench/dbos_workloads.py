@@ -22,6 +22,13 @@ Workloads (each repeat gets a fresh system database and ~20 uncounted warm-up wo
 ``start_first_step``
     Latency from the ``start_workflow_async`` call to the first step body running,
     200 sequential samples (median and p99 per repeat).
+``signal``
+    Send -> receive latency in one process: a workflow loops on
+    ``await DBOS.recv_async("ping")``; latency = ``perf_counter`` just before
+    ``await DBOS.send_async(wf_id, i, "ping")`` -> the workflow's first line after ``recv``
+    returns. On PostgreSQL (LISTEN/NOTIFY) 100 samples 5 ms apart; on SQLite, where DBOS
+    finds messages by polling every second, 20 samples 5-1005 ms apart (uniformly random, so
+    sends do not lock in phase with the poll). 10 warm-up samples; median and p99 per repeat.
 
 Derived metrics: per-workflow ms for seq0/seq5, marginal per-step cost
 ``(seq5 - seq0) / (500 * 5)`` in microseconds, and conc5 steps/s.
@@ -96,6 +103,19 @@ async def wf_mark(i: int) -> int:
     return await mark_step(i)
 
 
+_on_signal: list[Callable[[Any], None]] = []
+
+
+@DBOS.workflow()
+async def ping_loop(n: int) -> int:
+    """Receive ``n`` messages on topic "ping", handing each to the bench's hook at once."""
+    for _ in range(n):
+        payload = await DBOS.recv_async("ping", timeout_seconds=60)
+        for hook in _on_signal:
+            hook(payload)
+    return n
+
+
 # ---------------------------------------------------------------------------
 # Measured bodies. Each returns a dict of raw measurements for one repeat.
 # ---------------------------------------------------------------------------
@@ -151,6 +171,43 @@ async def _start_first_step() -> dict[str, float]:
     }
 
 
+N_SIGNAL = {"postgresql": 100, "sqlite": 20}
+SIGNAL_BACKEND = ["sqlite"]
+
+
+async def _signal() -> dict[str, float]:
+    import random
+
+    backend = SIGNAL_BACKEND[0]
+    n = N_SIGNAL[backend]
+    loop = asyncio.get_running_loop()
+    waiting: dict[int, asyncio.Future[float]] = {}
+
+    def hook(payload: Any) -> None:
+        fut = waiting.pop(payload, None)
+        if fut is not None and not fut.done():
+            fut.set_result(time.perf_counter())
+
+    _on_signal[:] = [hook]
+    samples: list[float] = []
+    h = await DBOS.start_workflow_async(ping_loop, n + 10)
+    for i in range(n + 10):
+        await asyncio.sleep(0.005 if backend == "postgresql" else random.uniform(0.005, 1.005))
+        fut = waiting[i] = loop.create_future()
+        t0 = time.perf_counter()
+        await DBOS.send_async(h.workflow_id, i, "ping")
+        t1 = await asyncio.wait_for(fut, 60)
+        if i >= 10:
+            samples.append(t1 - t0)
+    assert await h.get_result() == n + 10
+    _on_signal.clear()
+    samples.sort()
+    return {
+        "median_ms": statistics.median(samples) * 1e3,
+        "p99_ms": samples[min(len(samples) - 1, int(0.99 * len(samples)))] * 1e3,
+    }
+
+
 BODIES: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
     "seq0": lambda: _seq_direct(0),
     "seq5": lambda: _seq_direct(STEPS),
@@ -158,6 +215,7 @@ BODIES: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
     "seq5_handle": lambda: _seq_handle(STEPS),
     "conc5": _conc5,
     "start_first_step": _start_first_step,
+    "signal": _signal,
 }
 
 # ---------------------------------------------------------------------------
@@ -194,10 +252,13 @@ class Target:
                     conn.execute("PRAGMA journal_mode=WAL")
                 conn.close()
             return f"sqlite:///{path}"
-        # Postgres: one database per run (DBOS creates it on launch after the reset).
+        # Postgres: one database per run (DBOS creates it on launch after the reset, and
+        # run_one drops it afterwards). The pid keeps concurrent invocations apart.
         parts = urlsplit(self.db)
-        base = parts.path.lstrip("/") or "perdure_bench_dbos"
-        return urlunsplit(parts._replace(path=f"/{base}_{self.counter}"))
+        base = parts.path.lstrip("/")
+        if base in ("", "postgres"):
+            base = "perdure_bench_dbos"
+        return urlunsplit(parts._replace(path=f"/{base}_{os.getpid()}_{self.counter}"))
 
 
 def _launch(url: str, is_sqlite: bool) -> None:
@@ -309,7 +370,24 @@ def run_one(target: Target, name: str) -> dict[str, float]:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             path.parent.rmdir()
+        else:
+            _drop_pg_database(url)
     return res
+
+
+def _drop_pg_database(url: str) -> None:
+    """Drop a run's PostgreSQL system database (through the server's ``postgres`` database),
+    so repeated runs do not pile databases up on the server."""
+    import psycopg  # DBOS's own PostgreSQL driver
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+    except psycopg.Error as exc:
+        print(f"could not drop {name}: {exc}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------
@@ -365,6 +443,9 @@ def aggregate(raw: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any
         w["start_first_step_p99"] = _stat(
             [r["p99_ms"] for r in raw["start_first_step"]], "ms (p99 of 200)"
         )
+    if "signal" in raw:
+        w["signal_p50"] = _stat([r["median_ms"] for r in raw["signal"]], "ms (median)")
+        w["signal_p99"] = _stat([r["p99_ms"] for r in raw["signal"]], "ms (p99)")
     return w
 
 
@@ -416,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("dbos").setLevel(logging.WARNING)
 
     target = Target(args.db, args.dir if args.db == "sqlite" else None, args.sqlite_wal)
+    SIGNAL_BACKEND[0] = "sqlite" if target.is_sqlite else "postgresql"
     raw: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     t_start = time.perf_counter()
     for r in range(args.repeat):  # interleave workloads across repeats
@@ -466,8 +548,15 @@ def main(argv: list[str] | None = None) -> int:
             f"({tt['wf0']['transactions']} total); wf5 = {tt['wf5']['write_transactions']} "
             f"write txns ({tt['wf5']['transactions']} total), i.e. each step costs one "
             "read txn (status check + recorded-output lookup) and one write txn "
-            "(owner check UPDATE + INSERT operation_outputs). With pysqlite, "
-            "SELECT-only txns never issue BEGIN, so only write txns hit the disk."
+            "(owner check UPDATE + INSERT operation_outputs)."
+            + (" With pysqlite, SELECT-only txns never issue BEGIN, so only write txns hit "
+               "the disk." if target.is_sqlite else "")
+        )
+    if not target.is_sqlite:
+        notes.append(
+            "PostgreSQL: DBOS's system database is a fresh database per repeat on the given "
+            "server (created by DBOS.launch, dropped afterwards); DBOS's default pool and "
+            "psycopg driver."
         )
     report: dict[str, Any] = {
         "engine": "dbos",

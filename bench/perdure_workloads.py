@@ -1,13 +1,16 @@
-"""Perdure side of the benchmark: the workloads of ``dbos_workloads.py`` on embedded SQLite.
+"""Perdure side of the benchmark: the workloads of ``dbos_workloads.py`` on SQLite or PostgreSQL.
 
 Runs under the project's venv::
 
     .venv/bin/python bench/perdure_workloads.py --out perdure.json     # synchronous=full
     .venv/bin/python bench/perdure_workloads.py --synchronous normal --out p-n.json
+    .venv/bin/python bench/perdure_workloads.py --db postgresql://postgres@127.0.0.1:5432/postgres
 
 Every repeat of every workload opens one in-process ``Engine(url, workflows=[...])`` (it both
 starts and executes runs: the analogue of DBOS's in-process execution) on a brand-new SQLite
-file, runs 20 uncounted warm-up workflows (each a wf5 and a wf0), then measures:
+file (or, with ``--db postgresql://...``, a brand-new database on that server, created through
+the given admin URL and dropped afterwards), runs 20 uncounted warm-up workflows (each a wf5 and
+a wf0), then measures:
 
 ``seq0`` / ``seq5``
     500 sequential workflows of 0 / 5 trivial async steps: ``h = await engine.start(wf, i)``
@@ -18,6 +21,9 @@ file, runs 20 uncounted warm-up workflows (each a wf5 and a wf0), then measures:
 ``start_first_step``
     perf_counter just before ``engine.start`` -> first line of the first step body, 200
     sequential samples (median and p99 per repeat).
+``fanout``
+    one workflow ``await perdure.gather(*(s(i) for i in range(1000)))`` (after one uncounted
+    fan-out of 100) -> steps/s, from ``engine.start`` to ``result()``.
 
 Derived: per-workflow ms for seq0/seq5, marginal per-step cost ``(seq5 - seq0) / 2500`` (µs),
 conc5 steps/s. The JSON has the shape of the DBOS report.
@@ -89,7 +95,17 @@ async def wf_mark(i: int) -> int:
     return await mark_step(i)
 
 
-WORKFLOWS = [wf0, wf5, wf_mark]
+N_FANOUT = 1000
+
+
+@workflow
+async def fan(n: int) -> int:
+    """One workflow, ``n`` trivial steps at once."""
+    results = await perdure.gather(*(s(i) for i in range(n)))
+    return len(results)
+
+
+WORKFLOWS = [wf0, wf5, wf_mark, fan]
 
 # ---------------------------------------------------------------------------
 # Measured bodies. Each returns a dict of raw measurements for one repeat.
@@ -140,11 +156,19 @@ async def _start_first_step(engine: Engine) -> dict[str, float]:
     }
 
 
+async def _fanout(engine: Engine) -> dict[str, float]:
+    assert await _run(engine, fan, 100) == 100
+    t0 = time.perf_counter()
+    assert await _run(engine, fan, N_FANOUT) == N_FANOUT
+    return {"seconds": time.perf_counter() - t0}
+
+
 BODIES: dict[str, Callable[[Engine], Awaitable[dict[str, float]]]] = {
     "seq0": lambda e: _seq(e, 0),
     "seq5": lambda e: _seq(e, STEPS),
     "conc5": _conc5,
     "start_first_step": _start_first_step,
+    "fanout": _fanout,
 }
 
 # ---------------------------------------------------------------------------
@@ -221,16 +245,59 @@ async def trace_transactions(engine: Engine) -> dict[str, Any]:
 
 @dataclass
 class Target:
-    """A fresh SQLite file per run under ``root``, at the given durability."""
+    """A fresh SQLite file per run under ``root``, at the given durability; or, when ``db`` is
+    a PostgreSQL admin URL, a fresh database on that server."""
 
     root: Path
     synchronous: str
+    db: str = "sqlite"
     pragmas: dict[str, Any] = field(default_factory=dict)
     txn_trace: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db == "sqlite"
+
+
+async def _fresh_pg(admin: str) -> tuple[str, str]:
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
+
+    name = f"perdure_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name, urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+
+
+async def _drop_pg(admin: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def run_one(target: Target, name: str) -> dict[str, float]:
     """Run one repeat of workload ``name`` on a fresh database."""
+    if not target.is_sqlite:
+        async def main_pg() -> dict[str, float]:
+            dbname, url = await _fresh_pg(target.db)
+            try:
+                async with Engine(url, workflows=WORKFLOWS) as engine:
+                    await _warmup(engine)
+                    return await BODIES[name](engine)
+            finally:
+                await _drop_pg(target.db, dbname)
+
+        return asyncio.run(main_pg())
+
     d = Path(tempfile.mkdtemp(prefix="perdure-bench-", dir=target.root))
     path = d / "perdure.db"
     url = f"sqlite:///{path}"
@@ -296,6 +363,9 @@ def aggregate(raw: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any
     if raw.get("conc5"):
         w["conc5_steps_per_s"] = _stat([N_CONC * STEPS / r["seconds"] for r in raw["conc5"]],
                                        "steps/s")
+    if raw.get("fanout"):
+        w["fanout_steps_per_s"] = _stat([N_FANOUT / r["seconds"] for r in raw["fanout"]],
+                                        f"steps/s (one workflow gathering {N_FANOUT} steps)")
     if raw.get("start_first_step"):
         w["start_first_step"] = _stat([r["median_ms"] for r in raw["start_first_step"]],
                                       "ms (median of 200)")
@@ -327,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SQLite durability of the engine (default: full, the engine default)")
     ap.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent,
                     help="parent dir for the temporary SQLite files (default: bench/)")
+    ap.add_argument("--db", default="sqlite",
+                    help="'sqlite' (a fresh file per run) or a PostgreSQL admin URL (a fresh "
+                         "database per run on that server)")
     ap.add_argument("--workloads", default=",".join(BODIES),
                     help=f"comma-separated subset of {','.join(BODIES)}")
     args = ap.parse_args(argv)
@@ -335,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown workloads: {sorted(unknown)}")
 
-    target = Target(args.dir, args.synchronous)
+    if args.db != "sqlite" and not args.db.startswith(("postgresql://", "postgres://")):
+        ap.error("--db must be 'sqlite' or a postgresql:// URL")
+    target = Target(args.dir, args.synchronous, args.db)
     raw: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     t_start = time.perf_counter()
     for r in range(args.repeat):  # interleave workloads across repeats
@@ -353,12 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         f"Each repeat: fresh SQLite file and a fresh in-process Engine (worker and client in one), "
         f"{N_WARMUP}x(wf5 + wf0) warm-up not counted. Workloads interleaved across repeats.",
         "Engine options: defaults (concurrency=100, poll_interval=0.05) except synchronous.",
-        f"Perdure SQLite durability (read from the engine's connection): "
-        f"journal_mode={p.get('journal_mode')}, synchronous={p.get('synchronous')} "
-        f"(0=OFF,1=NORMAL,2=FULL,3=EXTRA), busy_timeout={p.get('busy_timeout')}; "
-        "one connection on a dedicated thread that group-commits queued writes "
-        "(BEGIN IMMEDIATE, a SAVEPOINT per write, COMMIT).",
     ]
+    if target.is_sqlite:
+        notes.append(
+            f"Perdure SQLite durability (read from the engine's connection): "
+            f"journal_mode={p.get('journal_mode')}, synchronous={p.get('synchronous')} "
+            f"(0=OFF,1=NORMAL,2=FULL,3=EXTRA), busy_timeout={p.get('busy_timeout')}; "
+            "one connection on a dedicated thread that group-commits queued writes "
+            "(BEGIN IMMEDIATE, a SAVEPOINT per write, COMMIT).")
+    else:
+        notes.append("PostgreSQL: a fresh database per repeat on the given server; the "
+                     "engine's defaults (asyncpg pool, group-committed journal writes).")
     tt = target.txn_trace
     if tt:
         notes.append(
@@ -373,8 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "engine": "perdure",
         "version": perdure.__version__,
-        "backend": "sqlite",
-        "synchronous": args.synchronous,
+        "backend": "sqlite" if target.is_sqlite else "postgresql",
+        "synchronous": args.synchronous if target.is_sqlite else "n/a",
         "sqlite_version": sqlite3.sqlite_version,
         "python": platform.python_version(),
         "platform": platform.platform(),

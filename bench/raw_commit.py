@@ -1,6 +1,6 @@
 """Physical floor: cost of one raw single-row durable commit.
 
-Stdlib only (psycopg is an optional import for ``--db postgresql://...``)::
+Stdlib only (psycopg and asyncpg are optional imports for ``--db postgresql://...``)::
 
     .venv/bin/python bench/raw_commit.py --out raw.json
     .venv/bin/python bench/raw_commit.py --db postgresql://user:pw@localhost/db --out raw-pg.json
@@ -16,7 +16,13 @@ same filesystem as the project; ``--dir`` to change), for each configuration:
   which is what DBOS Transact 3.4's SQLite system database runs with)
 
 PostgreSQL mode: same loop against a regular (WAL-logged) table with the server's
-``synchronous_commit`` setting, which is recorded.
+``synchronous_commit`` setting, which is recorded, with each driver that is installed:
+
+* ``pg``          psycopg 3 (sync), ``INSERT`` then ``commit()``: two round trips
+* ``pg_asyncpg``  asyncpg (Perdure's driver), one ``INSERT`` in autocommit: one round trip,
+  one WAL flush, the least a durable single-row commit can cost from Python
+* ``pg_asyncpg_txn``  asyncpg, ``BEGIN; INSERT; COMMIT`` in an explicit transaction (what a
+  fenced write inside ``async with conn.transaction()`` costs)
 """
 
 from __future__ import annotations
@@ -115,6 +121,50 @@ def pg_commit_loop(url: str, n: int) -> dict[str, Any]:
     return _loop_result(total, lat, n, settings)
 
 
+def pg_asyncpg_loop(url: str, n: int, *, explicit_txn: bool) -> dict[str, Any]:
+    """Time ``n`` single-row durable commits with asyncpg (autocommit INSERT, or
+    ``BEGIN; INSERT; COMMIT``)."""
+    import asyncio
+
+    import asyncpg  # optional dependency
+
+    table = "perdure_raw_commit_bench_a"
+
+    async def main() -> dict[str, Any]:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            await conn.execute(f"CREATE TABLE {table} (k BIGINT PRIMARY KEY, v TEXT NOT NULL)")
+            settings = {name: await conn.fetchval(f"SHOW {name}")
+                        for name in ("synchronous_commit", "fsync", "wal_sync_method",
+                                     "server_version")}
+            payload = "x" * 64
+            stmt = await conn.prepare(f"INSERT INTO {table} VALUES ($1, $2)")
+
+            async def one(k: int) -> None:
+                if explicit_txn:
+                    async with conn.transaction():
+                        await stmt.fetch(k, payload)
+                else:
+                    await stmt.fetch(k, payload)
+
+            for k in range(-50, 0):
+                await one(k)
+            lat: list[float] = []
+            t0 = time.perf_counter()
+            for k in range(n):
+                a = time.perf_counter()
+                await one(k)
+                lat.append(time.perf_counter() - a)
+            total = time.perf_counter() - t0
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        finally:
+            await conn.close()
+        return _loop_result(total, lat, n, settings)
+
+    return asyncio.run(main())
+
+
 def _loop_result(
     total: float, lat: list[float], n: int, settings: dict[str, Any]
 ) -> dict[str, Any]:
@@ -178,20 +228,33 @@ def main(argv: list[str] | None = None) -> int:
             "defaults = what DBOS 3.4 uses for its SQLite system database."
         )
     else:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            print("psycopg not installed; skipping PostgreSQL mode", file=sys.stderr)
+        import importlib.util
+
+        loops: dict[str, Any] = {}
+        if importlib.util.find_spec("psycopg") is not None:
+            loops["pg"] = lambda: pg_commit_loop(args.db, args.n)
+            notes.append(f"pg: psycopg 3, one connection, INSERT + commit() per row, N={args.n}.")
+        if importlib.util.find_spec("asyncpg") is not None:
+            loops["pg_asyncpg"] = lambda: pg_asyncpg_loop(args.db, args.n, explicit_txn=False)
+            loops["pg_asyncpg_txn"] = lambda: pg_asyncpg_loop(args.db, args.n,
+                                                              explicit_txn=True)
+            notes.append(f"pg_asyncpg: asyncpg, one connection, a prepared INSERT in autocommit "
+                         f"per row (one round trip); pg_asyncpg_txn: the same inside "
+                         f"BEGIN...COMMIT (three round trips); N={args.n}.")
+        if not loops:
+            print("neither psycopg nor asyncpg installed; skipping PostgreSQL mode",
+                  file=sys.stderr)
             return 0
         for r in range(args.repeat):
-            res = pg_commit_loop(args.db, args.n)
-            runs.setdefault("pg", []).append(res)
-            print(
-                f"[repeat {r + 1}/{args.repeat}] pg: {res['us_per_commit']:.1f} us/commit",
-                file=sys.stderr,
-                flush=True,
-            )
-        notes.append(f"psycopg 3, one connection, INSERT + commit per row, N={args.n}.")
+            for name, loop in loops.items():
+                res = loop()
+                runs.setdefault(name, []).append(res)
+                print(
+                    f"[repeat {r + 1}/{args.repeat}] {name}: {res['us_per_commit']:.1f} "
+                    "us/commit",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     workloads: dict[str, dict[str, Any]] = {}
     for name, rs in runs.items():

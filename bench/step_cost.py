@@ -33,7 +33,12 @@ from perdure.context import RunContext
 from perdure.definitions import workflow
 from perdure.records import JournalEntry
 from perdure.storage.port import NewRun
-from perdure.storage.sqlite import SqliteStorage, wf_key
+from perdure.storage.sqlite import SqliteStorage
+
+try:  # where it lives since a64d26a
+    from perdure.storage.params import wf_key
+except ImportError:  # older trees
+    from perdure.storage.sqlite import wf_key  # type: ignore[attr-defined,no-redef]
 
 WORKER = "bench-worker"
 
