@@ -81,9 +81,8 @@ class Workers:
 
 
 async def inject(workers: Workers, faults: Faults, every: float, stop: asyncio.Event,
-                 server: Any, restarts_at: list[float], rng: random.Random) -> None:
-    """SIGKILL a random worker every ``every`` seconds (and restart it); restart the database
-    server at the given offsets."""
+                 rng: random.Random) -> None:
+    """SIGKILL a random worker every ``every`` seconds, and restart it."""
     began = time.monotonic()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -95,11 +94,6 @@ async def inject(workers: Workers, faults: Faults, every: float, stop: asyncio.E
         faults.kills += 1
         faults.log.append(f"{time.monotonic() - began:6.1f}s SIGKILL worker slot {slot}")
         workers.start(slot)
-        if server is not None and restarts_at and time.monotonic() - began >= restarts_at[0]:
-            restarts_at.pop(0)
-            await asyncio.to_thread(server.restart)
-            faults.db_restarts += 1
-            faults.log.append(f"{time.monotonic() - began:6.1f}s restarted PostgreSQL")
 
 
 async def send_signals(url: str, ids: list[int], stop: asyncio.Event) -> int:
@@ -282,10 +276,11 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"started {args.runs} runs on {args.backend} with {args.workers} workers "
               f"(data in {work})", flush=True)
         stop = asyncio.Event()
-        restarts = [args.expected_seconds * (k + 1) / (args.db_restarts + 1)
+        # The database restarts are spread over the run's progress (a third and two thirds
+        # of the runs finished, for two), so they always land mid-run.
+        restarts = [args.runs * (k + 1) // (args.db_restarts + 1)
                     for k in range(args.db_restarts)] if server is not None else []
-        injector = asyncio.create_task(inject(workers, faults, args.kill_every, stop, server,
-                                              restarts, rng))
+        injector = asyncio.create_task(inject(workers, faults, args.kill_every, stop, rng))
         sender = asyncio.create_task(send_signals(
             url, [i for i in range(args.runs) if kind(i) == "signal"], stop))
         deadline = time.monotonic() + args.timeout
@@ -299,6 +294,13 @@ async def main_async(args: argparse.Namespace) -> int:
                     done = -1
                 if done == args.runs:
                     break
+                if restarts and done >= restarts[0]:
+                    restarts.pop(0)
+                    await asyncio.to_thread(server.restart)
+                    faults.db_restarts += 1
+                    faults.log.append(f"{time.monotonic() - began:6.1f}s restarted PostgreSQL "
+                                      f"with {done}/{args.runs} runs finished")
+                    continue
                 await asyncio.sleep(0.5)
         stop.set()
         await injector
@@ -335,7 +337,7 @@ def main() -> int:
     p.add_argument("--kill-every", type=float, default=3.0, help="seconds between SIGKILLs")
     p.add_argument("--db-restarts", type=int, default=2, help="PostgreSQL restarts")
     p.add_argument("--expected-seconds", type=float, default=60.0,
-                   help="spread the database restarts over this much time")
+                   help="(ignored; kept for old command lines) restarts follow progress")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", help="also write the result as JSON here")

@@ -26,8 +26,7 @@ def test_short_chaos_run_keeps_every_invariant(backend: str, tmp_path: Path) -> 
         pytest.skip("PostgreSQL server binaries are not installed")
     out = tmp_path / "chaos.json"
     args = [sys.executable, "-m", "chaos", "--backend", backend, "--runs", "300",
-            "--kill-every", "1", "--timeout", "180", "--expected-seconds", "12",
-            "--json", str(out)]
+            "--kill-every", "1", "--timeout", "180", "--json", str(out)]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=230)
     print(proc.stdout[-4000:], proc.stderr[-4000:])
     result = json.loads(out.read_text())
@@ -35,4 +34,4 @@ def test_short_chaos_run_keeps_every_invariant(backend: str, tmp_path: Path) -> 
     assert proc.returncode == 0 and not failed, failed
     assert result["kills"] >= 1
     if backend == "postgres":
-        assert result["db_restarts"] >= 1
+        assert result["db_restarts"] == 2
