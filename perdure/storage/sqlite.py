@@ -42,7 +42,7 @@ class SqliteStorage:
         self.synchronous = synchronous
         self._busy_ms = int(busy_timeout * 1000)
         self._q = queries("sqlite", self.prefix)
-        self._db = DbThread(self._connect)
+        self._db = DbThread(self._connect, busy_ms=self._busy_ms)
         self._data_version: int | None = None
         self._load: Callable[[], int] = lambda: 0
 

@@ -28,8 +28,9 @@ _STOP = object()
 class DbThread:
     """Runs callables against one connection; consecutive writes share one transaction."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, busy_ms: int) -> None:
         self._connect = connect
+        self._busy_ms = busy_ms
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -79,11 +80,18 @@ class DbThread:
             with self._using:
                 conn = self._conn
                 outcomes = ([(False, RuntimeError("the storage is closed"))] if conn is None
-                            else self._execute(conn, [item]))
+                            else self._execute_now(conn, item))
         finally:
             with self._state:
                 self._inflight -= 1
         ok, value = outcomes[0]
+        if not ok and _is_busy(value):
+            # Another process holds the write lock: wait for it in the DB thread, not here on
+            # the caller's event loop (nothing of this operation was applied).
+            with self._state:
+                self._inflight += 1
+            self._queue.put(item)
+            return fut
         if ok:
             fut.set_result(value)
         else:
@@ -124,6 +132,15 @@ class DbThread:
             with self._using:
                 self._conn = None
                 conn.close()
+
+    def _execute_now(self, conn: sqlite3.Connection, item: _Item) -> list[tuple[bool, Any]]:
+        """Run one operation on the caller's thread without waiting for another process's
+        lock (busy timeout 0 for the duration): a busy database sends it to the thread."""
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            return self._execute(conn, [item])
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
     @staticmethod
     def _execute(conn: sqlite3.Connection, batch: list[_Item]) -> list[tuple[bool, Any]]:
@@ -189,3 +206,8 @@ def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             fut.set_result(value)
         else:
             fut.set_exception(value)
+
+
+def _is_busy(exc: object) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
