@@ -7,7 +7,7 @@
   bulk inserts), outside the engine.
 * :func:`child_cmd`: the command line that runs another bench script in a subprocess against
   the same ``perdure`` package this process imported (the frozen copy under ``python -m bench``).
-* :func:`stat`, :func:`pct`: the JSON shape every script reports.
+* :func:`stat`, :func:`pct`: the JSON shape every script reports; :func:`report` writes it.
 """
 
 from __future__ import annotations
@@ -268,3 +268,23 @@ class Agent:
             await self.proc.wait()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def report(db: str, workloads: dict[str, dict[str, Any]], started: float, out: Path | None, *,
+           notes: list[str], width: int = 16, digits: int = 1, **fields: Any) -> int:
+    """Write a script's JSON report (to ``out``, if given) and print its medians."""
+    import json
+    import platform
+
+    import perdure
+
+    data = {"engine": "perdure", "version": perdure.__version__,
+            "backend": "postgresql" if is_pg(db) else "sqlite",
+            "python": platform.python_version(), **fields, "workloads": workloads,
+            "wall_seconds": time.perf_counter() - started, "notes": notes}
+    if out:
+        out.write_text(json.dumps(data, indent=2) + "\n")
+    for k, v in workloads.items():
+        print(f"  {k:{width}s} median {v['median']:.{digits}f} "
+              f"[{v['min']:.{digits}f} .. {v['max']:.{digits}f}] {v['unit']}")
+    return 0

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import random
 import sys
 import time
@@ -27,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import _app
-from _common import Agent, Databases, Sql, is_pg, stat
+from _common import Agent, Databases, Sql, report, stat
 
-import perdure
 from perdure import Engine
 
 
@@ -104,18 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     workloads = asyncio.run(amain(args))
-    report = {
-        "engine": "perdure", "version": perdure.__version__,
-        "backend": "postgresql" if is_pg(args.db) else "sqlite",
-        "python": platform.python_version(), "repeat": args.repeat, "runs": args.runs,
-        "workloads": workloads, "wall_seconds": time.perf_counter() - t0, "notes": [],
-    }
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for k, v in workloads.items():
-        print(f"  {k:16s} median {v['median']:8.1f} [{v['min']:.1f} .. {v['max']:.1f}] "
-              f"{v['unit']}")
-    return 0
+    return report(args.db, workloads, t0, args.out, notes=[], repeat=args.repeat,
+                  runs=args.runs)
 
 
 if __name__ == "__main__":

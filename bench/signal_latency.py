@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import random
 import sys
 import time
@@ -40,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import _app
-from _common import Agent, Databases, is_pg, pct, stat
+from _common import Agent, Databases, pct, report, stat
 
-import perdure
 from perdure import Engine
 
 WARMUP = 10
@@ -155,20 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     workloads = asyncio.run(amain(args))
-    report = {
-        "engine": "perdure", "version": perdure.__version__,
-        "backend": "postgresql" if is_pg(args.db) else "sqlite",
-        "python": platform.python_version(), "repeat": args.repeat, "n": args.n,
-        "parked_n": args.parked_n,
-        "workloads": workloads, "wall_seconds": time.perf_counter() - t0,
-        "notes": [f"modes: {args.modes}; SQLite at synchronous=FULL (the default)"],
-    }
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for k, v in workloads.items():
-        print(f"  {k:14s} median {v['median']:9.3f} [{v['min']:.3f} .. {v['max']:.3f}] "
-              f"{v['unit']}")
-    return 0
+    return report(args.db, workloads, t0, args.out, width=14, digits=3,
+                  notes=[f"modes: {args.modes}; SQLite at synchronous=FULL (the default)"],
+                  repeat=args.repeat, n=args.n, parked_n=args.parked_n)
 
 
 if __name__ == "__main__":

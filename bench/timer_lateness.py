@@ -32,16 +32,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import _app
-from _common import Databases, Sql, is_pg, pct, stat
+from _common import Databases, Sql, pct, report, stat
 
-import perdure
 from perdure import Engine
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -132,20 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     workloads = asyncio.run(amain(args))
-    report = {
-        "engine": "perdure", "version": perdure.__version__,
-        "backend": "postgresql" if is_pg(args.db) else "sqlite",
-        "python": platform.python_version(), "repeat": args.repeat, "runs": args.runs,
-        "lead": args.lead, "workloads": workloads,
-        "wall_seconds": time.perf_counter() - t0,
-        "notes": ["SQLite at synchronous=FULL (the default)."],
-    }
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for k, v in workloads.items():
-        print(f"  {k:28s} median {v['median']:10.1f} [{v['min']:.1f} .. {v['max']:.1f}] "
-              f"{v['unit']}")
-    return 0
+    return report(args.db, workloads, t0, args.out, width=28,
+                  notes=["SQLite at synchronous=FULL (the default)."], repeat=args.repeat,
+                  runs=args.runs, lead=args.lead)
 
 
 if __name__ == "__main__":
