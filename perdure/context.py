@@ -104,6 +104,7 @@ class RunContext:
     journal: dict[int, JournalEntry]
     registry: dict[str, Workflow[Any, Any]] = field(default_factory=dict)
     deadline: float | None = None
+    parent_id: str | None = None
     seq: int = 0
     stop: Stop | None = None
     cancel_requested: bool = False

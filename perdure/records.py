@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 __all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "RunInfo", "RunRow", "RunStatus"]
 
@@ -180,7 +179,3 @@ class RunInfo:
         return cls(row.id, row.workflow, row.version, status, err, created, updated,
                    row.parent_id, reason, row.cancel_requested)
 
-
-def json_field(d: dict[str, Any]) -> str:
-    """Compact JSON for small bookkeeping fields."""
-    return json.dumps(d, separators=(",", ":"))

@@ -76,10 +76,10 @@ class Runner:
         journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
                          self.park_after, {e.seq: e for e in journal}, self.workflows,
-                         claimed.deadline, cancel_requested=claimed.cancel_requested,
+                         claimed.deadline, claimed.parent_id,
+                         cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
                          notify=self.notify)
-        parent = claimed.parent_id
         token = _run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
@@ -89,19 +89,19 @@ class Runner:
             await self._settle(ctx, lambda: self.store.park_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.WAITING,
                 wake_at=wake_at, now=self.clock.time(), error=reason,
-                waiting_for=events), notify=parent)
+                waiting_for=events))
         except Blocked as blocked:
             why = blocked.reason
             log.warning("run %s blocked: %s", ctx.run_id, why)
             await self._settle(ctx, lambda: self.store.finish_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.BLOCKED, output=None,
-                error=why, now=self.clock.time()), notify=parent)
+                error=why, now=self.clock.time()))
         except (Lost, asyncio.CancelledError) as stop:
             if self.handing_back:
                 # Drain: give the run back so another worker takes it at once.
                 await self._settle(ctx, lambda: self.store.park_run(
                     ctx.run_id, ctx.epoch, self.worker, status=RunStatus.PENDING,
-                    wake_at=self.clock.time(), now=self.clock.time()))
+                    wake_at=self.clock.time(), now=self.clock.time()), notify=False)
             elif isinstance(stop, Lost):
                 log.info("run %s: stopped driving it (%s)", ctx.run_id, stop)
             if isinstance(stop, asyncio.CancelledError):
@@ -115,8 +115,7 @@ class Runner:
         if not ctx.journal and ctx.cancel_pending():
             # Cancelled (or past its deadline) before it did anything: nothing to undo.
             ctx.cancel_delivered = True
-            await self._fail(ctx, Cancelled("the run was cancelled before it started"),
-                             claimed.parent_id)
+            await self._fail(ctx, Cancelled("the run was cancelled before it started"))
             return
         try:
             args, kwargs = wf.codec.decode_args(claimed.input)
@@ -124,26 +123,26 @@ class Runner:
         except Stop:
             raise
         except Exception as exc:
-            await self._fail(ctx, exc, claimed.parent_id)
+            await self._fail(ctx, exc)
             return
         await ctx.settle_inflight()
         if ctx.cancel_delivered:
             # The workflow caught Cancelled and returned: still a cancelled run (and its
             # completed steps are compensated), as the caller asked.
-            await self._fail(ctx, Cancelled("the run was cancelled"), claimed.parent_id)
+            await self._fail(ctx, Cancelled("the run was cancelled"))
             return
         self._check_finished(ctx)
         try:
             output = wf.codec.encode_result(value)
         except SerializationError as exc:
-            await self._fail(ctx, exc, claimed.parent_id)
+            await self._fail(ctx, exc)
             return
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
-            error=None, now=self.clock.time()), notify=claimed.parent_id)
+            error=None, now=self.clock.time()))
 
-    async def _fail(self, ctx: RunContext, exc: Exception, parent: str | None) -> None:
+    async def _fail(self, ctx: RunContext, exc: Exception) -> None:
         """The saga path: compensate, then record the failure (or the cancellation)."""
         if ctx.stop is not None:  # the workflow swallowed our stop signal
             raise ctx.stop
@@ -159,7 +158,7 @@ class Runner:
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
-            error=error.to_json(), now=self.clock.time()), notify=parent)
+            error=error.to_json(), now=self.clock.time()))
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:
@@ -175,16 +174,15 @@ class Runner:
                 f"version {ctx.workflow.version!r}) and resume the run."))
 
     async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
-                      notify: str | bool | None = False) -> None:
-        """Write how the run stopped; tell waiters (and a parent in this process) unless
-        ``notify`` is False (``notify`` is the parent id, or None for no parent)."""
+                      notify: bool = True) -> None:
+        """Write how the run stopped; then (unless ``notify`` is off) tell its waiters and a
+        parent driven in this process."""
         try:
             await write()
         except LeaseLost:
             log.info("run %s was taken over before it settled", ctx.run_id)
             return
-        if notify is not False:
-            parent = notify if isinstance(notify, str) else None
-            if parent is not None:
-                self.poke(parent)
-            self.on_settled(ctx.run_id, parent)
+        if notify:
+            if ctx.parent_id is not None:
+                self.poke(ctx.parent_id)
+            self.on_settled(ctx.run_id, ctx.parent_id)

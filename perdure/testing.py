@@ -16,7 +16,7 @@ from perdure.errors import RunNotFound
 from perdure.handle import WorkflowHandle
 from perdure.records import JournalEntry, RunInfo, RunStatus
 
-__all__ = ["VirtualClock", "virtual_clock", "wait_for_journal", "wait_for_status"]
+__all__ = ["VirtualClock", "wait_for_journal", "wait_for_status"]
 
 
 async def wait_for_status(handle: WorkflowHandle[Any], *statuses: RunStatus | str,
@@ -63,12 +63,6 @@ async def _wait(handle: WorkflowHandle[Any],
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), min(delay, remaining))
             delay = min(delay * 2, 0.1)
-
-
-@contextlib.contextmanager
-def virtual_clock() -> Iterator[VirtualClock]:
-    """A fresh :class:`VirtualClock` (also available as the ``perdure_clock`` pytest fixture)."""
-    yield VirtualClock()
 
 
 try:  # the pytest fixture, when pytest is present

@@ -16,28 +16,20 @@ from perdure.typecodec.codec import Decoder, Encoder
 from perdure.typecodec.errors import PathError, bad_data, show
 
 
-def enc_items(v: Iterable[Any], enc: Encoder) -> list[object]:
-    """Each element of ``v`` encoded, as a list."""
+def map_items(v: Iterable[Any], fn: Encoder | Decoder) -> list[object]:
+    """``fn`` applied to each element of ``v`` (encoding or decoding), as a list; an error
+    names the element's index in its path."""
     out: list[object] = []
     for i, x in enumerate(v):
         try:
-            out.append(enc(x))
+            out.append(fn(x))
         except PathError as e:
             e.path.append(f"[{i}]")
             raise
     return out
 
 
-def dec_items(d: list[Any], dec: Decoder) -> list[object]:
-    """Each element of ``d`` decoded, as a list."""
-    out: list[object] = []
-    for i, x in enumerate(d):
-        try:
-            out.append(dec(x))
-        except PathError as e:
-            e.path.append(f"[{i}]")
-            raise
-    return out
+enc_items = dec_items = map_items
 
 
 def _canonical(data: object) -> str:
