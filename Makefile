@@ -1,7 +1,8 @@
 # Perdure's developer entry points. Needs only Python >= 3.11 (with venv and pip).
 #
 #   make demo    the crash-recovery demo (python -m demo), in a .venv created if missing
-#   make test    lint (ruff), type-check (mypy) and the test suite (pytest); fails if any fails
+#   make test    lint (ruff), type-check (mypy), import layers (import-linter) and the test
+#                suite (pytest); fails if any fails
 #   make bench   the benchmarks in bench/
 
 PYTHON ?= python3
@@ -32,6 +33,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(PY) -m ruff check perdure tests demo bench
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed

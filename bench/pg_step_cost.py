@@ -33,8 +33,8 @@ from _common import Databases, stat
 import perdure
 from perdure.records import JournalEntry
 from perdure.storage.port import NewRun
-from perdure.storage.postgres import PostgresStorage
-from perdure.storage.postgres_writer import columns
+from perdure.storage.postgres.adapter import PostgresStorage
+from perdure.storage.postgres.writer import columns
 
 
 async def measure(url: str, n: int) -> dict[str, float]:

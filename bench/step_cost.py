@@ -29,16 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from perdure.context import RunContext
-from perdure.definitions import workflow
 from perdure.records import JournalEntry
-from perdure.storage.port import NewRun
-from perdure.storage.sqlite import SqliteStorage
-
-try:  # where it lives since a64d26a
-    from perdure.storage.params import wf_key
-except ImportError:  # older trees
-    from perdure.storage.sqlite import wf_key  # type: ignore[attr-defined,no-redef]
+from perdure.storage.port import NewRun, wf_key
+from perdure.storage.sqlite.adapter import SqliteStorage
+from perdure.workflow.context import RunContext
+from perdure.workflow.definitions import workflow
+from perdure.workflow.steps import run_step
 
 WORKER = "bench-worker"
 
@@ -137,7 +133,7 @@ def async_layer(root: Path, sync: str, n: int, layer: str) -> float:
     async def main() -> float:
         store, path, epoch = await _open(root, sync)
         try:
-            ctx = RunContext("r1", epoch, WORKER, _wf, store, None, 5.0, {})  # type: ignore[arg-type]
+            ctx = RunContext("r1", epoch, WORKER, _wf, store, None, 5.0, {}, run_step)  # type: ignore[arg-type]
             seq = 10_000
 
             async def one() -> None:

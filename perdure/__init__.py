@@ -6,9 +6,9 @@ exactly where it stopped.
 """
 
 from perdure.clock import Clock, SystemClock, VirtualClock
-from perdure.context import now, random, run_id, step_key, uuid4
-from perdure.definitions import Step, Workflow, step, workflow
-from perdure.engine import Engine
+from perdure.engine.engine import Engine
+from perdure.engine.handle import WorkflowHandle
+from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.errors import (
     Cancelled,
     ChildFailed,
@@ -29,11 +29,14 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
-from perdure.handle import WorkflowHandle
 from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
-from perdure.sync import SyncEngine, SyncHandle
-from perdure.waits import ChildHandle, gather, sleep, sleep_until, start_child, wait_for_signal
+from perdure.workflow.children import ChildHandle, start_child
+from perdure.workflow.definitions import Step, Workflow, step, workflow
+from perdure.workflow.parallel import gather
+from perdure.workflow.signals import wait_for_signal
+from perdure.workflow.timers import sleep, sleep_until
+from perdure.workflow.values import now, random, run_id, step_key, uuid4
 
 __version__ = "0.1.0"
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from perdure.clock import VirtualClock
+from perdure.engine.handle import WorkflowHandle
 from perdure.errors import RunNotFound
-from perdure.handle import WorkflowHandle
 from perdure.records import JournalEntry, RunInfo, RunStatus
 
 __all__ = ["VirtualClock", "wait_for_journal", "wait_for_status"]

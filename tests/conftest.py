@@ -113,7 +113,7 @@ def pg() -> Iterator[PgCluster]:
     server.start()
     try:
         server.create_database(TEMPLATE)
-        from perdure.storage.postgres import PostgresStorage
+        from perdure.storage.postgres.adapter import PostgresStorage
 
         async def migrate() -> None:
             store = PostgresStorage(server.url(TEMPLATE))

@@ -7,14 +7,9 @@ from typing import Any
 
 from perdure.errors import LeaseLost
 from perdure.records import JournalEntry
-from perdure.storage.port import NewRun
+from perdure.storage.port import NewRun, wf_key
 
-__all__ = ["entry_params", "lost", "new_run_params", "wf_key"]
-
-
-def wf_key(workflow: str, version: str) -> str:
-    """What a worker can run: a workflow name at a version (unit separator between)."""
-    return f"{workflow}\x1f{version}"
+__all__ = ["entry_params", "lost", "new_run_params"]
 
 
 def lost(run_id: object, epoch: object) -> LeaseLost:

@@ -15,7 +15,12 @@ from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, RunRow
 
-__all__ = ["NewRun", "Storage"]
+__all__ = ["NewRun", "Storage", "wf_key"]
+
+
+def wf_key(workflow: str, version: str) -> str:
+    """What a worker can run: a workflow name at a version (unit separator between)."""
+    return f"{workflow}\x1f{version}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ class Migration:
 
 
 def _read(backend: str, filename: str) -> str:
-    return resources.files("perdure.storage").joinpath("sql", backend, filename).read_text()
+    return resources.files(f"perdure.storage.{backend}").joinpath(filename).read_text()
 
 
 @cache
@@ -55,7 +55,7 @@ def queries(backend: str, prefix: str) -> dict[str, str]:
 @cache
 def migrations(backend: str, prefix: str) -> tuple[Migration, ...]:
     """The backend's migrations (``NNNN_name.sql``) in order, prefix filled in."""
-    folder = resources.files("perdure.storage").joinpath("sql", backend)
+    folder = resources.files(f"perdure.storage.{backend}")
     found = []
     for entry in folder.iterdir():
         m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)

@@ -149,6 +149,9 @@ class Cluster:
     """Worker processes on one SQLite file, the FIFO they report to, and their ledger."""
 
     dir: Path
+    #: the module whose attributes the workers drive, and the attribute taken by default
+    app: str = APP
+    target: str = "WORKFLOWS"
     workers: list[Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -159,10 +162,10 @@ class Cluster:
 
     def start(self, name: str, *, hang: Sequence[str] = (), hang_after: int | None = None,
               stop: bool = False, notify: bool = False, work_ms: float = 0,
-              concurrency: int | None = None, target: str = "WORKFLOWS",
+              concurrency: int | None = None, target: str | None = None,
               grace: float | None = None, log_level: str = "WARNING") -> Worker:
-        """Start a worker process driving the workflows of ``tests.crash.app`` (``target``
-        names the attribute: ``WORKFLOWS``, or an engine with other options)."""
+        """Start a worker process driving the workflows of the cluster's app (``target``
+        names the attribute: a list of workflows, or an engine with other options)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
         env["PERDURE_CRASH_DIR"] = str(self.dir)
         env["PERDURE_LOG"] = log_level
@@ -176,7 +179,8 @@ class Cluster:
             env["PERDURE_CRASH_NOTIFY"] = "1"
         if work_ms:
             env["PERDURE_CRASH_WORK_MS"] = str(work_ms)
-        cmd = [sys.executable, "-m", "perdure", "worker", f"{APP}:{target}", "--db", self.url]
+        cmd = [sys.executable, "-m", "perdure", "worker", f"{self.app}:{target or self.target}",
+               "--db", self.url]
         if concurrency is not None:
             cmd += ["--concurrency", str(concurrency)]
         if grace is not None:

@@ -41,7 +41,7 @@ from perdure import (
     step,
     workflow,
 )
-from perdure.definitions import Step
+from perdure.workflow.definitions import Step
 from tests.crash.harness import journal_shape
 
 LEASE = 30.0

@@ -4,7 +4,6 @@ opening a brand-new database while another process holds its write lock."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import sqlite3
 import subprocess
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from perdure import Engine, RunStatus
 from tests.crash.app import WORKFLOWS, race_start
 from tests.crash.harness import Cluster, executions, settle_all
+from tests.spawned import race_processes
 
 pytestmark = pytest.mark.crash
 
@@ -22,26 +22,7 @@ ROUNDS = 10
 
 async def _race(url: str, ids: list[str]) -> list[tuple[int, Any]]:
     """Two spawned processes start every id at the same moment; what each reported."""
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
-    barrier = ctx.Barrier(2)
-    out = ctx.Queue()
-    procs = [ctx.Process(target=race_start, args=(url, ids, barrier, out))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    try:
-        reports = [await asyncio.to_thread(out.get, timeout=30) for _ in procs]
-        for p in procs:
-            await asyncio.to_thread(p.join, 10)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
-        out.close()
-        out.join_thread()
-    assert [p.exitcode for p in procs] == [0, 0], reports
-    return reports
+    return await race_processes(race_start, [(url, ids), (url, ids)])
 
 
 async def _check_each_ran_once(cluster: Cluster, client: Engine, ids: list[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from perdure import Engine, workflow
-from perdure.cli import main
+from perdure.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 

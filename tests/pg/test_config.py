@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from perdure import Engine, InvalidConfiguration
-from perdure.storage.postgres import PostgresStorage
+from perdure.storage.postgres.adapter import PostgresStorage
 from tests.conftest import PgCluster
 from tests.pg.conftest import Database
 from tests.pgserver import PASSWORD_ROLE, PASSWORD_ROLE_PASSWORD

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from perdure.storage.postgres import PostgresStorage
-from perdure.storage.postgres_config import compiled_queries
+from perdure.storage.postgres.adapter import PostgresStorage
+from perdure.storage.postgres.config import compiled_queries
 from tests.conftest import PgCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]

@@ -4,7 +4,6 @@ two processes racing to start and signal the same run."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from perdure import Engine
 from tests.pg.app import WORKFLOWS, chain, collect, race_client
 from tests.pg.conftest import Database, Workers
+from tests.spawned import race_processes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -126,27 +126,10 @@ async def test_two_processes_race_start_and_signal_on_the_same_runs(
         db: Database, raw: Any) -> None:
     ids = [f"race-{i}" for i in range(10)]
     signals = 5
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    out = ctx.Queue()
-    procs = [ctx.Process(target=race_client, args=(db.url, ids, tag, signals, barrier, out))
-             for tag in ("a", "b")]
     # The worker parks a waiting run after 10 ms, so signals race with parks too.
     async with Engine(db.url, workflows=WORKFLOWS, park_after=0.01) as worker:
-        for p in procs:
-            p.start()
-        try:
-            reports = dict([await asyncio.to_thread(out.get, timeout=60) for _ in procs])
-            for p in procs:
-                await asyncio.to_thread(p.join, 20)
-        finally:
-            for p in procs:
-                if p.is_alive():
-                    p.kill()
-                    p.join()
-            out.close()
-            out.join_thread()
-        assert [p.exitcode for p in procs] == [0, 0], reports
+        reports = dict(await race_processes(
+            race_client, [(db.url, ids, tag, signals) for tag in ("a", "b")], timeout=60))
         for tag in ("a", "b"):
             assert reports[tag] == {i: [True] * signals for i in ids}, reports
         for run_id in ids:

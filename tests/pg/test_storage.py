@@ -23,7 +23,7 @@ import pytest
 from perdure.errors import LeaseLost
 from perdure.records import JournalEntry
 from perdure.storage.port import NewRun
-from perdure.storage.postgres import PostgresStorage
+from perdure.storage.postgres.adapter import PostgresStorage
 from tests.pg.conftest import Database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
@@ -298,7 +298,7 @@ async def test_notify_wakes_other_processes_and_the_listener_reconnects(
 
 _REGISTER = textwrap.dedent("""
     import asyncio, sys, time
-    from perdure.storage.postgres import PostgresStorage
+    from perdure.storage.postgres.adapter import PostgresStorage
 
     async def main():
         store = PostgresStorage(sys.argv[1])

@@ -1,0 +1,36 @@
+"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from perdure.cli.options import database_url
+from perdure.cli.output import print_run, print_runs
+from perdure.engine.engine import Engine
+
+__all__ = ["run"]
+
+
+async def run(args: argparse.Namespace) -> int:
+    """The commands that talk to the database as a client: runs, resume, signal, cancel."""
+    async with Engine(database_url(args), worker=False, table_prefix=args.prefix) as engine:
+        if args.command == "migrate":
+            print(f"schema is up to date on {engine!r}")
+        elif args.command == "runs" and args.runs_command == "list":
+            print_runs(await engine.list_runs(status=args.status, workflow=args.workflow,
+                                               limit=args.limit))
+        elif args.command == "runs" and args.runs_command == "show":
+            print_run(await engine.status(args.id), await engine.journal(args.id))
+        elif args.command == "resume":
+            await engine.resume(args.id)
+            print(f"run {args.id} resumed: a worker will drive it now")
+        elif args.command == "signal":
+            payload = json.loads(args.payload)
+            await engine.signal(args.id, args.name, payload, idempotency_key=args.key)
+            print(f"signal {args.name!r} sent to run {args.id}")
+        elif args.command == "cancel":
+            changed = await engine.cancel(args.id)
+            print(f"run {args.id}: cancellation requested" if changed
+                  else f"run {args.id} had already finished; nothing to cancel")
+    return 0

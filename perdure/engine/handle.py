@@ -1,0 +1,131 @@
+"""Run handles: what ``engine.start`` returns, to await, inspect and steer a run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AbstractContextManager
+from typing import Any, Generic, Protocol, TypeVar
+
+from perdure.codec.functions import FunctionCodec
+from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
+from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunRow, RunStatus
+from perdure.storage.port import Storage
+
+__all__ = ["RunClient", "WorkflowHandle"]
+
+R = TypeVar("R")
+
+
+class RunClient(Protocol):
+    """What a handle needs of the engine that made it (the engine implements it)."""
+
+    @property
+    def store(self) -> Storage:
+        """The engine's storage."""
+        ...
+
+    def codec_for(self, workflow: str) -> FunctionCodec:
+        """The codec of a workflow's result."""
+        ...
+
+    def settled_event(self, run_id: str) -> AbstractContextManager[asyncio.Event]:
+        """An event set whenever this process settles ``run_id``."""
+        ...
+
+    async def signal(self, run_id: str, name: str, payload: Any = None, *,
+                     idempotency_key: str | None = None) -> bool:
+        """Send a signal to a run."""
+        ...
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run."""
+        ...
+
+
+class WorkflowHandle(Generic[R]):
+    """A reference to one run, by id. Cheap to create; every method reads the database."""
+
+    def __init__(self, engine: RunClient, run_id: str) -> None:
+        self._engine = engine
+        self.id = run_id
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.id!r}>"
+
+    async def status(self) -> RunInfo:
+        """The run's current status (raises ``RunNotFound``)."""
+        return RunInfo.from_row(await self._row())
+
+    async def journal(self) -> list[JournalEntry]:
+        """The run's journal, in sequence order (raises ``RunNotFound``)."""
+        await self._row()
+        return await self._engine.store.load_journal(self.id)
+
+    async def signal(self, name: str, payload: Any = None, *,
+                     idempotency_key: str | None = None) -> bool:
+        """Send a signal to this run; see ``Engine.signal``."""
+        return await self._engine.signal(self.id, name, payload,
+                                         idempotency_key=idempotency_key)
+
+    async def cancel(self) -> bool:
+        """Cancel this run; see ``Engine.cancel``."""
+        return await self._engine.cancel(self.id)
+
+    async def result(self, timeout: float | None = None) -> R:
+        """Wait for the run to finish and return its result.
+
+        Raises ``WorkflowFailed`` (with the cause's type, message and traceback) if it failed,
+        ``RunCancelled`` if it was cancelled, ``RunBlocked`` if it needs an operator,
+        ``RunNotFound`` for an unknown id, and ``TimeoutError`` after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.005
+        with self._engine.settled_event(self.id) as settled:
+            while True:
+                settled.clear()
+                row = await self._row()
+                outcome = self._outcome(row)
+                if outcome is not None:
+                    value: R = outcome()
+                    return value
+                wait = delay if deadline is None else min(delay, deadline - loop.time())
+                if wait <= 0:
+                    raise TimeoutError(f"run {self.id!r} did not finish within {timeout} s "
+                                       f"(it is {row.status})")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(settled.wait(), wait)
+                # Runs settled in this process set the event at once; the growing delay is
+                # the safety net for runs driven by another process.
+                delay = min(delay * 2, 0.25)
+
+    def _outcome(self, row: RunRow) -> Any:
+        status = RunStatus(row.status)
+        if status is RunStatus.COMPLETED:
+            codec = self._engine.codec_for(row.workflow)
+            return lambda: codec.decode_result(row.output or "null")
+        if status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            err = ErrorInfo.from_json(row.error) or ErrorInfo("Error", "unknown")
+            kind = RunCancelled if status is RunStatus.CANCELLED else WorkflowFailed
+            exc = kind(self.id, cause_type=err.type, cause_message=err.message,
+                       cause_traceback=err.traceback)
+
+            def fail() -> Any:
+                raise exc
+
+            return fail
+        if status is RunStatus.BLOCKED:
+            blocked = RunBlocked(self.id, row.error or "blocked")
+
+            def block() -> Any:
+                raise blocked
+
+            return block
+        return None
+
+    async def _row(self) -> RunRow:
+        row = await self._engine.store.get_run(self.id)
+        if row is None:
+            raise RunNotFound(self.id)
+        return row

@@ -1,0 +1,191 @@
+"""Driving one claimed run: replay its journal, execute what is new, record how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from perdure.clock import Clock
+from perdure.errors import Cancelled, LeaseLost, SerializationError
+from perdure.records import ClaimedRun, ErrorInfo, RunStatus
+from perdure.storage.port import Storage
+from perdure.workflow.context import RunContext
+from perdure.workflow.definitions import Workflow
+from perdure.workflow.scope import active_run
+from perdure.workflow.steps import run_compensations, run_step
+from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("perdure")
+
+
+class Runner:
+    """Executes claimed runs for one worker."""
+
+    def __init__(self, *, store: Storage, clock: Clock, worker: str,
+                 workflows: dict[str, Workflow[Any, Any]], park_after: float,
+                 on_settled: Callable[[str, str | None], None],
+                 notify: Callable[[], None]) -> None:
+        self.store = store
+        self.clock = clock
+        self.worker = worker
+        self.workflows = workflows
+        self.park_after = park_after
+        self.on_settled = on_settled
+        self.notify = notify
+        #: set while the engine hands runs back (drain): a cancelled run is released, not lost
+        self.handing_back = False
+        self.contexts: dict[str, RunContext] = {}
+
+    def halt(self, run_id: str) -> None:
+        """Make the run's next durable operation stop it (before its task is cancelled), so
+        no cleanup code of the workflow can journal anything once we no longer own it."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and ctx.stop is None:
+            ctx.stop = Lost("this worker stopped driving the run")
+
+    def poke(self, run_id: str) -> None:
+        """Something the run may wait for happened in this process: re-check now."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None:
+            ctx.poke()
+
+    def poke_all(self) -> None:
+        """Another process committed something: every waiting run re-checks."""
+        for ctx in self.contexts.values():
+            ctx.poke()
+
+    def park_waiters(self) -> None:
+        """Drain: runs lingering in memory for an event park now instead."""
+        for ctx in self.contexts.values():
+            ctx.linger = False
+            ctx.poke()
+
+    def request_cancel(self, run_id: str) -> None:
+        """Deliver a cancellation to a run this worker drives, at its current durable await."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and not ctx.cancel_requested:
+            ctx.cancel_requested = True
+            ctx.poke()
+
+    async def drive(self, claimed: ClaimedRun) -> None:
+        """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
+        wf = self.workflows[claimed.workflow]
+        # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
+        journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
+        ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
+                         self.park_after, {e.seq: e for e in journal}, run_step,
+                         self.workflows,
+                         claimed.deadline, claimed.parent_id,
+                         cancel_requested=claimed.cancel_requested,
+                         recovered=claimed.recovered,
+                         notify=self.notify)
+        token = active_run.set(ctx)
+        self.contexts[claimed.id] = ctx
+        try:
+            await self._execute(ctx, wf, claimed)
+        except Suspend as suspend:
+            wake_at, reason, events = suspend.wake_at, suspend.reason, suspend.waiting_for
+            await self._settle(ctx, lambda: self.store.park_run(
+                ctx.run_id, ctx.epoch, self.worker, status=RunStatus.WAITING,
+                wake_at=wake_at, now=self.clock.time(), error=reason,
+                waiting_for=events))
+        except Blocked as blocked:
+            why = blocked.reason
+            log.warning("run %s blocked: %s", ctx.run_id, why)
+            await self._settle(ctx, lambda: self.store.finish_run(
+                ctx.run_id, ctx.epoch, self.worker, status=RunStatus.BLOCKED, output=None,
+                error=why, now=self.clock.time()))
+        except (Lost, asyncio.CancelledError) as stop:
+            if self.handing_back:
+                # Drain: give the run back so another worker takes it at once.
+                await self._settle(ctx, lambda: self.store.park_run(
+                    ctx.run_id, ctx.epoch, self.worker, status=RunStatus.PENDING,
+                    wake_at=self.clock.time(), now=self.clock.time()), notify=False)
+            elif isinstance(stop, Lost):
+                log.info("run %s: stopped driving it (%s)", ctx.run_id, stop)
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+        finally:
+            active_run.reset(token)
+            self.contexts.pop(claimed.id, None)
+
+    async def _execute(self, ctx: RunContext, wf: Workflow[Any, Any],
+                       claimed: ClaimedRun) -> None:
+        if not ctx.journal and ctx.cancel_pending():
+            # Cancelled (or past its deadline) before it did anything: nothing to undo.
+            ctx.cancel_delivered = True
+            await self._fail(ctx, Cancelled("the run was cancelled before it started"))
+            return
+        try:
+            args, kwargs = wf.codec.decode_args(claimed.input)
+            value = await wf.fn(*args, **kwargs)
+        except Stop:
+            raise
+        except Exception as exc:
+            await self._fail(ctx, exc)
+            return
+        await ctx.settle_inflight()
+        if ctx.cancel_delivered:
+            # The workflow caught Cancelled and returned: still a cancelled run (and its
+            # completed steps are compensated), as the caller asked.
+            await self._fail(ctx, Cancelled("the run was cancelled"))
+            return
+        self._check_finished(ctx)
+        try:
+            output = wf.codec.encode_result(value)
+        except SerializationError as exc:
+            await self._fail(ctx, exc)
+            return
+        await ctx.flush()
+        await self._settle(ctx, lambda: self.store.finish_run(
+            ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
+            error=None, now=self.clock.time()))
+
+    async def _fail(self, ctx: RunContext, exc: Exception) -> None:
+        """The saga path: compensate, then record the failure (or the cancellation)."""
+        if ctx.stop is not None:  # the workflow swallowed our stop signal
+            raise ctx.stop
+        error = ErrorInfo.from_exception(exc)
+        # A step the workflow left running (asyncio.gather raised on a sibling's error) is
+        # waited for, so that if it completes, it is compensated like the others.
+        await ctx.settle_inflight()
+        if ctx.stop is not None:
+            raise ctx.stop
+        status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
+        await run_compensations(ctx)
+        self._check_finished(ctx)
+        await ctx.flush()
+        await self._settle(ctx, lambda: self.store.finish_run(
+            ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
+            error=error.to_json(), now=self.clock.time()))
+
+    @staticmethod
+    def _check_finished(ctx: RunContext) -> None:
+        if ctx.stop is not None:
+            raise ctx.stop
+        extra = ctx.unconsumed()
+        if extra:
+            first = min(extra, key=lambda e: e.seq)
+            ctx.halt(Blocked(
+                f"non-determinism: the run ended after {ctx.seq} operation(s) but the journal "
+                f"holds more, starting with {first.kind} {first.name!r} at seq {first.seq}. "
+                f"Deploy the code this run started with (workflow {ctx.workflow.name!r} "
+                f"version {ctx.workflow.version!r}) and resume the run."))
+
+    async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
+                      notify: bool = True) -> None:
+        """Write how the run stopped; then (unless ``notify`` is off) tell its waiters and a
+        parent driven in this process."""
+        try:
+            await write()
+        except LeaseLost:
+            log.info("run %s was taken over before it settled", ctx.run_id)
+            return
+        if notify:
+            if ctx.parent_id is not None:
+                self.poke(ctx.parent_id)
+            self.on_settled(ctx.run_id, ctx.parent_id)

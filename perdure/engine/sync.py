@@ -1,0 +1,148 @@
+"""A thin synchronous façade for applications without an event loop (Django, Flask, scripts).
+
+No logic lives here: an async :class:`~perdure.engine.Engine` runs on an event loop in a
+background thread, and each method submits the async call and waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, Generic, TypeVar
+
+from perdure.engine.engine import Engine
+from perdure.engine.handle import WorkflowHandle
+from perdure.records import JournalEntry, RunInfo, RunStatus
+from perdure.workflow.definitions import Workflow
+
+__all__ = ["SyncEngine", "SyncHandle"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="perdure-loop",
+                                        daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class SyncHandle(Generic[R]):
+    """The blocking twin of :class:`~perdure.engine.handle.WorkflowHandle`."""
+
+    def __init__(self, handle: WorkflowHandle[R], loop: _LoopThread) -> None:
+        self._handle = handle
+        self._loop = loop
+        self.id = handle.id
+
+    def result(self, timeout: float | None = None) -> R:
+        """Block until the run finishes; see ``WorkflowHandle.result``."""
+        return self._loop.call(self._handle.result(timeout))
+
+    def status(self) -> RunInfo:
+        """The run's status."""
+        return self._loop.call(self._handle.status())
+
+    def journal(self) -> list[JournalEntry]:
+        """The run's journal."""
+        return self._loop.call(self._handle.journal())
+
+    def __getattr__(self, name: str) -> Any:
+        # Later handle methods (signal, cancel, ...) get their blocking form for free.
+        attr = getattr(self._handle, name)
+        if not callable(attr):
+            return attr
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self._loop.call(attr(*args, **kwargs))
+
+        return blocking
+
+
+class SyncEngine:
+    """The blocking twin of :class:`~perdure.engine.Engine`; takes the same arguments.
+
+    Use it as a context manager, or call ``open()`` and ``close()``.
+    """
+
+    def __init__(self, url: str = "sqlite:///perdure.db", **options: Any) -> None:
+        self._engine = Engine(url, **options)
+        self._loop: _LoopThread | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The async engine underneath."""
+        return self._engine
+
+    def open(self) -> SyncEngine:
+        """Start the background loop and open the engine."""
+        if self._loop is None:
+            self._loop = _LoopThread()
+            try:
+                self._loop.call(self._engine.open())
+            except BaseException:
+                self._loop.stop()
+                self._loop = None
+                raise
+        return self
+
+    def close(self) -> None:
+        """Drain and close the engine, then stop the loop."""
+        if self._loop is not None:
+            try:
+                self._loop.call(self._engine.close())
+            finally:
+                self._loop.stop()
+                self._loop = None
+
+    def __enter__(self) -> SyncEngine:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            coro.close()
+            from perdure.errors import PerdureError
+
+            raise PerdureError("the engine is not open: use 'with SyncEngine(...)' or .open()")
+        return self._loop.call(coro)
+
+    def start(self, wf: Workflow[Any, R] | str, *args: Any, id: str | None = None,
+              **kwargs: Any) -> SyncHandle[R]:
+        """Start (or find, by ``id``) a run; see ``Engine.start``."""
+        handle = self._call(self._engine.start(wf, *args, id=id, **kwargs))
+        assert self._loop is not None
+        return SyncHandle(handle, self._loop)
+
+    def handle(self, run_id: str) -> SyncHandle[Any]:
+        """A handle to an existing run."""
+        if self._loop is None:
+            self.open()
+        assert self._loop is not None
+        return SyncHandle(self._engine.handle(run_id), self._loop)
+
+    def resume(self, run_id: str) -> SyncHandle[Any]:
+        """Re-drive a blocked or failed run; see ``Engine.resume``."""
+        handle = self._call(self._engine.resume(run_id))
+        assert self._loop is not None
+        return SyncHandle(handle, self._loop)
+
+    def list_runs(self, *, status: RunStatus | str | None = None, workflow: str | None = None,
+                  limit: int = 100) -> list[RunInfo]:
+        """Runs, newest first."""
+        return self._call(self._engine.list_runs(status=status, workflow=workflow, limit=limit))

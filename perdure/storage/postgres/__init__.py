@@ -1,0 +1,2 @@
+"""The PostgreSQL backend (asyncpg): the adapter, its pool, session, journal writer,
+configuration, schema and queries."""

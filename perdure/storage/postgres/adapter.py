@@ -1,0 +1,496 @@
+"""The PostgreSQL adapter of the storage port: SQL only (in sql/postgres/), on asyncpg.
+
+Pieces (each in its own module):
+
+* ``postgres_pool``: a small FIFO pool of connections without session state, reopened after a
+  server restart; every operation runs through :meth:`PostgresStorage._call`, which retries
+  once after a broken connection when that is safe (see each method) and always retries a
+  deadlock victim.
+* ``postgres_writer``: group commit of journal writes (one statement per batch, per-entry
+  fencing).
+* ``postgres_session``: one dedicated connection for ``LISTEN`` (push wake-ups) and the
+  workers' session advisory locks (instant failure detection).
+
+Configuration: ``PostgresStorage(url, prefix=..., schema=..., pool_size=...)``; the same options
+may be given in the URL's query (``postgresql://u:pw@host/db?schema=billing&pool_size=4``); other
+query parameters go to asyncpg (``sslmode``, ``application_name``, server settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from perdure.errors import InvalidConfiguration
+from perdure.hosts import pid_alive
+from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.params import entry_params, lost, new_run_params
+from perdure.storage.port import NewRun
+from perdure.storage.postgres.config import (
+    channel_name,
+    compiled_queries,
+    settings,
+    validate_schema,
+)
+from perdure.storage.postgres.pool import (
+    Connection,
+    Pool,
+    StorageUnavailable,
+    is_connection_error,
+)
+from perdure.storage.postgres.session import Session
+from perdure.storage.postgres.writer import Entry, JournalWriter, columns
+from perdure.storage.sqlfiles import migrations
+
+__all__ = ["PostgresStorage", "StorageUnavailable", "validate_schema"]
+
+log = logging.getLogger("perdure")
+T = TypeVar("T")
+
+_TERMINAL = ("completed", "failed", "cancelled")
+
+
+class PostgresStorage:
+    """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
+
+    ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
+    let several applications or tenants share one database. ``pool_size`` bounds this
+    process's connections besides the session connection; ``connect_timeout`` bounds one
+    connection attempt; after a connection loss, operations wait up to ``reconnect_timeout``
+    seconds for the server to come back before raising :class:`StorageUnavailable`.
+    ``restart_grace``: see :meth:`dead_workers`.
+    """
+
+    pushes = True  # LISTEN/NOTIFY
+
+    def __init__(self, url: str, *, prefix: str = "perdure_", schema: str | None = None,
+                 pool_size: int | None = None, connect_timeout: float | None = None,
+                 reconnect_timeout: float | None = None, restart_grace: float = 5.0,
+                 max_batch: int = 500) -> None:
+        self.url = url
+        cfg = settings(url, prefix=prefix, schema=schema, pool_size=pool_size,
+                       connect_timeout=connect_timeout, reconnect_timeout=reconnect_timeout,
+                       restart_grace=restart_grace)
+        self.settings = cfg
+        self.prefix, self.schema = cfg.prefix, cfg.schema
+        self.qualified_prefix = cfg.qualified_prefix
+        self.restart_grace = cfg.restart_grace
+        self.channel = channel_name(cfg.schema, cfg.prefix)
+        self._redacted = cfg.redacted
+        self._sql = compiled_queries(cfg.qualified_prefix)
+        self._common = {"channel": self.channel, "namespace": cfg.namespace}
+        self._pool = Pool(self._connect, size=cfg.pool_size,
+                          reconnect_timeout=cfg.reconnect_timeout, describe=cfg.redacted)
+        self._writer = JournalWriter(self._write_batch, max_batch=max_batch)
+        lock_sql, lock_names = self._sql["lock_worker"]
+        unlock_sql, _ = self._sql["unlock_worker"]
+        assert lock_names == ("namespace", "worker")
+        self._session = Session(self._connect, channel=self.channel, lock_sql=lock_sql,
+                                unlock_sql=unlock_sql, namespace=cfg.namespace,
+                                own_pids=lambda: self._pool.server_pids)
+        self._opened = False
+        self._ownership_locks: dict[str, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"<PostgresStorage {self._redacted!r} prefix={self.qualified_prefix!r}>"
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def _connect(self) -> Connection:
+        return await asyncpg.connect(self.settings.dsn, timeout=self.settings.connect_timeout)
+
+    async def open(self) -> None:
+        """Connect (failing fast, with a typed error, on a bad URL, unreachable server or bad
+        credentials) and apply pending migrations under an advisory lock."""
+        if self._opened:
+            return
+        try:
+            conn = await self._connect()
+        except Exception as exc:
+            raise InvalidConfiguration(
+                f"cannot connect to PostgreSQL at {self._redacted}: "
+                f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
+        try:
+            await self._migrate(conn)
+        except Exception as exc:
+            conn.terminate()
+            if isinstance(exc, asyncpg.PostgresError):
+                raise InvalidConfiguration(
+                    f"cannot prepare the Perdure schema ({self.qualified_prefix}) on "
+                    f"{self._redacted}: {type(exc).__name__}: {self._scrub(str(exc))}") from None
+            raise
+        self._pool.adopt(conn)
+        self._writer.start()
+        self._opened = True
+
+    async def _migrate(self, conn: Connection) -> None:
+        p, version_table = self.qualified_prefix, f"{self.qualified_prefix}schema_version"
+        wanted = migrations("postgres", p)
+        # Fast path (every start after the first): nothing to do, no lock to queue for.
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", version_table):
+            have = await conn.fetchval(f"SELECT max(version) FROM {version_table}")
+            if have is not None and have >= wanted[-1].version:
+                return
+        async with conn.transaction():
+            # Many workers starting at once: one applies each migration, the others wait for
+            # the lock, then find it done. The lock is released at commit.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                               f"perdure:migrate:{self.schema or ''}:{self.prefix}")
+            if self.schema and not await conn.fetchval(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = $1", self.schema):
+                await conn.execute(f'CREATE SCHEMA "{self.schema}"')
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {version_table} (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at double precision NOT NULL)")
+            done = {r[0] for r in await conn.fetch(f"SELECT version FROM {version_table}")}
+            for mig in wanted:
+                if mig.version in done:
+                    continue
+                await conn.execute(mig.sql.replace("{n}", self.prefix))
+                await conn.execute(
+                    f"INSERT INTO {version_table} (version, name, applied_at) "
+                    "VALUES ($1, $2, extract(epoch FROM clock_timestamp()))",
+                    mig.version, mig.name)
+                log.info("applied migration %04d_%s to %s", mig.version, mig.name,
+                         self._redacted)
+
+    async def close(self) -> None:
+        """Commit queued journal writes, drop the session (its locks and LISTEN) and close."""
+        if not self._opened:
+            return
+        self._opened = False
+        await self._writer.close()
+        await self._session.close()
+        await self._pool.close()
+
+    def _scrub(self, text: str) -> str:
+        password = self.settings.password
+        return text.replace(password, "***") if password else text
+
+    # -- running statements -----------------------------------------------------------------
+
+    def _args(self, name: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        sql, names = self._sql[name]
+        return (sql, *[params[n] if n in params else self._common[n] for n in names])
+
+    async def _call(self, op: Callable[[Connection, bool], Awaitable[T]], *,
+                    retry: bool) -> T:
+        """Run ``op(conn, retrying)`` on a pooled connection.
+
+        A deadlock victim or serialization failure (rolled back, nothing happened) is re-run.
+        After a broken connection, ``op`` is re-run once on a new connection if ``retry``
+        (the caller vouches that it is idempotent, or ``op`` checks, given ``retrying``,
+        whether its first attempt committed); else :class:`StorageUnavailable` is raised.
+        """
+        retried = False
+        rollbacks = 0
+        while True:
+            conn = await self._pool.acquire()
+            try:
+                result = await op(conn, retried)
+            except asyncio.CancelledError:
+                self._pool.release(conn, discard=True)  # it may be mid-statement
+                raise
+            except Exception as exc:
+                broken = is_connection_error(exc, conn)
+                self._pool.release(conn, discard=broken or not isinstance(
+                    exc, asyncpg.PostgresError))
+                if broken:
+                    self._pool.discard_idle()
+                if isinstance(exc, asyncpg.TransactionRollbackError) and rollbacks < 5:
+                    rollbacks += 1
+                    continue
+                if broken and retry and not retried:
+                    log.info("PostgreSQL connection lost (%s); retrying", type(exc).__name__)
+                    retried = True
+                    continue
+                if broken:
+                    raise StorageUnavailable(
+                        f"lost the connection to PostgreSQL at {self._redacted}: "
+                        f"{type(exc).__name__}: {self._scrub(str(exc))}") from exc
+                raise
+            self._pool.release(conn)
+            return result
+
+    async def _fetch(self, name: str, params: Mapping[str, Any], *,
+                     retry: bool = True) -> list[Any]:
+        args = self._args(name, params)
+
+        async def op(conn: Connection, retrying: bool) -> list[Any]:
+            rows: list[Any] = await conn.fetch(*args)
+            return rows
+
+        return await self._call(op, retry=retry)
+
+    async def _fetchrow(self, name: str, params: Mapping[str, Any], *,
+                        retry: bool = True) -> Any:
+        rows = await self._fetch(name, params, retry=retry)
+        return rows[0] if rows else None
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> bool:
+        """Insert a pending run; False when the id exists (idempotent start). Retried after a
+        lost connection: a retry of a committed insert answers False, which the engine treats
+        as "already started" (same workflow), so the run exists once either way."""
+        row = await self._fetchrow("insert_run", new_run_params(run))
+        return bool(row["created"])
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """One run, or None."""
+        row = await self._fetchrow("get_run", {"id": run_id})
+        return None if row is None else RunRow(*row)
+
+    async def list_runs(self, *, status: str | None, workflow: str | None,
+                        parent_id: str | None, limit: int) -> list[RunRow]:
+        """Runs, newest first."""
+        rows = await self._fetch("list_runs", {"status": status, "workflow": workflow,
+                                               "parent_id": parent_id, "limit": limit})
+        return [RunRow(*r) for r in rows]
+
+    async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
+                    lease_until: float) -> list[ClaimedRun]:
+        """Take up to ``limit`` runnable runs in one statement (FOR UPDATE SKIP LOCKED).
+
+        If the connection breaks mid-claim, the claim may have committed without our knowing
+        which runs it took; before retrying, runs this worker claimed at ``now`` are handed
+        back (claimable at once) so none stays owned by a worker that does not drive it."""
+        params = {"worker": worker, "keys": list(keys), "limit": limit, "now": float(now),
+                  "lease_until": float(lease_until)}
+        claim, give_back = self._args("claim", params), self._args("claim_give_back", params)
+
+        async def op(conn: Connection, retrying: bool) -> list[Any]:
+            if retrying:
+                await conn.execute(*give_back)
+            rows: list[Any] = await conn.fetch(*claim)
+            return rows
+
+        async with self._ownership(worker):
+            rows = await self._call(op, retry=True)
+        return [ClaimedRun(*r) for r in rows]
+
+    def _ownership(self, worker: str) -> asyncio.Lock:
+        """Claims and heartbeats of one worker never overlap. The worker compares the runs a
+        heartbeat reports with the runs it drives, and stops those it no longer owns; a claim
+        committing while a heartbeat is in flight would be reported as lost (and its run,
+        halted but still owned, would be renewed forever). On SQLite the one connection
+        thread orders them; here two connections would not. The lock is released by the
+        coroutine that then, with no await in between, compares (or spawns the claimed
+        runs)."""
+        lock = self._ownership_locks.get(worker)
+        if lock is None:
+            lock = self._ownership_locks[worker] = asyncio.Lock()
+        return lock
+
+    async def next_wake(self, keys: Sequence[str]) -> float | None:
+        """Earliest due time among runs with one of ``keys`` (through the partial indexes)."""
+        row = await self._fetchrow("next_wake", {"keys": list(keys)})
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                         output: str | None, error: str | None, now: float) -> None:
+        """Terminal (or blocked) status, fenced; wakes a parent parked waiting for it. A
+        retry after a lost acknowledgement first checks whether the first attempt committed."""
+        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "status": status,
+                  "output": output, "error": error, "now": float(now)}
+        finish, applied = self._args("finish_run", params), self._args("finish_applied", params)
+
+        async def op(conn: Connection, retrying: bool) -> None:
+            row = await conn.fetchrow(*finish)
+            if row["finished"]:
+                return
+            if retrying and await conn.fetchval(*applied):
+                return
+            raise lost(run_id, epoch)
+
+        await self._call(op, retry=True)
+
+    async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                       wake_at: float | None, now: float, error: str | None = None,
+                       waiting_for: Sequence[str] = ()) -> None:
+        """Release the run until ``wake_at`` or an awaited event, fenced. Two statements in
+        one transaction: lock the run's row, then park it checking the wake condition with a
+        snapshot taken after the lock (see park_lock in queries.sql: no lost wake-up)."""
+        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "status": status,
+                  "wake_at": wake_at, "now": float(now), "error": error,
+                  "waiting_for": list(waiting_for)}
+        lock, park = self._args("park_lock", params), self._args("park_run", params)
+        applied = self._args("finish_applied", params)
+
+        async def op(conn: Connection, retrying: bool) -> None:
+            async with conn.transaction():
+                if await conn.fetchval(*lock) is None:
+                    if retrying and await conn.fetchval(*applied):
+                        return
+                    raise lost(run_id, epoch)
+                await conn.fetchrow(*park)
+
+        await self._call(op, retry=True)
+
+    async def send_signal(self, run_id: str, name: str, payload: str, key: str | None,
+                          now: float) -> str:
+        """Buffer a signal; wake the run if it is parked waiting for it (one statement that
+        locks the run's row first: see queries.sql). Retried after a lost connection only
+        with an idempotency key (a retry then answers ``duplicate`` if the first committed);
+        without one a retry could deliver the signal twice, so StorageUnavailable is raised
+        and the caller decides."""
+        row = await self._fetchrow("send_signal", {"run_id": run_id, "name": name,
+                                                   "payload": payload, "key": key,
+                                                   "now": float(now)},
+                                   retry=key is not None)
+        if row is None:
+            return "missing"
+        if row["status"] in _TERMINAL:
+            return str(row["status"])
+        return "sent" if row["inserted"] else "duplicate"
+
+    async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
+                             name: str, now: float) -> str | None:
+        """Consume the oldest pending signal ``name`` and journal it, in one statement. A
+        retry returns the signal the first attempt consumed at ``seq``, if it committed."""
+        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "seq": seq,
+                  "name": name, "now": float(now)}
+        first = self._args("consume_signal", {**params, "retry": False})
+        again = self._args("consume_signal", {**params, "retry": True})
+
+        async def op(conn: Connection, retrying: bool) -> str | None:
+            row = await conn.fetchrow(*(again if retrying else first))
+            if not row["owned"]:
+                raise lost(run_id, epoch)
+            return None if row["payload"] is None else str(row["payload"])
+
+        return await self._call(op, retry=True)
+
+    async def start_child(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                          child: NewRun) -> None:
+        """Create the child and journal its start, atomically and fenced (idempotent)."""
+        params = entry_params(run_id, epoch, worker, entry)
+        params["entry_status"] = params.pop("status")
+        params.update({f"child_{k}": v for k, v in new_run_params(child).items()})
+        row = await self._fetchrow("start_child", params)
+        if not row["owned"]:
+            raise lost(run_id, epoch)
+
+    async def request_cancel(self, run_id: str, now: float) -> list[str]:
+        """Flag the run and its unfinished descendants (idempotent): lock the root's row,
+        then flag the tree read with a snapshot taken after the lock."""
+        params = {"run_id": run_id, "now": float(now)}
+        lock, flag = self._args("cancel_lock", params), self._args("request_cancel", params)
+
+        async def op(conn: Connection, retrying: bool) -> list[str]:
+            async with conn.transaction():
+                if await conn.fetchval(*lock) is None:
+                    return []
+                return [r[0] for r in await conn.fetch(*flag)]
+
+        return await self._call(op, retry=True)
+
+    async def cancel_flags(self, worker: str) -> list[str]:
+        """Cancellation requests for runs this worker drives."""
+        return [r[0] for r in await self._fetch("cancel_flags", {"worker": worker})]
+
+    async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
+                               drop_seqs: Sequence[int], now: float) -> bool:
+        """Requeue a run for an operator, dropping the given journal entries, atomically."""
+        params = {"run_id": run_id, "status": to_status, "from_status": from_status,
+                  "now": float(now), "seqs": list(drop_seqs)}
+        move, applied = self._args("admin_transition", params), self._args("admin_applied",
+                                                                          params)
+
+        async def op(conn: Connection, retrying: bool) -> bool:
+            row = await conn.fetchrow(*move)
+            if row["moved"]:
+                return True
+            return bool(retrying and await conn.fetchval(*applied))
+
+        return await self._call(op, retry=True)
+
+    # -- journal ----------------------------------------------------------------------------
+
+    async def load_journal(self, run_id: str) -> list[JournalEntry]:
+        """The run's journal in order."""
+        return [JournalEntry(*r) for r in await self._fetch("load_journal", {"run_id": run_id})]
+
+    def put_entry(self, run_id: str, epoch: int, worker: str,
+                  entry: JournalEntry) -> asyncio.Future[None]:
+        """Fenced insert-or-replace of one journal entry, queued now, group-committed."""
+        return self._writer.submit((run_id, epoch, worker, entry.seq, entry.kind, entry.name,
+                                    entry.status, entry.attempts, entry.output, entry.error,
+                                    entry.due_at, entry.started_at, entry.finished_at))
+
+    async def _write_batch(self, batch: Sequence[Entry]) -> set[tuple[str, int]]:
+        """One group commit. Retried after a lost connection: an upsert of the same values
+        is idempotent, and the fence is checked again."""
+        cols = columns(batch)
+        names = ("run_id", "epoch", "worker", "seq", "kind", "name", "status", "attempts",
+                 "output", "error", "due_at", "started_at", "finished_at")
+        rows = await self._fetch("put_entries", dict(zip(names, cols, strict=True)))
+        return {(r[0], r[1]) for r in rows}
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
+                        now: float, host: str, pid: int, pid_start: str | None
+                        ) -> dict[str, int]:
+        """Renew all of ``worker``'s leases and its registration in one statement."""
+        async with self._ownership(worker):
+            rows = await self._fetch("heartbeat", {
+                "worker": worker, "lease_until": float(lease_until), "now": float(now),
+                "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs)})
+        return {r[0]: r[1] for r in rows}
+
+    async def register_worker(self, worker: str, *, host: str, pid: int,
+                              pid_start: str | None, now: float) -> None:
+        """Take the worker's session advisory lock (held on the session connection for the
+        worker's life), then announce it. Lock first: a registered worker whose lock is free
+        is dead to everyone else."""
+        await self._session.start()
+        await self._session.lock(worker)
+        await self._fetch("upsert_worker", {"id": worker, "host": host, "pid": pid,
+                                            "pid_start": pid_start, "now": float(now)})
+
+    async def unregister_worker(self, worker: str) -> None:
+        """Forget a worker that stopped cleanly, then release its lock."""
+        await self._fetch("delete_worker", {"id": worker})
+        await self._session.unlock(worker)
+
+    async def dead_workers(self, me: str, host: str) -> list[str]:
+        """Registered workers whose advisory lock is free (their connection is gone), and
+        workers on this host whose process is gone.
+
+        Right after a server restart every lock is free, the live workers' included, until
+        their session connections come back; for ``restart_grace`` seconds after the server
+        started, a free lock alone does not make a worker dead (declaring live workers dead
+        would only cost work — their runs are fenced — but it would cost all of it)."""
+        rows = await self._fetch("workers_liveness", {"me": me})
+
+        def dead(r: Any) -> bool:
+            if r["host"] == host and not pid_alive(r["pid"], r["pid_start"]):
+                return True  # same host: the process is gone (or its pid was recycled)
+            return not r["locked"] and r["uptime"] >= self.restart_grace
+
+        return [r["id"] for r in rows if dead(r)]
+
+    def set_load(self, active_runs: Callable[[], int]) -> None:
+        """Not used: every statement is a network round trip either way."""
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on every NOTIFY from another process (and once after the listener
+        reconnected)."""
+        self._session.wake = wake
+        if self._opened and not self._session.started:
+            self._session.start_soon()
+
+    async def expire_worker(self, worker: str) -> int:
+        """Free a dead worker's runs now (and wake the workers) and forget it."""
+        row = await self._fetchrow("expire_worker", {"worker": worker})
+        return int(row["freed"])
+
+    async def changed(self) -> bool:
+        """Whether a notification from another process arrived since the last call."""
+        notified, self._session.notified = self._session.notified, False
+        return notified

@@ -1,0 +1,1 @@
+"""The SQLite backend: the adapter, its connection thread, its schema and queries."""

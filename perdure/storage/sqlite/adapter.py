@@ -1,0 +1,392 @@
+"""The SQLite adapter of the storage port: SQL only, run on one connection thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from perdure.errors import InvalidConfiguration
+from perdure.hosts import pid_alive
+from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.params import entry_params, lost, new_run_params
+from perdure.storage.port import NewRun
+from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite.thread import DbThread
+
+__all__ = ["SqliteStorage"]
+
+Synchronous = Literal["full", "normal", "off"]
+
+
+class SqliteStorage:
+    """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
+
+    ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
+    power loss. ``"normal"`` keeps crash safety for process crashes but may lose the last
+    commits on power loss, for roughly an order of magnitude cheaper commits.
+    """
+
+    pushes = False  # other processes' commits are found by polling PRAGMA data_version
+
+    def __init__(self, path: str, *, prefix: str = "perdure_", synchronous: Synchronous = "full",
+                 busy_timeout: float = 30.0) -> None:
+        if synchronous not in ("full", "normal", "off"):
+            raise InvalidConfiguration(
+                f"synchronous must be 'full', 'normal' or 'off', not {synchronous!r}")
+        self.path = path
+        self.prefix = validate_prefix(prefix)
+        self.synchronous = synchronous
+        self._busy_ms = int(busy_timeout * 1000)
+        self._q = queries("sqlite", self.prefix)
+        self._db = DbThread(self._connect, busy_ms=self._busy_ms)
+        self._data_version: int | None = None
+        self._load: Callable[[], int] = lambda: 0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise InvalidConfiguration(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            if self.path != ":memory:":
+                self._enter_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise InvalidConfiguration(
+                f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock and, unlike other statements,
+        # fails at once instead of honouring busy_timeout when another process holds one (two
+        # workers creating the database together): retry until the timeout.
+        deadline = time.monotonic() + self._busy_ms / 1000
+        delay = 0.001
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            if str(mode).lower() != "wal":
+                raise InvalidConfiguration(
+                    f"SQLite database {self.path!r} cannot use WAL mode (got {mode!r}); "
+                    "is it on a network file system?")
+            return
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE takes the write lock first, so processes starting together apply
+        # each migration once, in order.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.prefix}schema_version "
+                         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                         "applied_at REAL NOT NULL)")
+            done = {v for (v,) in conn.execute(
+                f"SELECT version FROM {self.prefix}schema_version")}
+            for mig in migrations("sqlite", self.prefix):
+                if mig.version in done:
+                    continue
+                for statement in _statements(mig.sql):
+                    conn.execute(statement)
+                conn.execute(f"INSERT INTO {self.prefix}schema_version (version, name, applied_at) "
+                             "VALUES (?, ?, ?)", (mig.version, mig.name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def open(self) -> None:
+        """Start the connection thread (connects and migrates)."""
+        await asyncio.to_thread(self._db.start)
+
+    async def close(self) -> None:
+        """Commit what is queued and close."""
+        await asyncio.to_thread(self._db.stop)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _read(self, name: str, params: dict[str, Any], *, many: bool = True
+              ) -> asyncio.Future[Any]:
+        sql = self._q[name]
+
+        def op(conn: sqlite3.Connection) -> Any:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if many else cur.fetchone()
+
+        return self._submit(op, write=False)
+
+    def _write(self, name: str, params: dict[str, Any], *, fenced: bool = False,
+               returning: bool = False) -> asyncio.Future[Any]:
+        sql = self._q[name]
+
+        def op(conn: sqlite3.Connection) -> Any:
+            cur = conn.execute(sql, params)
+            if returning:
+                return cur.fetchall()
+            if fenced and cur.rowcount == 0:
+                raise lost(params.get("run_id"), params.get("epoch"))
+            return cur.rowcount
+
+        return self._submit(op, write=True)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun) -> bool:
+        """Insert a pending run; False when the id exists (idempotent start)."""
+        n = await self._write("insert_run", new_run_params(run))
+        return bool(n)
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        """One run, or None."""
+        row = await self._read("get_run", {"id": run_id}, many=False)
+        return None if row is None else _run_row(row)
+
+    async def list_runs(self, *, status: str | None, workflow: str | None,
+                        parent_id: str | None, limit: int) -> list[RunRow]:
+        """Runs, newest first."""
+        rows = await self._read("list_runs", {"status": status, "workflow": workflow,
+                                              "parent_id": parent_id, "limit": limit})
+        return [_run_row(r) for r in rows]
+
+    async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
+                    lease_until: float) -> list[ClaimedRun]:
+        """Take up to ``limit`` runnable runs in one statement."""
+        rows = await self._write("claim", {
+            "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
+            "lease_until": lease_until,
+        }, returning=True)
+        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]))
+                for r in rows]
+
+    async def next_wake(self, keys: Sequence[str]) -> float | None:
+        """Earliest due time among runs with one of ``keys``."""
+        row = await self._read("next_wake", {"keys": json.dumps(list(keys))}, many=False)
+        return None if row is None else row[0]
+
+    async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                         output: str | None, error: str | None, now: float) -> None:
+        """Terminal (or blocked) status, fenced; wakes a parent parked waiting for it."""
+        finish, wake = self._q["finish_run"], self._q["wake_parent"]
+        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "status": status,
+                  "output": output, "error": error, "now": now}
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(finish, params).rowcount == 0:
+                raise lost(run_id, epoch)
+            conn.execute(wake, {"run_id": run_id, "now": now})
+
+        await self._submit(op, write=True)
+
+    async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
+                       wake_at: float | None, now: float, error: str | None = None,
+                       waiting_for: Sequence[str] = ()) -> None:
+        """Release the run until ``wake_at`` or an awaited event, fenced."""
+        await self._write("park_run", {"run_id": run_id, "epoch": epoch, "worker": worker,
+                                       "status": status, "wake_at": wake_at, "now": now,
+                                       "error": error,
+                                       "waiting_for": json.dumps(list(waiting_for))},
+                          fenced=True)
+
+    async def send_signal(self, run_id: str, name: str, payload: str, key: str | None,
+                          now: float) -> str:
+        """Buffer a signal; wake the run if it is parked waiting for it."""
+        state, insert, wake = (self._q["run_state"], self._q["insert_signal"],
+                               self._q["wake_for_signal"])
+
+        def op(conn: sqlite3.Connection) -> str:
+            row = conn.execute(state, {"run_id": run_id}).fetchone()
+            if row is None:
+                return "missing"
+            if row[0] in ("completed", "failed", "cancelled"):
+                return str(row[0])
+            cur = conn.execute(insert, {"run_id": run_id, "name": name, "payload": payload,
+                                        "key": key, "now": now})
+            if cur.rowcount == 0:
+                return "duplicate"
+            conn.execute(wake, {"run_id": run_id, "name": name, "now": now})
+            return "sent"
+
+        result: str = await self._submit(op, write=True)
+        return result
+
+    async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
+                             name: str, now: float) -> str | None:
+        """Consume the oldest pending signal ``name`` and journal it, in one transaction."""
+        pick, mark, put = self._q["next_signal"], self._q["mark_signal"], self._q["put_entry"]
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(pick, {"run_id": run_id, "name": name}).fetchone()
+            if row is None:
+                return None
+            conn.execute(mark, {"id": row[0], "seq": seq})
+            entry = JournalEntry(seq, "signal", name, "completed", 1, row[1], finished_at=now)
+            if conn.execute(put, entry_params(run_id, epoch, worker, entry)).rowcount == 0:
+                raise lost(run_id, epoch)  # the savepoint undoes the mark
+            return str(row[1])
+
+        result: str | None = await self._submit(op, write=True)
+        return result
+
+    async def start_child(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                          child: NewRun) -> None:
+        """Create the child and journal its start, atomically."""
+        insert, put = self._q["insert_run"], self._q["put_entry"]
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(put, entry_params(run_id, epoch, worker, entry)).rowcount == 0:
+                raise lost(run_id, epoch)
+            conn.execute(insert, new_run_params(child))
+
+        await self._submit(op, write=True)
+
+    async def request_cancel(self, run_id: str, now: float) -> list[str]:
+        """Flag the run and its unfinished descendants."""
+        rows = await self._write("request_cancel", {"run_id": run_id, "now": now},
+                                 returning=True)
+        return [r[0] for r in rows]
+
+    async def cancel_flags(self, worker: str) -> list[str]:
+        """Cancellation requests for runs this worker drives."""
+        rows = await self._read("cancel_flags", {"worker": worker})
+        return [r[0] for r in rows]
+
+    async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
+                               drop_seqs: Sequence[int], now: float) -> bool:
+        """Requeue a run for an operator, dropping the given journal entries, atomically."""
+        move, drop = self._q["admin_set_status"], self._q["delete_entries"]
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(move, {"run_id": run_id, "status": to_status,
+                                      "from_status": from_status, "now": now})
+            if cur.rowcount == 0:
+                return False
+            conn.execute(drop, {"run_id": run_id, "seqs": json.dumps(list(drop_seqs))})
+            return True
+
+        result: bool = await self._submit(op, write=True)
+        return result
+
+    # -- journal ----------------------------------------------------------------------------
+
+    async def load_journal(self, run_id: str) -> list[JournalEntry]:
+        """The run's journal in order."""
+        rows = await self._read("load_journal", {"run_id": run_id})
+        return [JournalEntry(*r) for r in rows]
+
+    def put_entry(self, run_id: str, epoch: int, worker: str,
+                  entry: JournalEntry) -> asyncio.Future[None]:
+        """Fenced insert-or-replace of one journal entry, queued now."""
+        return self._write("put_entry", entry_params(run_id, epoch, worker, entry), fenced=True)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
+                        now: float, host: str, pid: int, pid_start: str | None
+                        ) -> dict[str, int]:
+        """Renew the leases of the runs ``worker`` drives and its registration, at once."""
+        renew, upsert = self._q["heartbeat_runs"], self._q["upsert_worker"]
+
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
+                                  "pid_start": pid_start, "now": now})
+            rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
+                                        "runs": json.dumps(list(runs))}).fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        result: dict[str, int] = await self._submit(op, write=True)
+        return result
+
+    async def register_worker(self, worker: str, *, host: str, pid: int,
+                              pid_start: str | None, now: float) -> None:
+        """Announce a live worker."""
+        await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
+                                            "pid_start": pid_start, "now": now})
+
+    async def dead_workers(self, me: str, host: str) -> list[str]:
+        """Workers on this host whose process is gone."""
+        rows = await self._read("workers_on_host", {"host": host, "me": me})
+        return [r[0] for r in rows if not pid_alive(r[1], r[2])]
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """SQLite has no push between processes: the worker polls ``changed()`` instead."""
+
+    def set_load(self, active_runs: Callable[[], int]) -> None:
+        """With at most one run in flight, writes commit on the caller's thread: there is
+        nothing to group-commit with, and the hand-off to the DB thread is a third of a
+        step's cost. Under load they go through the thread and share commits."""
+        self._load = active_runs
+
+    def _submit(self, op: Callable[[sqlite3.Connection], Any], *, write: bool
+                ) -> asyncio.Future[Any]:
+        return self._db.submit(op, write=write, inline=not write or self._load() <= 1)
+
+    async def unregister_worker(self, worker: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        await self._write("delete_worker", {"id": worker})
+
+    async def expire_worker(self, worker: str) -> int:
+        """Free a dead worker's runs now and forget it."""
+        expire, forget = self._q["expire_worker_runs"], self._q["delete_worker"]
+
+        def op(conn: sqlite3.Connection) -> int:
+            n = conn.execute(expire, {"worker": worker}).rowcount
+            conn.execute(forget, {"id": worker})
+            return n
+
+        result: int = await self._submit(op, write=True)
+        return result
+
+    async def changed(self) -> bool:
+        """Whether another connection committed since the last call (``PRAGMA data_version``
+        changes only for other connections' commits, so our own writes never wake us)."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("PRAGMA data_version").fetchone()
+            return int(row[0])
+
+        version: int = await self._submit(op, write=False)
+        before, self._data_version = self._data_version, version
+        return before is not None and before != version
+
+
+
+
+
+
+
+
+
+
+def _run_row(r: Sequence[Any]) -> RunRow:
+    return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                  r[12], r[13], bool(r[14]), r[15], r[16])
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete statements."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip()
+                               for ln in buf.splitlines()):
+        out.append(buf.strip())
+    return out

@@ -1,0 +1,263 @@
+"""The running workflow's context: its journal, its sequence numbers, its waits.
+
+A run's coroutine executes with a :class:`RunContext` in a context variable (see ``scope``).
+Every durable operation takes the next sequence number from it synchronously, at call time,
+then either returns the journaled outcome for that number (replay) or executes and journals it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from perdure.clock import Clock
+from perdure.errors import Cancelled, LeaseLost
+from perdure.records import JournalEntry
+from perdure.storage.port import Storage
+from perdure.workflow.definitions import Step, Workflow
+from perdure.workflow.scope import run_or_raise
+from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+
+T = TypeVar("T")
+
+__all__ = ["CompletedStep", "RunContext", "StepExecutor", "current"]
+
+#: how a step call is executed: (context, seq, step, args, kwargs) -> its outcome. The runner
+#: passes the in-workflow step machinery in, so this module need not import it.
+StepExecutor = Callable[["RunContext", int, Step[Any, Any], tuple[Any, ...], dict[str, Any]],
+                        Coroutine[Any, Any, Any]]
+
+
+@dataclass(slots=True)
+class CompletedStep:
+    """A completed step that has a compensation, kept for the saga."""
+
+    seq: int
+    step: Step[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    result: Any
+
+
+@dataclass(eq=False)
+class RunContext:
+    """Everything a run's durable operations need while one worker drives it."""
+
+    run_id: str
+    epoch: int
+    worker: str
+    workflow: Workflow[Any, Any]
+    store: Storage
+    clock: Clock
+    park_after: float
+    journal: dict[int, JournalEntry]
+    execute_step: StepExecutor
+    registry: dict[str, Workflow[Any, Any]] = field(default_factory=dict)
+    deadline: float | None = None
+    parent_id: str | None = None
+    seq: int = 0
+    stop: Stop | None = None
+    cancel_requested: bool = False
+    cancel_delivered: bool = False
+    #: claimed from a dead worker and nothing journaled yet by this execution: the steps at
+    #: the frontier may have run already, so a cancel must not pre-empt them (see execution)
+    recovered: bool = False
+    compensable: list[CompletedStep] = field(default_factory=list)
+    #: set (and replaced) when something this run may wait for happens in this process: a
+    #: signal, a child settling, a cancel request. A wait takes the current event *before*
+    #: checking its condition, so a poke in between is never lost, and concurrent waits
+    #: (gather) never consume each other's pokes.
+    _poke: asyncio.Event = field(default_factory=asyncio.Event)
+    #: durable operations executing right now (a step awaited by a task the workflow
+    #: spawned, say with asyncio.gather, may outlive the workflow function itself)
+    inflight: int = 0
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: waits may linger in memory before parking (off while the worker drains)
+    linger: bool = True
+    #: tells this process's worker that new work may be claimable (a child was started)
+    notify: Callable[[], None] = lambda: None
+    _pending: list[asyncio.Future[None]] = field(default_factory=list)
+    _writes: int = 0
+
+    def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+                  ) -> Coroutine[Any, Any, Any]:
+        """A step called by the workflow: numbered now, executed (or replayed) when awaited."""
+        return self.execute_step(self, self.take_seq(), step, args, kwargs)
+
+    def take_seq(self) -> int:
+        """The next sequence number (called synchronously when an operation is called)."""
+        if self.stop is not None:
+            raise self.stop
+        seq = self.seq
+        self.seq += 1
+        return seq
+
+    def recorded(self, seq: int, kind: str, name: str) -> JournalEntry | None:
+        """The journal's entry for ``seq``, checked against what the code asks for now."""
+        entry = self.journal.get(seq)
+        if entry is None:
+            return None
+        if entry.kind != kind or entry.name != name:
+            self.halt(Blocked(
+                f"non-determinism at seq {seq}: the journal recorded {entry.kind} "
+                f"{entry.name!r} but the code now calls {kind} {name!r}. Deploy the code "
+                f"this run started with (workflow {self.workflow.name!r} version "
+                f"{self.workflow.version!r}) and resume the run."))
+        return entry
+
+    def halt(self, stop: Stop) -> None:
+        """Remember ``stop`` (the first one wins) and raise it."""
+        if self.stop is None:
+            self.stop = stop
+        raise self.stop
+
+    def unconsumed(self) -> list[JournalEntry]:
+        """Journal entries past the last sequence number this execution reached."""
+        return [e for s, e in self.journal.items() if s >= self.seq]
+
+    def write_nowait(self, entry: JournalEntry) -> None:
+        """Queue a journal write without waiting for it (for values only the run itself has
+        seen, such as ``now()``): it commits before any later write of this run, and
+        :meth:`flush` runs before anything leaves the run (a step, the result)."""
+        self._pending.append(self.store.put_entry(self.run_id, self.epoch, self.worker, entry))
+        self.recovered = False
+
+    async def write(self, entry: JournalEntry) -> None:
+        """Journal ``entry`` and wait until it is committed (fenced by our epoch)."""
+        self.write_nowait(entry)
+        await self.flush()
+        self._writes += 1
+        if self._writes % 16 == 0:
+            # A write may complete without yielding (an inline commit): give the loop a turn
+            # now and then, so that a long run of quick steps cannot starve the heartbeat.
+            await asyncio.sleep(0)
+
+    async def guard(self, write: Awaitable[T]) -> T:
+        """Await a fenced write, turning a fenced-off one into :class:`Lost`."""
+        try:
+            return await write
+        except LeaseLost as exc:
+            self.halt(Lost(str(exc)))
+            raise AssertionError("unreachable") from None  # pragma: no cover
+
+    async def flush(self) -> None:
+        """Wait for every queued write; turn a fenced-off write into :class:`Lost`."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            try:
+                if len(pending) == 1:  # the common case: no gather() machinery
+                    await pending[0]
+                else:
+                    await asyncio.gather(*pending)
+            except LeaseLost as exc:
+                self.halt(Lost(str(exc)))
+
+    def begin_op(self) -> None:
+        """An operation starts executing (not replaying)."""
+        self.inflight += 1
+        self._settled.clear()
+
+    def end_op(self) -> None:
+        """An operation finished executing, journaled or not."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._settled.set()
+
+    async def settle_inflight(self) -> None:
+        """Wait until no operation of this run still executes, so its outcome is journaled
+        (and, for a completed step, compensable) before the run finishes or compensates."""
+        if self.inflight:
+            await self._settled.wait()
+
+    def poke(self) -> None:
+        """Wake every wait of this run so it re-checks its condition."""
+        self._poke.set()
+        self._poke = asyncio.Event()
+
+    def mark(self) -> asyncio.Event:
+        """Take before checking a wait's condition; pass to :meth:`pause`."""
+        return self._poke
+
+    async def wait_until(self, when: float, reason: str, *, cancellable: bool = True) -> None:
+        """Wait for ``when``: in memory if it is near, else park the run (drop the coroutine).
+
+        A cancellation interrupts a cancellable wait (the caller then delivers it).
+        """
+        while self.clock.time() < when:
+            mark = self.mark()
+            if cancellable and self.cancel_pending():
+                return
+            await self.pause(when, (), reason, linger=False, mark=mark)
+
+    async def pause(self, due: float | None, waiting_for: tuple[str, ...], reason: str, *,
+                    linger: bool, mark: asyncio.Event) -> bool:
+        """Wait until poked (since ``mark``) or until ``due``; returns True when poked.
+
+        A wait longer than ``park_after`` parks the run instead: its coroutine is dropped and
+        the database row remembers ``due`` and ``waiting_for``. With ``linger`` the run first
+        waits ``park_after`` in memory, so a quick reply (a signal, a short child) resumes it
+        without a replay.
+        """
+        if mark.is_set():
+            return True
+        now = self.clock.time()
+        limit = due
+        if self.deadline is not None and not self.cancel_delivered:
+            limit = self.deadline if limit is None else min(limit, self.deadline)
+        remaining = None if limit is None else limit - now
+        if remaining is not None and remaining <= 0:
+            return False
+        if remaining is not None and remaining <= self.park_after:
+            return await self._poked_within(mark, remaining)
+        # Lingering is a memory-for-latency trade, not workflow time: it runs on the real
+        # clock even under a virtual one.
+        if linger and self.linger and await self._poked_within(mark, self.park_after,
+                                                               real=True):
+            return True
+        await self.flush()
+        self.halt(Suspend(limit, reason, waiting_for))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _poked_within(self, mark: asyncio.Event, seconds: float, *,
+                            real: bool = False) -> bool:
+        poke = asyncio.ensure_future(mark.wait())
+        timer = asyncio.ensure_future(asyncio.sleep(seconds) if real
+                                      else self.clock.sleep(seconds))
+        try:
+            await asyncio.wait((poke, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            poke.cancel()
+            timer.cancel()
+        return mark.is_set()
+
+    def cancel_pending(self) -> bool:
+        """Whether a cancellation (requested, or the deadline passed) awaits delivery."""
+        if self.cancel_delivered:
+            return False
+        if self.deadline is not None and self.clock.time() >= self.deadline:
+            self.cancel_requested = True
+        return self.cancel_requested
+
+    async def deliver_cancel(self, seq: int, kind: str, name: str) -> None:
+        """Raise ``Cancelled`` at this durable await, journaled so replay raises it here too."""
+        if self.cancel_pending():
+            await self.write(JournalEntry(seq, kind, name, "cancelled", 0,
+                                          finished_at=self.clock.time()))
+            self.cancel_delivered = True
+            raise Cancelled("the run was cancelled")
+
+    def replay_cancel(self, entry: JournalEntry) -> None:
+        """A journaled cancellation: raise it again at the same place."""
+        if entry.status == "cancelled":
+            self.cancel_delivered = True
+            raise Cancelled("the run was cancelled")
+
+
+
+
+def current(what: str) -> RunContext:
+    """The running workflow's context, or a clear error naming ``what`` was misused."""
+    # Only the runner sets the run variable, and always to a RunContext.
+    return cast(RunContext, run_or_raise(what))

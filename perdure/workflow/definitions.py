@@ -1,0 +1,165 @@
+"""``@workflow`` and ``@step``: plain functions made durable.
+
+Decorating registers nothing globally: a workflow becomes known to an engine only when it is
+passed in ``Engine(..., workflows=[...])``, so two engines can live in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from perdure.codec.functions import FunctionCodec
+from perdure.errors import InvalidConfiguration
+from perdure.retry import RetryPolicy
+from perdure.workflow.scope import active_step, run_or_raise
+
+__all__ = ["Step", "Workflow", "step", "workflow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Workflow(Generic[P, R]):
+    """A workflow definition: a named, versioned ``async def`` whose durable calls are journaled.
+
+    Calling it directly runs the function inline (inside another workflow that makes it part
+    of the caller's own journal); ``engine.start(wf, ...)`` runs it durably as its own run.
+    """
+
+    def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], *, name: str | None,
+                 version: str) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise InvalidConfiguration(f"@workflow needs an 'async def'; {fn!r} is not one")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InvalidConfiguration(f"workflow name must be a non-empty string, not {name!r}")
+        if not isinstance(version, str) or not version:
+            raise InvalidConfiguration(f"workflow version must be a non-empty string, "
+                                       f"not {version!r}")
+        self.fn = fn
+        self.name: str = name or fn.__qualname__
+        self.version = version
+        self.codec = FunctionCodec(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name!r} version {self.version!r}>"
+
+
+class Step(Generic[P, R]):
+    """A step definition: one unit of side-effecting work, retried and journaled.
+
+    Calling a step inside a workflow takes the next sequence number at once (so concurrent
+    calls are numbered in call order) and returns an awaitable of its journaled outcome.
+    Called inside another step, it simply runs (nested steps are part of the outer step).
+    """
+
+    def __init__(self, fn: Callable[P, Awaitable[R]] | Callable[P, R], *, name: str | None,
+                 retry: RetryPolicy, timeout: float | None,
+                 compensate: Callable[..., Any] | None) -> None:
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidConfiguration(f"step timeout must be a positive number of seconds, "
+                                       f"not {timeout!r}")
+        if compensate is not None and not callable(compensate):
+            raise InvalidConfiguration(f"compensate must be callable, not {compensate!r}")
+        self.fn = fn
+        self.name: str = name or fn.__qualname__
+        self.retry = retry
+        self.timeout = float(timeout) if timeout is not None else None
+        self.compensate = compensate
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.codec = FunctionCodec(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        if active_step.get() is not None:  # inside another step: part of that attempt
+            return self.invoke(args, kwargs)
+        run = run_or_raise(f"step {self.name!r}")
+        coro: Coroutine[Any, Any, R] = run.call_step(self, args, kwargs)
+        return coro
+
+    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """One attempt of the function itself (a sync function runs in a worker thread)."""
+        if self.is_async:
+            coro: Awaitable[R] = self.fn(*args, **kwargs)  # type: ignore[assignment]
+        else:
+            coro = asyncio.to_thread(self.fn, *args, **kwargs)  # type: ignore[arg-type]
+        if self.timeout is None:
+            return await coro
+        # A timed-out async attempt is cancelled; a sync one cannot be stopped (its thread
+        # runs on), but the attempt is counted as failed all the same.
+        return await asyncio.wait_for(coro, self.timeout)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name!r}>"
+
+
+@overload
+def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
+@overload
+def workflow(*, name: str | None = None, version: str = "1"
+             ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
+
+
+def workflow(fn: Callable[P, Coroutine[Any, Any, R]] | None = None, /, *,
+             name: str | None = None, version: str = "1") -> Any:
+    """Make an ``async def`` a durable workflow.
+
+    ``name`` defaults to the function's qualified name; ``version`` pins each run to the code
+    that started it: a worker only drives runs of the versions it has.
+    """
+    def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
+        return Workflow(f, name=name, version=version)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@overload
+def step(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Step[P, R]: ...
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+@overload
+def step(*, name: str | None = None, max_attempts: int | None = None,
+         timeout: float | None = None, compensate: Callable[..., Any] | None = None,
+         retry: RetryPolicy | None = None) -> _StepDecorator: ...
+
+
+def step(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+         max_attempts: int | None = None, timeout: float | None = None,
+         compensate: Callable[..., Any] | None = None,
+         retry: RetryPolicy | None = None) -> Any:
+    """Make a function a durable step: retried with back-off, its outcome journaled.
+
+    ``max_attempts`` overrides ``retry.max_attempts``; ``timeout`` bounds each attempt;
+    ``compensate`` is called (with the step's arguments, plus ``result=`` if it accepts it)
+    in reverse order when the run fails or is cancelled after this step completed.
+    """
+    policy = retry or RetryPolicy()
+    if max_attempts is not None:
+        policy = RetryPolicy(max_attempts, policy.initial_delay, policy.multiplier,
+                             policy.max_delay, policy.jitter)
+
+    def wrap(f: Callable[..., Any]) -> Step[Any, Any]:
+        return Step(f, name=name, retry=policy, timeout=timeout, compensate=compensate)
+
+    return wrap(fn) if fn is not None else _StepDecorator(wrap)
+
+
+class _StepDecorator:
+    """What ``@step(...)`` returns: keeps async and sync functions' types apart for checkers."""
+
+    def __init__(self, wrap: Callable[[Callable[..., Any]], Step[Any, Any]]) -> None:
+        self._wrap = wrap
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Step[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+    def __call__(self, fn: Callable[..., Any], /) -> Step[Any, Any]:
+        return self._wrap(fn)
