@@ -11,9 +11,10 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from perdure.clock import Clock, SystemClock
+from perdure.clock import Clock, CorrectedClock, SystemClock, is_authoritative
 from perdure.codec import functions as codec
 from perdure.codec.functions import FunctionCodec
+from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.runner import Runner
 from perdure.engine.worker import Worker
@@ -56,6 +57,12 @@ class Engine:
     the run instead of holding its coroutine; ``shutdown_grace`` is how long ``close()`` lets
     in-flight runs finish before handing them back; ``synchronous`` is SQLite's durability
     (``"full"`` by default); ``clock`` injects time (see ``perdure.testing``).
+
+    Time shared between workers (leases, due times, deadlines) is the database's: the engine
+    measures its clock's offset to the database's clock when it opens and every 10 s after (a
+    worker: every heartbeat, if that is shorter), and works in corrected time, warning when
+    the offset exceeds a second. A clock
+    marked ``authoritative`` (a ``VirtualClock``) is used uncorrected.
     """
 
     def __init__(self, url: str = "sqlite:///perdure.db", *,
@@ -83,7 +90,11 @@ class Engine:
         if shutdown_grace < 0:
             raise InvalidConfiguration("shutdown_grace must not be negative")
         self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
-        self.clock: Clock = clock or SystemClock()
+        given = clock or SystemClock()
+        # A wall clock is corrected to the database's (measured at open); a virtual clock is
+        # the reference itself, since a test moves it on purpose (time skipping).
+        self.clock: Clock = given if is_authoritative(given) else CorrectedClock(given)
+        self._clock_sync: ClockSync | None = None
         self.is_worker = worker
         self.concurrency = concurrency
         self.lease = lease
@@ -107,6 +118,17 @@ class Engine:
         if self._open:
             return
         await self.store.open()
+        if isinstance(self.clock, CorrectedClock):
+            # Before anything reads the time: a claim, a heartbeat, a run's start. A worker
+            # re-measures at least as often as it renews leases, so a clock that jumps (a host
+            # resumed from a suspend) writes wrong lease times for one heartbeat at most.
+            every = min(SYNC_EVERY, self.heartbeat) if self.is_worker else SYNC_EVERY
+            self._clock_sync = ClockSync(self.clock, self.store, every=every)
+            try:
+                await self._clock_sync.start()
+            except BaseException:
+                await self.store.close()
+                raise
         self._open = True
         if self.is_worker and self.workflows:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
@@ -127,6 +149,7 @@ class Engine:
         if self._worker is not None:
             await self._worker.drain(self.shutdown_grace if grace is None else grace)
             self._worker = None
+        await self._stop_clock_sync()
         self._open = False
         await self.store.close()
 
@@ -139,8 +162,14 @@ class Engine:
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None
+        await self._stop_clock_sync()
         self._open = False
         await self.store.close()
+
+    async def _stop_clock_sync(self) -> None:
+        if self._clock_sync is not None:
+            await self._clock_sync.stop()
+            self._clock_sync = None
 
     async def __aenter__(self) -> Engine:
         await self.open()

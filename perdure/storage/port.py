@@ -146,3 +146,7 @@ class Storage(Protocol):
     async def changed(self) -> bool:
         """Whether another process committed since the last call (a cheap cross-process
         wake-up for backends without push)."""
+
+    async def database_time(self) -> float:
+        """The database's clock now, in unix seconds: the reference every worker corrects
+        its own clock to (one cheap round trip; the engine measures around it)."""

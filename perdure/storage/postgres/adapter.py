@@ -494,3 +494,8 @@ class PostgresStorage:
         """Whether a notification from another process arrived since the last call."""
         notified, self._session.notified = self._session.notified, False
         return notified
+
+    async def database_time(self) -> float:
+        """The server's clock (``clock_timestamp()``, not the transaction's start time)."""
+        row = await self._fetchrow("database_time", {})
+        return float(row[0])

@@ -440,3 +440,7 @@ SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM dropped) AS 
 -- name: admin_applied
 SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :now::float8
   AND owner IS NULL
+
+-- name: database_time
+-- The reference clock of the fleet: each worker measures its own clock's offset against it.
+SELECT extract(epoch FROM clock_timestamp())::float8
