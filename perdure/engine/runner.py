@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -73,7 +74,17 @@ class Runner:
 
     async def drive(self, claimed: ClaimedRun) -> None:
         """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
-        wf = self.workflows[claimed.workflow]
+        wf = self.workflows.get(claimed.workflow)
+        if wf is None or wf.version != claimed.version:
+            # Claims take only the workflow versions this worker has, so this is a guard: a
+            # run this worker has no code for is a deployment error, never a failure.
+            with contextlib.suppress(LeaseLost):
+                await self.store.finish_run(
+                    claimed.id, claimed.epoch, self.worker, status=RunStatus.BLOCKED,
+                    output=None, now=self.clock.time(),
+                    error=f"workflow {claimed.workflow!r} version {claimed.version!r} is not "
+                          "registered on the worker that claimed it; deploy it and resume")
+            return
         # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
         journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
@@ -122,6 +133,10 @@ class Runner:
             return
         try:
             args, kwargs = wf.codec.decode_args(claimed.input)
+        except SerializationError as exc:
+            # Encoded by the code that started the run: this worker's code differs.
+            ctx.halt(ctx.undecodable("the run's arguments", exc))
+        try:
             value = await wf.fn(*args, **kwargs)
         except Stop:
             raise

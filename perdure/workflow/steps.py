@@ -41,7 +41,11 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
     if entry is not None:
         ctx.replay_cancel(entry)
     if entry is not None and entry.status == "completed":
-        value = step.codec.decode_result(entry.output or "null")
+        try:
+            value = step.codec.decode_result(entry.output or "null")
+        except SerializationError as exc:
+            ctx.halt(ctx.undecodable(f"the journaled result of step {step.name!r} at seq {seq}",
+                                     exc))
         _remember(ctx, seq, step, args, kwargs, value)
         return value
     if entry is not None and entry.status == "failed":
