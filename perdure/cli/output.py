@@ -32,8 +32,15 @@ def _short(text: str | None, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _status(info: RunInfo) -> str:
+    if info.failed_compensations:
+        return (f"{info.status.value} (compensation failed: "
+                f"{', '.join(info.failed_compensations)})")
+    return info.status.value
+
+
 def print_runs(runs: list[RunInfo]) -> None:
-    rows = [(r.id, r.workflow, r.version, r.status.value, _fmt_time(r.created_at),
+    rows = [(r.id, r.workflow, r.version, _status(r), _fmt_time(r.created_at),
              _fmt_time(r.updated_at), r.parent_id or "-") for r in runs]
     print(_table(rows, ("ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "UPDATED", "PARENT")))
 
@@ -41,7 +48,7 @@ def print_runs(runs: list[RunInfo]) -> None:
 def print_run(info: RunInfo, journal: list[JournalEntry]) -> None:
     print(f"run       {info.id}")
     print(f"workflow  {info.workflow} (version {info.version})")
-    print(f"status    {info.status.value}")
+    print(f"status    {_status(info)}")
     if info.parent_id:
         print(f"parent    {info.parent_id}")
     if info.error is not None:

@@ -9,7 +9,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from perdure.codec.functions import FunctionCodec
 from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
-from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunRow, RunStatus
+from perdure.records import (
+    ErrorInfo,
+    JournalEntry,
+    RunInfo,
+    RunRow,
+    RunStatus,
+    failed_compensations,
+)
 from perdure.storage.port import Storage
 
 __all__ = ["RunClient", "WorkflowHandle"]
@@ -109,7 +116,8 @@ class WorkflowHandle(Generic[R]):
             err = ErrorInfo.from_json(row.error) or ErrorInfo("Error", "unknown")
             kind = RunCancelled if status is RunStatus.CANCELLED else WorkflowFailed
             exc = kind(self.id, cause_type=err.type, cause_message=err.message,
-                       cause_traceback=err.traceback)
+                       cause_traceback=err.traceback,
+                       failed_compensations=failed_compensations(row.error))
 
             def fail() -> Any:
                 raise exc

@@ -10,13 +10,13 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost, SerializationError
-from perdure.records import ClaimedRun, ErrorInfo, RunStatus
+from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
-from perdure.workflow.definitions import Workflow
+from perdure.workflow.definitions import PASS_THROUGH, Workflow
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
-from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+from perdure.workflow.stops import Blocked, Lost, Suspend
 
 __all__ = ["Runner"]
 
@@ -138,9 +138,11 @@ class Runner:
             ctx.halt(ctx.undecodable("the run's arguments", exc))
         try:
             value = await wf.fn(*args, **kwargs)
-        except Stop:
+        except PASS_THROUGH:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # Also SystemExit and the like: the workflow's own error fails its run, never the
+            # worker process (which drives other runs).
             await self._fail(ctx, exc)
             return
         await ctx.settle_inflight()
@@ -160,7 +162,7 @@ class Runner:
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
             error=None, now=self.clock.time()))
 
-    async def _fail(self, ctx: RunContext, exc: Exception) -> None:
+    async def _fail(self, ctx: RunContext, exc: BaseException) -> None:
         """The saga path: compensate, then record the failure (or the cancellation)."""
         if ctx.stop is not None:  # the workflow swallowed our stop signal
             raise ctx.stop
@@ -171,12 +173,12 @@ class Runner:
         if ctx.stop is not None:
             raise ctx.stop
         status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
-        await run_compensations(ctx)
+        failed = await run_compensations(ctx)
         self._check_finished(ctx)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
-            error=error.to_json(), now=self.clock.time()))
+            error=run_error(error, failed), now=self.clock.time()))
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:
