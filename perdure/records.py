@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "RunInfo", "RunRow", "RunStatus",
-           "failed_compensations", "run_error"]
+__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
+           "RunRow", "RunStatus", "failed_compensations", "run_error"]
 
 
 class RunStatus(StrEnum):
@@ -129,6 +129,8 @@ class RunRow:
     cancel_requested: bool
     created_at: float
     updated_at: float
+    #: how many times an operator resumed the run after it failed (see ``step_key()``)
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,8 @@ class ClaimedRun:
     #: taken from a worker that died or lost its lease (not from pending or waiting): the
     #: step it was executing may have had its side effect, unjournaled
     recovered: bool = False
+    #: resumes after a failure so far: part of the idempotency keys of the steps it executes
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,9 @@ class RunInfo:
     #: steps whose compensation exhausted its attempts (a failed or cancelled run whose
     #: rollback is incomplete: someone must undo these by hand)
     failed_compensations: tuple[str, ...] = ()
+    #: how many times the run was resumed after it failed; steps it executes now have
+    #: idempotency keys of this generation (see ``step_key()``)
+    generation: int = 0
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -222,5 +229,49 @@ class RunInfo:
         updated = _dt(row.updated_at)
         assert created is not None and updated is not None
         return cls(row.id, row.workflow, row.version, status, err, created, updated,
-                   row.parent_id, reason, row.cancel_requested, undone)
+                   row.parent_id, reason, row.cancel_requested, undone, row.generation)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRow:
+    """A resume as the storage holds it: how the run had ended, and when it was resumed."""
+
+    id: int
+    generation: int
+    status: str
+    error: str | None
+    ended_at: float
+    resumed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRecord:
+    """One resume of a run, kept for audit: how the run had ended before it and the journal
+    entries it superseded.
+
+    Resuming a failed run starts a new ``generation``: its failed step, everything after it,
+    its compensations and the steps they undid leave the journal (replay never reads them
+    again) and are kept here, in ``superseded``. Resuming a blocked run supersedes nothing.
+    """
+
+    generation: int                         #: the generation that ended
+    status: RunStatus                       #: how it ended: failed (or cancelled), or blocked
+    error: ErrorInfo | None                 #: the failure, for a failed run
+    blocked_reason: str | None              #: the reason, for a blocked run
+    failed_compensations: tuple[str, ...]   #: steps whose compensation had failed
+    ended_at: datetime
+    resumed_at: datetime
+    superseded: tuple[JournalEntry, ...]    #: the entries the resume took out of the journal
+
+    @classmethod
+    def from_rows(cls, row: ResumeRow, superseded: Sequence[JournalEntry]) -> ResumeRecord:
+        """Build from the storage rows."""
+        status = RunStatus(row.status)
+        blocked = status is RunStatus.BLOCKED
+        ended, resumed = _dt(row.ended_at), _dt(row.resumed_at)
+        assert ended is not None and resumed is not None
+        return cls(row.generation, status, None if blocked else ErrorInfo.from_json(row.error),
+                   row.error if blocked else None,
+                   () if blocked else failed_compensations(row.error), ended, resumed,
+                   tuple(superseded))
 

@@ -12,6 +12,7 @@ from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
 from perdure.records import (
     ErrorInfo,
     JournalEntry,
+    ResumeRecord,
     RunInfo,
     RunRow,
     RunStatus,
@@ -68,6 +69,15 @@ class WorkflowHandle(Generic[R]):
         """The run's journal, in sequence order (raises ``RunNotFound``)."""
         await self._row()
         return await self._engine.store.load_journal(self.id)
+
+    async def history(self) -> list[ResumeRecord]:
+        """Every resume of the run, oldest first: how the run had ended (a failure with its
+        error, or a block with its reason) and the journal entries the resume superseded — the
+        failed step, its compensations, the steps they undid — which replay no longer reads
+        but an auditor must see (raises ``RunNotFound``)."""
+        await self._row()
+        return [ResumeRecord.from_rows(row, entries)
+                for row, entries in await self._engine.store.load_history(self.id)]
 
     async def signal(self, name: str, payload: Any = None, *,
                      idempotency_key: str | None = None) -> bool:

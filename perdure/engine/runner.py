@@ -91,6 +91,7 @@ class Runner:
                          self.park_after, {e.seq: e for e in journal}, run_step,
                          self.workflows,
                          claimed.deadline, claimed.parent_id,
+                         generation=claimed.generation,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
                          notify=self.notify)

@@ -57,6 +57,8 @@ class RunContext:
     registry: dict[str, Workflow[Any, Any]] = field(default_factory=dict)
     deadline: float | None = None
     parent_id: str | None = None
+    #: resumes after a failure so far: part of the keys of the steps executed now
+    generation: int = 0
     seq: int = 0
     stop: Stop | None = None
     cancel_requested: bool = False

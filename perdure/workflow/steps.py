@@ -145,7 +145,7 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
         # Values the run has produced so far (now(), uuid4()) are durable before a side effect
         # can carry them out of the run.
         await ctx.flush()
-        token = active_step.set(StepScope(ctx.run_id, seq, attempts + 1))
+        token = active_step.set(StepScope(ctx.run_id, seq, attempts + 1, ctx.generation))
         try:
             return await attempt(), attempts + 1, started
         except Exception as exc:
