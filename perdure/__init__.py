@@ -29,7 +29,7 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
-from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunStatus
+from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
@@ -54,6 +54,7 @@ __all__ = [
     "NonRetryable",
     "NotInWorkflow",
     "PerdureError",
+    "ResumeRecord",
     "RetryPolicy",
     "RunBlocked",
     "RunCancelled",

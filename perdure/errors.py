@@ -30,6 +30,8 @@ journal (it may not even be importable on the worker that reads it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "Cancelled",
     "ChildFailed",
@@ -128,15 +130,24 @@ class StepFailed(_CarriesCause):
 
 
 class WorkflowFailed(_CarriesCause):
-    """Raised by ``handle.result()`` when the run failed."""
+    """Raised by ``handle.result()`` when the run failed.
+
+    ``failed_compensations`` names the steps whose compensation exhausted its attempts: their
+    effects were *not* undone.
+    """
 
     def __init__(self, run_id: str, *, cause_type: str, cause_message: str,
-                 cause_traceback: str = "") -> None:
-        super().__init__(
-            f"run {run_id!r} failed: {cause_type}: {cause_message}",
-            cause_type=cause_type, cause_message=cause_message, cause_traceback=cause_traceback,
-        )
+                 cause_traceback: str = "", failed_compensations: Sequence[str] = ()) -> None:
+        message = f"run {run_id!r} failed: {cause_type}: {cause_message}"
+        if failed_compensations:
+            names = ", ".join(repr(n) for n in failed_compensations)
+            plural = "s" if len(failed_compensations) > 1 else ""
+            message += (f" (and compensation failed for step{plural} {names}: not undone, see "
+                        "the journal)")
+        super().__init__(message, cause_type=cause_type, cause_message=cause_message,
+                         cause_traceback=cause_traceback)
         self.run_id = run_id
+        self.failed_compensations = tuple(failed_compensations)
 
 
 class RunCancelled(WorkflowFailed):

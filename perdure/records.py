@@ -6,11 +6,13 @@ They are frozen dataclasses so a new field never breaks a signature.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "RunInfo", "RunRow", "RunStatus"]
+__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
+           "RunRow", "RunStatus", "failed_compensations", "run_error"]
 
 
 class RunStatus(StrEnum):
@@ -48,7 +50,7 @@ class ErrorInfo:
 
         t = type(exc)
         name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-        return cls(name, str(exc), "".join(traceback.format_exception(exc)))
+        return cls(name, _message(exc, name), "".join(traceback.format_exception(exc)))
 
     def to_json(self) -> str:
         """Encode for the journal."""
@@ -62,6 +64,44 @@ class ErrorInfo:
             return None
         d = json.loads(text)
         return cls(d.get("type", "Error"), d.get("message", ""), d.get("tb", ""))
+
+
+def run_error(error: ErrorInfo, failed_compensations: Sequence[str] = ()) -> str:
+    """What a failed or cancelled run records as its error: the error (``ErrorInfo`` JSON)
+    and, when some compensations exhausted their attempts, the names of those steps."""
+    if not failed_compensations:
+        return error.to_json()
+    data = json.loads(error.to_json())
+    data["failed_compensations"] = list(failed_compensations)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def failed_compensations(error: str | None) -> tuple[str, ...]:
+    """The steps whose compensation failed, from a run's recorded error (see
+    :func:`run_error`)."""
+    if not error or not error.startswith("{"):
+        return ()
+    try:
+        names = json.loads(error).get("failed_compensations") or ()
+    except ValueError:
+        return ()
+    return tuple(str(n) for n in names)
+
+
+def _message(exc: BaseException, name: str) -> str:
+    """``str(exc)``, or, when the exception's own ``__str__`` fails (user code can raise
+    anything), its type name and ``repr``: describing an error must never raise another."""
+    try:
+        text = str(exc)
+        if isinstance(text, str):
+            return text
+    except Exception:
+        pass
+    try:
+        shown = repr(exc)
+    except Exception:
+        shown = object.__repr__(exc)
+    return f"<{name}: str() failed> {shown}"
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -89,6 +129,8 @@ class RunRow:
     cancel_requested: bool
     created_at: float
     updated_at: float
+    #: how many times an operator resumed the run after it failed (see ``step_key()``)
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +149,8 @@ class ClaimedRun:
     #: taken from a worker that died or lost its lease (not from pending or waiting): the
     #: step it was executing may have had its side effect, unjournaled
     recovered: bool = False
+    #: resumes after a failure so far: part of the idempotency keys of the steps it executes
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +203,12 @@ class RunInfo:
     parent_id: str | None = None
     blocked_reason: str | None = None
     cancel_requested: bool = False
+    #: steps whose compensation exhausted its attempts (a failed or cancelled run whose
+    #: rollback is incomplete: someone must undo these by hand)
+    failed_compensations: tuple[str, ...] = ()
+    #: how many times the run was resumed after it failed; steps it executes now have
+    #: idempotency keys of this generation (see ``step_key()``)
+    generation: int = 0
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -166,6 +216,7 @@ class RunInfo:
         status = RunStatus(row.status)
         err: ErrorInfo | None = None
         reason: str | None = None
+        undone: tuple[str, ...] = ()
         if row.error is not None:
             # The column holds a JSON error for failed and cancelled runs, the reason for a
             # blocked one, and what a waiting run waits for.
@@ -173,9 +224,54 @@ class RunInfo:
                 reason = row.error
             elif status in (RunStatus.FAILED, RunStatus.CANCELLED):
                 err = ErrorInfo.from_json(row.error)
+                undone = failed_compensations(row.error)
         created = _dt(row.created_at)
         updated = _dt(row.updated_at)
         assert created is not None and updated is not None
         return cls(row.id, row.workflow, row.version, status, err, created, updated,
-                   row.parent_id, reason, row.cancel_requested)
+                   row.parent_id, reason, row.cancel_requested, undone, row.generation)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRow:
+    """A resume as the storage holds it: how the run had ended, and when it was resumed."""
+
+    id: int
+    generation: int
+    status: str
+    error: str | None
+    ended_at: float
+    resumed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRecord:
+    """One resume of a run, kept for audit: how the run had ended before it and the journal
+    entries it superseded.
+
+    Resuming a failed run starts a new ``generation``: its failed step, everything after it,
+    its compensations and the steps they undid leave the journal (replay never reads them
+    again) and are kept here, in ``superseded``. Resuming a blocked run supersedes nothing.
+    """
+
+    generation: int                         #: the generation that ended
+    status: RunStatus                       #: how it ended: failed (or cancelled), or blocked
+    error: ErrorInfo | None                 #: the failure, for a failed run
+    blocked_reason: str | None              #: the reason, for a blocked run
+    failed_compensations: tuple[str, ...]   #: steps whose compensation had failed
+    ended_at: datetime
+    resumed_at: datetime
+    superseded: tuple[JournalEntry, ...]    #: the entries the resume took out of the journal
+
+    @classmethod
+    def from_rows(cls, row: ResumeRow, superseded: Sequence[JournalEntry]) -> ResumeRecord:
+        """Build from the storage rows."""
+        status = RunStatus(row.status)
+        blocked = status is RunStatus.BLOCKED
+        ended, resumed = _dt(row.ended_at), _dt(row.resumed_at)
+        assert ended is not None and resumed is not None
+        return cls(row.generation, status, None if blocked else ErrorInfo.from_json(row.error),
+                   row.error if blocked else None,
+                   () if blocked else failed_compensations(row.error), ended, resumed,
+                   tuple(superseded))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from perdure.records import JournalEntry, RunInfo
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
 
 __all__ = ["print_run", "print_runs"]
 
@@ -32,16 +32,26 @@ def _short(text: str | None, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _status(info: RunInfo) -> str:
+    if info.failed_compensations:
+        return (f"{info.status.value} (compensation failed: "
+                f"{', '.join(info.failed_compensations)})")
+    return info.status.value
+
+
 def print_runs(runs: list[RunInfo]) -> None:
-    rows = [(r.id, r.workflow, r.version, r.status.value, _fmt_time(r.created_at),
+    rows = [(r.id, r.workflow, r.version, _status(r), _fmt_time(r.created_at),
              _fmt_time(r.updated_at), r.parent_id or "-") for r in runs]
     print(_table(rows, ("ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "UPDATED", "PARENT")))
 
 
-def print_run(info: RunInfo, journal: list[JournalEntry]) -> None:
+def print_run(info: RunInfo, journal: list[JournalEntry],
+              history: Sequence[ResumeRecord] = ()) -> None:
     print(f"run       {info.id}")
     print(f"workflow  {info.workflow} (version {info.version})")
-    print(f"status    {info.status.value}")
+    print(f"status    {_status(info)}")
+    if info.generation:
+        print(f"resumed   generation {info.generation} (step keys end in :g{info.generation})")
     if info.parent_id:
         print(f"parent    {info.parent_id}")
     if info.error is not None:
@@ -49,11 +59,34 @@ def print_run(info: RunInfo, journal: list[JournalEntry]) -> None:
     if info.blocked_reason:
         print(f"blocked   {info.blocked_reason}")
     print(f"created   {_fmt_time(info.created_at)}   updated {_fmt_time(info.updated_at)}")
+    for record in history:
+        # What a resume superseded stays visible: an auditor must see the failure and what
+        # was compensated, not only the journal that replay reads now.
+        print()
+        if record.status is RunStatus.BLOCKED:
+            ending = f"blocked: {record.blocked_reason}"
+        else:
+            err = record.error
+            ending = f"{record.status.value}: " + ("-" if err is None
+                                                   else f"{err.type}: {err.message}")
+            if record.failed_compensations:
+                ending += (f" (compensation failed: "
+                           f"{', '.join(record.failed_compensations)})")
+        print(f"generation {record.generation} ended {ending}")
+        print(f"  at {_fmt_time(record.ended_at)}; resumed at {_fmt_time(record.resumed_at)}")
+        if record.superseded:
+            print(_journal(record.superseded))
     print()
+    if history:
+        print("current journal:")
+    print(_journal(journal))
+
+
+def _journal(entries: Sequence[JournalEntry]) -> str:
     rows = []
-    for e in journal:
+    for e in entries:
         err = e.error_info
         outcome = _short(e.output) if err is None else _short(f"{err.type}: {err.message}")
         rows.append((str(e.seq), e.kind, e.name, e.status, str(e.attempts), outcome,
                      _fmt_time(e.finished_at)))
-    print(_table(rows, ("SEQ", "KIND", "NAME", "STATUS", "ATTEMPTS", "OUTCOME", "AT")))
+    return _table(rows, ("SEQ", "KIND", "NAME", "STATUS", "ATTEMPTS", "OUTCOME", "AT"))

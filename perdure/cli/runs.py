@@ -21,7 +21,8 @@ async def run(args: argparse.Namespace) -> int:
             print_runs(await engine.list_runs(status=args.status, workflow=args.workflow,
                                                limit=args.limit))
         elif args.command == "runs" and args.runs_command == "show":
-            print_run(await engine.status(args.id), await engine.journal(args.id))
+            print_run(await engine.status(args.id), await engine.journal(args.id),
+                      await engine.history(args.id))
         elif args.command == "resume":
             await engine.resume(args.id)
             print(f"run {args.id} resumed: a worker will drive it now")

@@ -25,7 +25,7 @@ from perdure.errors import (
     RunNotFound,
     UnknownWorkflowError,
 )
-from perdure.records import JournalEntry, RunInfo, RunStatus
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
@@ -222,6 +222,10 @@ class Engine:
         """The run's journal."""
         return await self.handle(run_id).journal()
 
+    async def history(self, run_id: str) -> list[ResumeRecord]:
+        """The run's resumes and what each superseded; see ``WorkflowHandle.history``."""
+        return await self.handle(run_id).history()
+
     async def signal(self, run_id: str, name: str, payload: Any = None, *,
                      idempotency_key: str | None = None) -> bool:
         """Send signal ``name`` with ``payload`` to a run; it is buffered until the run waits.
@@ -287,9 +291,12 @@ class Engine:
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
         """Re-drive a blocked or failed run after a fix.
 
-        A blocked run replays from its journal. A failed run re-executes from its first failed
-        step, and every step whose compensation ran executes again; completed steps without a
-        compensation keep their journaled results.
+        A blocked run replays from its journal. A failed run starts a new generation: it
+        re-executes from its first failed step, and every step whose compensation ran executes
+        again, under new idempotency keys (``step_key()`` gets a ``:gN`` suffix, so a provider
+        that deduplicates by key does not answer with the refunded charge); completed steps
+        without a compensation keep their journaled results. Either way how the run had ended
+        and the journal entries the resume superseded stay in ``history()``.
         """
         self._check_open()
         row = await self.store.get_run(run_id)
@@ -299,12 +306,12 @@ class Engine:
         if status not in (RunStatus.BLOCKED, RunStatus.FAILED):
             raise PerdureError(f"run {run_id!r} is {status}; only blocked or failed runs can "
                                "be resumed")
-        drop: list[int] = []
+        redo: list[int] = []
         if status is RunStatus.FAILED:
-            drop = _entries_to_redo(await self.store.load_journal(run_id))
+            redo = _entries_to_redo(await self.store.load_journal(run_id))
         moved = await self.store.admin_transition(
-            run_id, from_status=status, to_status=RunStatus.PENDING, drop_seqs=drop,
-            now=self.clock.time())
+            run_id, from_status=status, to_status=RunStatus.PENDING, supersede=redo,
+            new_generation=status is RunStatus.FAILED, now=self.clock.time())
         if not moved:
             raise PerdureError(f"run {run_id!r} changed while resuming it; look again")
         if self._worker is not None:

@@ -9,7 +9,15 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from perdure.codec.functions import FunctionCodec
 from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
-from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunRow, RunStatus
+from perdure.records import (
+    ErrorInfo,
+    JournalEntry,
+    ResumeRecord,
+    RunInfo,
+    RunRow,
+    RunStatus,
+    failed_compensations,
+)
 from perdure.storage.port import Storage
 
 __all__ = ["RunClient", "WorkflowHandle"]
@@ -62,6 +70,15 @@ class WorkflowHandle(Generic[R]):
         await self._row()
         return await self._engine.store.load_journal(self.id)
 
+    async def history(self) -> list[ResumeRecord]:
+        """Every resume of the run, oldest first: how the run had ended (a failure with its
+        error, or a block with its reason) and the journal entries the resume superseded — the
+        failed step, its compensations, the steps they undid — which replay no longer reads
+        but an auditor must see (raises ``RunNotFound``)."""
+        await self._row()
+        return [ResumeRecord.from_rows(row, entries)
+                for row, entries in await self._engine.store.load_history(self.id)]
+
     async def signal(self, name: str, payload: Any = None, *,
                      idempotency_key: str | None = None) -> bool:
         """Send a signal to this run; see ``Engine.signal``."""
@@ -109,7 +126,8 @@ class WorkflowHandle(Generic[R]):
             err = ErrorInfo.from_json(row.error) or ErrorInfo("Error", "unknown")
             kind = RunCancelled if status is RunStatus.CANCELLED else WorkflowFailed
             exc = kind(self.id, cause_type=err.type, cause_message=err.message,
-                       cause_traceback=err.traceback)
+                       cause_traceback=err.traceback,
+                       failed_compensations=failed_compensations(row.error))
 
             def fail() -> Any:
                 raise exc

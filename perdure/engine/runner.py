@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost, SerializationError
-from perdure.records import ClaimedRun, ErrorInfo, RunStatus
+from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
-from perdure.workflow.definitions import Workflow
+from perdure.workflow.definitions import PASS_THROUGH, Workflow
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
-from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+from perdure.workflow.stops import Blocked, Lost, Suspend
 
 __all__ = ["Runner"]
 
@@ -73,13 +74,24 @@ class Runner:
 
     async def drive(self, claimed: ClaimedRun) -> None:
         """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
-        wf = self.workflows[claimed.workflow]
+        wf = self.workflows.get(claimed.workflow)
+        if wf is None or wf.version != claimed.version:
+            # Claims take only the workflow versions this worker has, so this is a guard: a
+            # run this worker has no code for is a deployment error, never a failure.
+            with contextlib.suppress(LeaseLost):
+                await self.store.finish_run(
+                    claimed.id, claimed.epoch, self.worker, status=RunStatus.BLOCKED,
+                    output=None, now=self.clock.time(),
+                    error=f"workflow {claimed.workflow!r} version {claimed.version!r} is not "
+                          "registered on the worker that claimed it; deploy it and resume")
+            return
         # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
         journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
                          self.park_after, {e.seq: e for e in journal}, run_step,
                          self.workflows,
                          claimed.deadline, claimed.parent_id,
+                         generation=claimed.generation,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
                          notify=self.notify)
@@ -122,10 +134,16 @@ class Runner:
             return
         try:
             args, kwargs = wf.codec.decode_args(claimed.input)
+        except SerializationError as exc:
+            # Encoded by the code that started the run: this worker's code differs.
+            ctx.halt(ctx.undecodable("the run's arguments", exc))
+        try:
             value = await wf.fn(*args, **kwargs)
-        except Stop:
+        except PASS_THROUGH:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # Also SystemExit and the like: the workflow's own error fails its run, never the
+            # worker process (which drives other runs).
             await self._fail(ctx, exc)
             return
         await ctx.settle_inflight()
@@ -145,7 +163,7 @@ class Runner:
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
             error=None, now=self.clock.time()))
 
-    async def _fail(self, ctx: RunContext, exc: Exception) -> None:
+    async def _fail(self, ctx: RunContext, exc: BaseException) -> None:
         """The saga path: compensate, then record the failure (or the cancellation)."""
         if ctx.stop is not None:  # the workflow swallowed our stop signal
             raise ctx.stop
@@ -156,12 +174,12 @@ class Runner:
         if ctx.stop is not None:
             raise ctx.stop
         status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
-        await run_compensations(ctx)
+        failed = await run_compensations(ctx)
         self._check_finished(ctx)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
-            error=error.to_json(), now=self.clock.time()))
+            error=run_error(error, failed), now=self.clock.time()))
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
-from perdure.records import JournalEntry, RunInfo, RunStatus
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.workflow.definitions import Workflow
 
 __all__ = ["SyncEngine", "SyncHandle"]
@@ -59,6 +59,10 @@ class SyncHandle(Generic[R]):
     def journal(self) -> list[JournalEntry]:
         """The run's journal."""
         return self._loop.call(self._handle.journal())
+
+    def history(self) -> list[ResumeRecord]:
+        """The run's resumes and what each superseded; see ``WorkflowHandle.history``."""
+        return self._loop.call(self._handle.history())
 
     def __getattr__(self, name: str) -> Any:
         # Later handle methods (signal, cancel, ...) get their blocking form for free.

@@ -3,13 +3,14 @@ parameters, and the fencing error."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from perdure.errors import LeaseLost
-from perdure.records import JournalEntry
+from perdure.records import JournalEntry, ResumeRow
 from perdure.storage.port import NewRun, wf_key
 
-__all__ = ["entry_params", "lost", "new_run_params"]
+__all__ = ["entry_params", "history_rows", "lost", "new_run_params"]
 
 
 def lost(run_id: object, epoch: object) -> LeaseLost:
@@ -32,3 +33,13 @@ def entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> d
             "attempts": entry.attempts, "output": entry.output, "error": entry.error,
             "due_at": entry.due_at, "started_at": entry.started_at,
             "finished_at": entry.finished_at}
+
+
+def history_rows(resumes: Sequence[Sequence[Any]], entries: Sequence[Sequence[Any]]
+            ) -> list[tuple[ResumeRow, list[JournalEntry]]]:
+    """Pair the rows of ``load_resumes`` with those of ``load_superseded`` (resume id first,
+    then a journal entry's columns)."""
+    by_resume: dict[int, list[JournalEntry]] = {}
+    for r in entries:
+        by_resume.setdefault(int(r[0]), []).append(JournalEntry(*r[1:]))
+    return [(ResumeRow(*r), by_resume.get(int(r[0]), [])) for r in resumes]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 
 __all__ = ["NewRun", "Storage", "wf_key"]
 
@@ -140,8 +140,15 @@ class Storage(Protocol):
         """A dead worker: make its runs claimable now and forget it. Returns runs freed."""
 
     async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
-                               drop_seqs: Sequence[int], now: float) -> bool:
-        """Operator move (resume): fence out any owner, drop journal entries, requeue."""
+                               supersede: Sequence[int], new_generation: bool,
+                               now: float) -> bool:
+        """Operator move (resume), atomically and only if the run is still ``from_status``:
+        fence out any owner, record how the run ended as a resume, move the ``supersede``
+        journal entries to the history (out of the journal, never deleted), bump the run's
+        generation if ``new_generation``, and requeue it. False if the run had moved."""
+
+    async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
+        """The run's resumes, oldest first, each with the journal entries it superseded."""
 
     async def changed(self) -> bool:
         """Whether another process committed since the last call (a cheap cross-process

@@ -6,11 +6,12 @@ import json
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar, cast
 
-from perdure.errors import ChildFailed, InvalidConfiguration, UnknownWorkflowError
+from perdure.errors import ChildFailed, InvalidConfiguration, SerializationError
 from perdure.records import ErrorInfo, JournalEntry, RunStatus
 from perdure.storage.port import NewRun
 from perdure.workflow.context import RunContext, current
 from perdure.workflow.definitions import Workflow
+from perdure.workflow.stops import Blocked
 
 __all__ = ["ChildHandle", "start_child"]
 
@@ -40,17 +41,23 @@ def start_child(wf: Workflow[Any, R], *args: Any, id: str | None = None,
     """Start a child workflow run, exactly once for this point of the parent.
 
     Its id defaults to the parent's id and this call's sequence number. The child must be
-    registered on the engine; its failure surfaces as ``ChildFailed`` from ``result()``, and
-    cancelling the parent cancels it.
+    registered on the engine: if this worker lacks it, the parent stops in ``blocked`` (a
+    deployment error, never compensated) until it is resumed on a worker that has it. The
+    child's failure surfaces as ``ChildFailed`` from ``result()``, and cancelling the parent
+    cancels it.
     """
     ctx = current("perdure.start_child()")
-    name = getattr(wf, "name", None)
-    if not isinstance(wf, Workflow) or ctx.registry.get(name) is not wf:  # type: ignore[arg-type]
-        raise UnknownWorkflowError(
-            f"child workflow {wf!r} is not registered on this engine; pass it in "
-            "Engine(..., workflows=[...])")
     if id is not None and (not isinstance(id, str) or not id):
         raise InvalidConfiguration(f"a child run id must be a non-empty string, not {id!r}")
+    name = getattr(wf, "name", None)
+    if not isinstance(wf, Workflow) or ctx.registry.get(name) is not wf:  # type: ignore[arg-type]
+        # A deployment mistake, not the workflow's error: failing the run would compensate
+        # what it did (refund a shipped order). Block it; resume once the worker has the code.
+        what = f"workflow {wf.name!r} version {wf.version!r}" if isinstance(wf, Workflow) \
+            else f"{wf!r} (not a @workflow)"
+        ctx.halt(Blocked(
+            f"cannot start child {what}: it is not registered on this worker. Deploy a worker "
+            f"that has it (Engine(..., workflows=[...])) and resume the run."))
     seq = ctx.take_seq()
     return _start_child(ctx, seq, wf, args, kwargs, id)
 
@@ -93,7 +100,10 @@ async def _join(ctx: RunContext, seq: int, child: ChildHandle[R]) -> R:
                             linger=True, mark=mark)
     ctx.replay_cancel(entry)
     if entry.status == "completed":
-        return cast(R, child.workflow.codec.decode_result(entry.output or "null"))
+        try:
+            return cast(R, child.workflow.codec.decode_result(entry.output or "null"))
+        except SerializationError as exc:
+            ctx.halt(ctx.undecodable(f"the result of child run {child.id!r}", exc))
     info = entry.error_info or ErrorInfo("Error", "unknown")
     raise ChildFailed(child.id, cause_type=info.type, cause_message=info.message,
                       cause_traceback=info.traceback)

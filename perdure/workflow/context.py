@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost
@@ -57,6 +57,8 @@ class RunContext:
     registry: dict[str, Workflow[Any, Any]] = field(default_factory=dict)
     deadline: float | None = None
     parent_id: str | None = None
+    #: resumes after a failure so far: part of the keys of the steps executed now
+    generation: int = 0
     seq: int = 0
     stop: Stop | None = None
     cancel_requested: bool = False
@@ -107,11 +109,19 @@ class RunContext:
                 f"{self.workflow.version!r}) and resume the run."))
         return entry
 
-    def halt(self, stop: Stop) -> None:
+    def halt(self, stop: Stop) -> NoReturn:
         """Remember ``stop`` (the first one wins) and raise it."""
         if self.stop is None:
             self.stop = stop
         raise self.stop
+
+    def undecodable(self, what: str, exc: Exception) -> Blocked:
+        """The stop for a recorded payload this deployment cannot decode: the code that wrote
+        it differs from the code reading it (a deployment error, not the workflow's)."""
+        return Blocked(
+            f"cannot decode {what} with the code deployed on this worker: {exc}. Deploy code "
+            f"whose types match what the run recorded (workflow {self.workflow.name!r} "
+            f"version {self.workflow.version!r}) and resume the run.")
 
     def unconsumed(self) -> list[JournalEntry]:
         """Journal entries past the last sequence number this execution reached."""

@@ -16,11 +16,41 @@ from perdure.codec.functions import FunctionCodec
 from perdure.errors import InvalidConfiguration
 from perdure.retry import RetryPolicy
 from perdure.workflow.scope import active_step, run_or_raise
+from perdure.workflow.stops import Stop
 
-__all__ = ["Step", "Workflow", "step", "workflow"]
+__all__ = ["Escaped", "PASS_THROUGH", "Step", "Workflow", "contained", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+
+#: what user code may raise that is *not* a failure of that code: cancellation, the operator's
+#: Ctrl-C, a coroutine being closed, and the engine's own stops
+PASS_THROUGH = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit, Stop)
+
+
+class Escaped(Exception):
+    """Internal: user code raised a ``BaseException`` that is not cancellation (``SystemExit``,
+    say), carried as an ordinary exception so that it fails the attempt. Uncontained, asyncio
+    re-raises ``SystemExit`` out of the event loop and the whole worker process exits."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
+async def contained(aw: Awaitable[T]) -> T:
+    """Await ``aw`` (user code), turning a non-cancellation ``BaseException`` into
+    :class:`Escaped`. It must wrap the user's coroutine directly, inside any task that
+    ``asyncio.wait_for`` creates around it: a task re-raises ``SystemExit`` into the loop."""
+    try:
+        return await aw
+    except PASS_THROUGH:
+        raise
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise Escaped(exc) from exc
 
 
 class Workflow(Generic[P, R]):
@@ -91,10 +121,10 @@ class Step(Generic[P, R]):
         else:
             coro = asyncio.to_thread(self.fn, *args, **kwargs)  # type: ignore[arg-type]
         if self.timeout is None:
-            return await coro
+            return await contained(coro)
         # A timed-out async attempt is cancelled; a sync one cannot be stopped (its thread
         # runs on), but the attempt is counted as failed all the same.
-        return await asyncio.wait_for(coro, self.timeout)
+        return await asyncio.wait_for(contained(coro), self.timeout)
 
     def __repr__(self) -> str:
         return f"<step {self.name!r}>"

@@ -24,6 +24,7 @@ class StepScope:
     run_id: str
     seq: int
     attempt: int
+    generation: int = 0
 
 
 class StepCaller(Protocol):

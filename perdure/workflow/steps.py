@@ -17,7 +17,7 @@ from perdure.errors import NonRetryable, SerializationError, StepFailed
 from perdure.records import ErrorInfo, JournalEntry
 from perdure.retry import RetryPolicy
 from perdure.workflow.context import CompletedStep, RunContext
-from perdure.workflow.definitions import Step
+from perdure.workflow.definitions import Escaped, Step, contained
 from perdure.workflow.scope import StepScope, active_step
 
 __all__ = ["run_compensations", "run_step"]
@@ -41,7 +41,11 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
     if entry is not None:
         ctx.replay_cancel(entry)
     if entry is not None and entry.status == "completed":
-        value = step.codec.decode_result(entry.output or "null")
+        try:
+            value = step.codec.decode_result(entry.output or "null")
+        except SerializationError as exc:
+            ctx.halt(ctx.undecodable(f"the journaled result of step {step.name!r} at seq {seq}",
+                                     exc))
         _remember(ctx, seq, step, args, kwargs, value)
         return value
     if entry is not None and entry.status == "failed":
@@ -74,18 +78,22 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
         ctx.end_op()
 
 
-async def run_compensations(ctx: RunContext) -> None:
-    """Compensate every completed step with a ``compensate``, newest first.
+async def run_compensations(ctx: RunContext) -> list[str]:
+    """Compensate every completed step with a ``compensate``, newest first; returns the names
+    of the steps whose compensation failed.
 
     Each compensation is journaled (so a crash mid-rollback resumes it); one that exhausts its
     attempts is recorded as failed and the rest still run.
     """
+    failed: list[str] = []
     for done in reversed(ctx.compensable):
         compensate = done.step.compensate
         assert compensate is not None
         seq = ctx.take_seq()
         entry = ctx.recorded(seq, "compensation", done.step.name)
         if entry is not None and entry.status in ("completed", "failed"):
+            if entry.status == "failed":
+                failed.append(done.step.name)
             continue
         policy = compensate.retry if isinstance(compensate, Step) else done.step.retry
         call = _compensation_call(compensate, done)
@@ -100,10 +108,12 @@ async def run_compensations(ctx: RunContext) -> None:
             output, attempts, started = await _attempts(ctx, seq, "compensation",
                                                         done.step.name, attempt, policy, entry)
         except _Exhausted:
+            failed.append(done.step.name)
             continue  # recorded as failed by _attempts; the saga goes on
         await ctx.write(JournalEntry(seq, "compensation", done.step.name, "completed",
                                      attempts, output, started_at=started,
                                      finished_at=ctx.clock.time()))
+    return failed
 
 
 class _NotRetryable(Exception):
@@ -135,13 +145,13 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
         # Values the run has produced so far (now(), uuid4()) are durable before a side effect
         # can carry them out of the run.
         await ctx.flush()
-        token = active_step.set(StepScope(ctx.run_id, seq, attempts + 1))
+        token = active_step.set(StepScope(ctx.run_id, seq, attempts + 1, ctx.generation))
         try:
             return await attempt(), attempts + 1, started
         except Exception as exc:
             attempts += 1
             final = isinstance(exc, NonRetryable | _NotRetryable) or attempts >= policy.max_attempts
-            cause = exc.cause if isinstance(exc, _NotRetryable) else exc
+            cause = exc.cause if isinstance(exc, _NotRetryable | Escaped) else exc
             error = ErrorInfo.from_exception(cause)
             if final:
                 await ctx.write(JournalEntry(seq, kind, name, "failed", attempts,
@@ -192,7 +202,7 @@ def _compensation_call(compensate: Callable[..., Any], done: CompletedStep
 
     async def run_plain() -> Any:
         if inspect.iscoroutinefunction(fn):
-            return await fn(*done.args, **kwargs)
-        return await asyncio.to_thread(fn, *done.args, **kwargs)
+            return await contained(fn(*done.args, **kwargs))
+        return await contained(asyncio.to_thread(fn, *done.args, **kwargs))
 
     return run_plain

@@ -55,14 +55,20 @@ def random() -> float:
 
 
 def step_key() -> str:
-    """Inside a step: a stable idempotency key for this step of this run (run id + seq).
+    """Inside a step: a stable idempotency key for this step of this run.
 
-    The same on every attempt and after a crash, so an external API that deduplicates by key
-    (payments, e-mail) performs the side effect once even though the step may run again.
+    ``"RUN:SEQ"`` (run id, the step's sequence number), and ``"RUN:SEQ:gN"`` once an operator
+    resumed the failed run N times. The same on every attempt and after a crash, so an
+    external API that deduplicates by key (payments, e-mail) performs the side effect once
+    even though the step may run again. A resume of a *failed* run starts a new generation
+    because what executes again was compensated or failed: under the old key, a payment API
+    would answer with the refunded charge. (A resume of a blocked run keeps the keys.)
     """
     scope = active_step.get()
     if scope is None:
         raise NotInWorkflow("perdure.step_key() can only be called inside a step")
+    if scope.generation:
+        return f"{scope.run_id}:{scope.seq}:g{scope.generation}"
     return f"{scope.run_id}:{scope.seq}"
 
 

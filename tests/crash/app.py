@@ -31,9 +31,10 @@ import signal
 from pathlib import Path
 
 import perdure
-from perdure import Engine, NonRetryable, RetryPolicy, Step, step, workflow
+from perdure import Engine, NonRetryable, RetryPolicy, Step, StepFailed, step, workflow
 
-__all__ = ["EVENTS", "LEDGER", "SHORT_LEASE", "WORKFLOWS", "pipeline", "race_start", "saga"]
+__all__ = ["ESCAPES", "EVENTS", "LEDGER", "SHORT_LEASE", "WORKFLOWS", "exits", "pipeline",
+           "race_start", "saga"]
 
 LEDGER = "ledger.jsonl"
 EVENTS = "events.fifo"
@@ -171,7 +172,27 @@ async def saga(tag: str) -> None:
     await settle(tag)
 
 
+# -- a step that raises SystemExit -----------------------------------------------------------
+
+@step(name="exit_step", retry=FAST)
+async def exit_step(tag: str) -> str:
+    await _effect("step", "exit_step")
+    raise SystemExit(3)  # would end the worker process if it escaped the step
+
+
+@workflow(name="exits")
+async def exits(tag: str) -> str:
+    """A step that exits the process on every attempt: the workflow handles its failure."""
+    try:
+        return await exit_step(tag)
+    except StepFailed as exc:
+        return f"handled {exc.cause_type} after {exc.attempts} attempt(s)"
+
+
 WORKFLOWS = [pipeline, saga]
+#: the exiting workflow beside the ordinary ones (a target of its own, so the other crash
+#: tests' workers stay as they were)
+ESCAPES = [*WORKFLOWS, exits]
 
 #: a worker target with a 1 s lease (heartbeat every 0.25 s), for the lease-expiry tests; the
 #: command's ``--db`` replaces its URL

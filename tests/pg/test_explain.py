@@ -152,7 +152,7 @@ PER_RUN: dict[str, dict[str, Any]] = {
                        "retry": False},
     "request_cancel": {"run_id": "r5"},
     "admin_transition": {"run_id": "r5", "status": "pending", "from_status": "failed",
-                         "seqs": [1, 2]},
+                         "seqs": [1, 2], "bump": 1},
 }
 
 

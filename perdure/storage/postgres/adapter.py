@@ -27,8 +27,8 @@ import asyncpg
 
 from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
-from perdure.records import ClaimedRun, JournalEntry, RunRow
-from perdure.storage.params import entry_params, lost, new_run_params
+from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
+from perdure.storage.params import entry_params, history_rows, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.postgres.config import (
     channel_name,
@@ -394,10 +394,13 @@ class PostgresStorage:
         return [r[0] for r in await self._fetch("cancel_flags", {"worker": worker})]
 
     async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
-                               drop_seqs: Sequence[int], now: float) -> bool:
-        """Requeue a run for an operator, dropping the given journal entries, atomically."""
+                               supersede: Sequence[int], new_generation: bool,
+                               now: float) -> bool:
+        """Requeue a run for an operator, atomically: record the resume, move the superseded
+        journal entries to the history, and (``new_generation``) start a new generation. A
+        retry after a lost acknowledgement finds the run moved and records nothing twice."""
         params = {"run_id": run_id, "status": to_status, "from_status": from_status,
-                  "now": float(now), "seqs": list(drop_seqs)}
+                  "now": float(now), "seqs": list(supersede), "bump": int(new_generation)}
         move, applied = self._args("admin_transition", params), self._args("admin_applied",
                                                                           params)
 
@@ -408,6 +411,12 @@ class PostgresStorage:
             return bool(retrying and await conn.fetchval(*applied))
 
         return await self._call(op, retry=True)
+
+    async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
+        """The run's resumes, oldest first, each with the journal entries it superseded."""
+        resumes = await self._fetch("load_resumes", {"run_id": run_id})
+        entries = await self._fetch("load_superseded", {"run_id": run_id})
+        return history_rows(resumes, entries)
 
     # -- journal ----------------------------------------------------------------------------
 

@@ -41,12 +41,12 @@ SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM note) AS not
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
 FROM {p}runs WHERE id = :id
 
 -- name: list_runs
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
 FROM {p}runs
 WHERE (:status::text IS NULL OR status = :status)
   AND (:workflow::text IS NULL OR workflow = :workflow)
@@ -87,7 +87,7 @@ SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
 FROM picked
 WHERE r.id = picked.id
 RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
-          r.cancel_requested, r.created_at, picked.recovered
+          r.cancel_requested, r.created_at, picked.recovered, r.generation
 
 -- name: claim_give_back
 -- A claim whose outcome is unknown (the connection dropped before the reply): runs it may have
@@ -419,14 +419,35 @@ SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM note) AS not
        (SELECT count(*) FROM forget) AS forgotten
 
 -- name: admin_transition
--- Operator transitions (resume): bump the epoch so that a stale owner is fenced out, drop the
--- given journal entries, requeue; one statement.
-WITH moved AS (
-    UPDATE {p}runs
-    SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now::float8,
-        error = NULL, epoch = epoch + 1, updated_at = :now
+-- Operator transitions (resume), one statement: record how the run ended (if it still has the
+-- status the operator saw) as a resume, copy the superseded journal entries to the history and
+-- delete them from the journal (every CTE reads the same snapshot, so the copy sees what the
+-- delete removes), requeue the run in its new generation (:bump) and bump the epoch so that a
+-- stale owner is fenced out.
+WITH ended AS (
+    SELECT id, generation, status, error, updated_at FROM {p}runs
     WHERE id = :run_id AND status = :from_status
+    FOR UPDATE
+), moved AS (
+    UPDATE {p}runs r
+    SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now::float8,
+        error = NULL, epoch = r.epoch + 1, updated_at = :now,
+        generation = r.generation + :bump::int
+    FROM ended
+    WHERE r.id = ended.id
+    RETURNING ended.id, ended.generation, ended.status, ended.error, ended.updated_at
+), resume AS (
+    INSERT INTO {p}resumes (run_id, generation, status, error, ended_at, resumed_at)
+    SELECT id, generation, status, error, updated_at, :now FROM moved
     RETURNING id
+), kept AS (
+    INSERT INTO {p}journal_history (resume_id, run_id, seq, kind, name, status, attempts,
+                                    output, error, due_at, started_at, finished_at)
+    SELECT resume.id, j.run_id, j.seq, j.kind, j.name, j.status, j.attempts, j.output, j.error,
+           j.due_at, j.started_at, j.finished_at
+    FROM {p}journal j, resume
+    WHERE j.run_id = :run_id AND j.seq = ANY(:seqs::int[])
+    RETURNING 1
 ), dropped AS (
     DELETE FROM {p}journal
     WHERE run_id = (SELECT id FROM moved) AND seq = ANY(:seqs::int[])
@@ -434,8 +455,8 @@ WITH moved AS (
 ), note AS (
     SELECT pg_notify(:channel, 'admin') FROM moved
 )
-SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM dropped) AS dropped,
-       (SELECT count(*) FROM note) AS notified
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM kept) AS kept,
+       (SELECT count(*) FROM dropped) AS dropped, (SELECT count(*) FROM note) AS notified
 
 -- name: admin_applied
 SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :now::float8
@@ -444,3 +465,12 @@ SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :
 -- name: database_time
 -- The reference clock of the fleet: each worker measures its own clock's offset against it.
 SELECT extract(epoch FROM clock_timestamp())::float8
+
+-- name: load_resumes
+SELECT id, generation, status, error, ended_at, resumed_at FROM {p}resumes
+WHERE run_id = :run_id ORDER BY id
+
+-- name: load_superseded
+SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
+       finished_at
+FROM {p}journal_history WHERE run_id = :run_id ORDER BY resume_id, seq

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
-from perdure.records import ClaimedRun, JournalEntry, RunRow
-from perdure.storage.params import entry_params, lost, new_run_params
+from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
+from perdure.storage.params import entry_params, history_rows, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.thread import DbThread
@@ -169,8 +169,8 @@ class SqliteStorage:
             "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
             "lease_until": lease_until,
         }, returning=True)
-        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]))
-                for r in rows]
+        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
+                           r[10]) for r in rows]
 
     async def next_wake(self, keys: Sequence[str]) -> float | None:
         """Earliest due time among runs with one of ``keys``."""
@@ -265,20 +265,38 @@ class SqliteStorage:
         return [r[0] for r in rows]
 
     async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
-                               drop_seqs: Sequence[int], now: float) -> bool:
-        """Requeue a run for an operator, dropping the given journal entries, atomically."""
-        move, drop = self._q["admin_set_status"], self._q["delete_entries"]
+                               supersede: Sequence[int], new_generation: bool,
+                               now: float) -> bool:
+        """Requeue a run for an operator, atomically: record the resume, move the superseded
+        journal entries to the history, and (``new_generation``) start a new generation."""
+        q = self._q
+        seqs = json.dumps(list(supersede))
 
         def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(move, {"run_id": run_id, "status": to_status,
-                                      "from_status": from_status, "now": now})
-            if cur.rowcount == 0:
+            ended = conn.execute(q["admin_ending"], {"run_id": run_id,
+                                                     "from_status": from_status}).fetchone()
+            if ended is None:
                 return False
-            conn.execute(drop, {"run_id": run_id, "seqs": json.dumps(list(drop_seqs))})
+            generation, status, error, ended_at = ended
+            (resume_id,) = conn.execute(q["insert_resume"], {
+                "run_id": run_id, "generation": generation, "status": status, "error": error,
+                "ended_at": ended_at, "now": now}).fetchone()
+            conn.execute(q["supersede_entries"], {"resume_id": resume_id, "run_id": run_id,
+                                                  "seqs": seqs})
+            conn.execute(q["delete_entries"], {"run_id": run_id, "seqs": seqs})
+            conn.execute(q["admin_set_status"], {"run_id": run_id, "status": to_status,
+                                                 "from_status": from_status, "now": now,
+                                                 "bump": int(new_generation)})
             return True
 
         result: bool = await self._submit(op, write=True)
         return result
+
+    async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
+        """The run's resumes, oldest first, each with the journal entries it superseded."""
+        resumes = await self._read("load_resumes", {"run_id": run_id})
+        entries = await self._read("load_superseded", {"run_id": run_id})
+        return history_rows(resumes, entries)
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -370,7 +388,7 @@ class SqliteStorage:
 
 def _run_row(r: Sequence[Any]) -> RunRow:
     return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                  r[12], r[13], bool(r[14]), r[15], r[16])
+                  r[12], r[13], bool(r[14]), r[15], r[16], r[17])
 
 
 def _statements(script: str) -> list[str]:

@@ -10,12 +10,12 @@ ON CONFLICT (id) DO NOTHING
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
 FROM {p}runs WHERE id = :id
 
 -- name: list_runs
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
 FROM {p}runs
 WHERE (:status IS NULL OR status = :status)
   AND (:workflow IS NULL OR workflow = :workflow)
@@ -39,7 +39,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
-          claimed_from = 'running'
+          claimed_from = 'running', generation
 
 -- name: next_wake
 SELECT min(t) FROM (
@@ -118,15 +118,46 @@ SELECT id, pid, pid_start FROM {p}workers WHERE host = :host AND id != :me
 -- The worker is dead: its runs become claimable now rather than when their leases lapse.
 UPDATE {p}runs SET lease_until = 0 WHERE owner = :worker AND status = 'running'
 
--- name: admin_set_status
--- Operator transitions (resume). Bumps the epoch so that a stale owner is fenced out.
-UPDATE {p}runs
-SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now, error = NULL,
-    epoch = epoch + 1, updated_at = :now
+-- name: admin_ending
+-- Operator transitions (resume), in one transaction: how the run ended (if it still has the
+-- status the operator saw) ...
+SELECT generation, status, error, updated_at FROM {p}runs
 WHERE id = :run_id AND status = :from_status
 
+-- name: insert_resume
+-- ... kept as a resume ...
+INSERT INTO {p}resumes (run_id, generation, status, error, ended_at, resumed_at)
+VALUES (:run_id, :generation, :status, :error, :ended_at, :now)
+RETURNING id
+
+-- name: supersede_entries
+-- ... the entries to execute again copied to the history ...
+INSERT INTO {p}journal_history (resume_id, run_id, seq, kind, name, status, attempts, output,
+                                error, due_at, started_at, finished_at)
+SELECT :resume_id, run_id, seq, kind, name, status, attempts, output, error, due_at,
+       started_at, finished_at
+FROM {p}journal WHERE run_id = :run_id AND seq IN (SELECT value FROM json_each(:seqs))
+
 -- name: delete_entries
+-- ... and out of the journal that replay reads ...
 DELETE FROM {p}journal WHERE run_id = :run_id AND seq IN (SELECT value FROM json_each(:seqs))
+
+-- name: admin_set_status
+-- ... and the run requeued in its new generation. Bumps the epoch so that a stale owner is
+-- fenced out.
+UPDATE {p}runs
+SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now, error = NULL,
+    epoch = epoch + 1, updated_at = :now, generation = generation + :bump
+WHERE id = :run_id AND status = :from_status
+
+-- name: load_resumes
+SELECT id, generation, status, error, ended_at, resumed_at FROM {p}resumes
+WHERE run_id = :run_id ORDER BY id
+
+-- name: load_superseded
+SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
+       finished_at
+FROM {p}journal_history WHERE run_id = :run_id ORDER BY resume_id, seq
 
 -- name: run_state
 SELECT status FROM {p}runs WHERE id = :run_id
