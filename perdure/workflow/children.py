@@ -6,7 +6,8 @@ import json
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar, cast
 
-from perdure.errors import ChildFailed, InvalidConfiguration, UnknownWorkflowError
+from perdure import validate
+from perdure.errors import ChildFailed, UnknownWorkflowError
 from perdure.records import ErrorInfo, JournalEntry, RunStatus
 from perdure.storage.port import NewRun
 from perdure.workflow.context import RunContext, current
@@ -49,8 +50,8 @@ def start_child(wf: Workflow[Any, R], *args: Any, id: str | None = None,
         raise UnknownWorkflowError(
             f"child workflow {wf!r} is not registered on this engine; pass it in "
             "Engine(..., workflows=[...])")
-    if id is not None and (not isinstance(id, str) or not id):
-        raise InvalidConfiguration(f"a child run id must be a non-empty string, not {id!r}")
+    if id is not None:
+        validate.name(id, "a child run id", max_length=255)
     seq = ctx.take_seq()
     return _start_child(ctx, seq, wf, args, kwargs, id)
 
