@@ -23,6 +23,7 @@ from perdure.errors import (
     PerdureError,
     RunFinished,
     RunNotFound,
+    StorageUnavailable,
     UnknownWorkflowError,
 )
 from perdure.records import JournalEntry, RunInfo, RunStatus
@@ -42,6 +43,10 @@ def _any_result() -> Any:
 
 
 _ANY_CODEC = FunctionCodec(_any_result)
+
+# A worker waiting for its database at start-up retries after these many seconds, doubling.
+_CONNECT_RETRY_FIRST = 0.25
+_CONNECT_RETRY_MAX = 10.0
 
 
 class Engine:
@@ -90,9 +95,16 @@ class Engine:
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         self.worker_id = Worker.new_id()
+        #: the schema migrations the last ``open()`` applied (``NNNN_name``)
+        self.migrations_applied: list[str] = []
         self._worker: Worker | None = None
         self._open = False
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
+
+    @property
+    def safe_url(self) -> str:
+        """The database URL with any password hidden, fit for a message or a log line."""
+        return redact(self.url)
 
     def with_url(self, url: str) -> Engine:
         """A new engine with the same workflows and options on another database."""
@@ -101,10 +113,19 @@ class Engine:
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, migrate, and (for a worker) start claiming runs."""
+        """Connect, migrate, and (for a worker) start claiming runs.
+
+        A worker waits for a database it cannot reach yet (containers often start before
+        their database), retrying with a logged, capped exponential back-off; a client
+        (``worker=False``, or no workflows) raises ``StorageUnavailable`` at once.
+        ``migrations_applied`` then names the schema migrations this call applied.
+        """
         if self._open:
             return
-        await self.store.open()
+        self.migrations_applied = await self._connect()
+        if self.migrations_applied:
+            log.info("applied migration(s) %s to %s", ", ".join(self.migrations_applied),
+                     redact(self.url))
         self._open = True
         if self.is_worker and self.workflows:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
@@ -116,6 +137,19 @@ class Engine:
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
                 poll_interval=self.poll_interval, worker_id=self.worker_id)
             await self._worker.start()
+
+    async def _connect(self) -> list[str]:
+        delay = _CONNECT_RETRY_FIRST
+        while True:
+            try:
+                return await self.store.open()
+            except StorageUnavailable as exc:
+                if not (self.is_worker and self.workflows):
+                    raise
+                # Real time, not self.clock: an injected clock must not stall the start.
+                log.warning("waiting for the database: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _CONNECT_RETRY_MAX)
 
     async def close(self, grace: float | None = None) -> None:
         """Drain (stop claiming, let in-flight runs finish for ``grace`` seconds, hand the
