@@ -28,7 +28,7 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        validate.count(self.max_attempts, "max_attempts", maximum=1_000_000)
+        validate.count(self.max_attempts, "max_attempts", maximum=2**63 - 1)
         validate.seconds(self.initial_delay, "initial_delay", zero=True)
         validate.seconds(self.max_delay, "max_delay", zero=True)
         if validate.number(self.multiplier, "multiplier") < 1:

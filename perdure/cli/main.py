@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from perdure import __version__
 from perdure.cli import runs, worker
@@ -58,10 +58,6 @@ class _Parser(argparse.ArgumentParser):
                 if close:
                     return f" (did you mean {close[0]}?)"
         return ""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -77,7 +77,7 @@ class Engine:
             synchronous=synchronous, clock=clock)
         self.url = url
         self.workflows = _registry(workflows)
-        validate.count(concurrency, "concurrency", maximum=1_000_000)
+        validate.count(concurrency, "concurrency")
         lease = validate.seconds(lease, "lease")
         park_after = validate.seconds(park_after, "park_after")
         poll_interval = validate.seconds(poll_interval, "poll_interval")
