@@ -209,6 +209,16 @@ class RunInfo:
     #: how many times the run was resumed after it failed; steps it executes now have
     #: idempotency keys of this generation (see ``step_key()``)
     generation: int = 0
+    #: the run's arguments, as the codec recorded them (JSON text keyed by parameter)
+    input: str | None = None
+    #: a completed run's result, as the codec recorded it (JSON text)
+    output: str | None = None
+    #: when a waiting run wakes at the latest (its next due timer, retry or timeout)
+    wake_at: datetime | None = None
+    #: what a waiting run waits for besides its due time (a signal, a child)
+    waiting_for: str | None = None
+    #: when the run is cancelled if it has not finished
+    deadline: datetime | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -217,6 +227,7 @@ class RunInfo:
         err: ErrorInfo | None = None
         reason: str | None = None
         undone: tuple[str, ...] = ()
+        waiting_for: str | None = None
         if row.error is not None:
             # The column holds a JSON error for failed and cancelled runs, the reason for a
             # blocked one, and what a waiting run waits for.
@@ -225,11 +236,17 @@ class RunInfo:
             elif status in (RunStatus.FAILED, RunStatus.CANCELLED):
                 err = ErrorInfo.from_json(row.error)
                 undone = failed_compensations(row.error)
+            elif status is RunStatus.WAITING:
+                waiting_for = row.error
         created = _dt(row.created_at)
         updated = _dt(row.updated_at)
         assert created is not None and updated is not None
         return cls(row.id, row.workflow, row.version, status, err, created, updated,
-                   row.parent_id, reason, row.cancel_requested, undone, row.generation)
+                   row.parent_id, reason, row.cancel_requested, undone, row.generation,
+                   input=row.input,
+                   output=row.output if status is RunStatus.COMPLETED else None,
+                   wake_at=_dt(row.wake_at) if status is RunStatus.WAITING else None,
+                   waiting_for=waiting_for, deadline=_dt(row.deadline))
 
 
 @dataclass(frozen=True, slots=True)

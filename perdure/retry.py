@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
+from perdure import validate
 from perdure.errors import InvalidConfiguration
 
 __all__ = ["RetryPolicy"]
@@ -26,17 +28,19 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidConfiguration(
-                f"max_attempts must be an int >= 1, not {self.max_attempts!r}")
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise InvalidConfiguration("retry delays must not be negative")
-        if self.multiplier < 1:
+        validate.count(self.max_attempts, "max_attempts", maximum=2**63 - 1)
+        validate.seconds(self.initial_delay, "initial_delay", zero=True)
+        validate.seconds(self.max_delay, "max_delay", zero=True)
+        if validate.number(self.multiplier, "multiplier") < 1:
             raise InvalidConfiguration("the back-off multiplier must be >= 1")
-        if not 0 <= self.jitter <= 1:
+        if not 0 <= validate.number(self.jitter, "jitter") <= 1:
             raise InvalidConfiguration("jitter must be between 0 and 1")
 
     def delay(self, failed_attempts: int) -> float:
         """Seconds to wait after ``failed_attempts`` failures before the next attempt."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (failed_attempts - 1))
+        try:
+            grown = self.initial_delay * self.multiplier ** (failed_attempts - 1)
+        except OverflowError:  # a steep back-off after many attempts: far past the cap
+            grown = math.inf
+        base = min(self.max_delay, grown)
         return base * (1.0 - self.jitter * random.random())

@@ -307,6 +307,21 @@ class PostgresServer:
             raise PostgresServerError("server not running")
         self._pg_ctl("restart", "-m", mode, "-w", "-t", str(_START_TIMEOUT_S), "-l", self.log_file)
 
+    def halt(self) -> None:
+        """``pg_ctl stop -m fast``, keeping the cluster and its port: the database is down until
+        :meth:`resume` (as when a client or worker starts before its database)."""
+        if not self._running:
+            raise PostgresServerError("server not running")
+        self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(_STOP_TIMEOUT_S))
+        self._running = False
+
+    def resume(self) -> None:
+        """Start a :meth:`halt`-ed cluster again, on the same port."""
+        if self._running or self._tmpdir is None:
+            raise PostgresServerError("server not halted")
+        self._pg_ctl("start", "-w", "-t", str(_START_TIMEOUT_S), "-l", self.log_file)
+        self._running = True
+
     def __enter__(self) -> PostgresServer:
         self.start()
         return self

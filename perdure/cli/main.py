@@ -1,4 +1,10 @@
-"""The ``perdure`` command: its parser, and the dispatch to one module per command group."""
+"""The ``perdure`` command: its parser, and the dispatch to one module per command group.
+
+Plain argparse (the core has no dependencies), shaped for a person: ``--db`` and ``--prefix``
+are accepted before or after the subcommand, a mistake is reported with the usage of the
+(sub)command it was made in and the nearest known option, and output cut short by a closed
+pipe (``perdure runs show X | head``) ends quietly.
+"""
 
 from __future__ import annotations
 
@@ -9,61 +15,149 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from perdure import __version__
 from perdure.cli import runs, worker
-from perdure.cli.options import DEFAULT_DB
+from perdure.cli.options import (
+    CommandError,
+    add_database_options,
+    positive_int,
+    seconds,
+)
 from perdure.errors import PerdureError
+from perdure.records import RunStatus
 
 __all__ = ["main"]
 
+#: what a shell reports for a process killed by SIGPIPE (128 + 13): the reader went away
+EXIT_BROKEN_PIPE = 141
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose subcommands report their own mistakes.
+
+    Stock argparse lets a subcommand pass an unknown option up to the top-level parser, which
+    then prints the top-level usage; here each parser refuses what it does not know, with its
+    own usage and the closest option it has.
+    """
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._suggest(extras)}")
+        return parsed, extras
+
+    def _suggest(self, extras: list[str]) -> str:
+        import difflib  # only on this error path: `perdure --help` stays quick to start
+
+        for extra in extras:
+            if extra.startswith("-"):
+                close = difflib.get_close_matches(extra.split("=", 1)[0],
+                                                  list(self._option_string_actions), n=1)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="perdure", description="Durable workflows for Python.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help=f"database URL (default: $PERDURE_DATABASE_URL or "
-                                     f"{DEFAULT_DB})")
-    common.add_argument("--prefix", default="perdure_", help="table prefix (default perdure_)")
-    sub = p.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("worker", parents=[common], help="run a worker for an app's workflows")
-    w.add_argument("target", help="MODULE:ATTR naming an Engine, a workflow or a list of them")
-    w.add_argument("--concurrency", type=int, help="runs driven at once")
-    w.add_argument("--grace", type=float, help="seconds to let runs finish on SIGTERM")
-    runs = sub.add_parser("runs", help="list and inspect runs").add_subparsers(
-        dest="runs_command", required=True)
-    ls = runs.add_parser("list", parents=[common], help="list runs, newest first")
-    ls.add_argument("--status")
-    ls.add_argument("--workflow")
-    ls.add_argument("--limit", type=int, default=50)
-    show = runs.add_parser("show", parents=[common], help="a run's status and journal")
-    show.add_argument("id")
-    res = sub.add_parser("resume", parents=[common], help="re-drive a blocked or failed run")
-    res.add_argument("id")
-    sub.add_parser("migrate", parents=[common], help="create or upgrade the schema")
-    sig = sub.add_parser("signal", parents=[common], help="send a signal to a run")
-    sig.add_argument("id")
-    sig.add_argument("name")
-    sig.add_argument("payload", help="JSON payload")
+    p = _Parser(prog="perdure", description="Durable workflows for Python.",
+                epilog="Times are shown in UTC (ISO 8601, 'Z'). Exit status: 0 on success, 2 "
+                       "for a usage, configuration or database error.")
+    p.add_argument("--version", action="version",
+                   version=f"perdure {__version__} (Python {sys.version.split()[0]})")
+    add_database_options(p, suppress=False)
+    common = _Parser(add_help=False)
+    add_database_options(common, suppress=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    w = sub.add_parser("worker", parents=[common], help="run a worker for an app's workflows",
+                       description="Claim and drive runs until SIGTERM or Ctrl-C, then drain: "
+                                   "stop claiming, let runs finish for the grace period, hand "
+                                   "back the rest and exit. Waits for the database if it is "
+                                   "not reachable yet.")
+    w.add_argument("target", metavar="MODULE:ATTR",
+                   help="an Engine, a workflow or a list of workflows (e.g. myapp.flows:engine)")
+    w.add_argument("--concurrency", type=positive_int, metavar="N",
+                   help="runs driven at once (default: the engine's, 100)")
+    w.add_argument("--grace", type=seconds, metavar="SECONDS",
+                   help="on SIGTERM, how long in-flight runs may finish before they are handed "
+                        "back (default: the engine's shutdown_grace, 10)")
+
+    runs_parser = sub.add_parser("runs", help="list and inspect runs",
+                                 description="List and inspect runs.")
+    runs_sub = runs_parser.add_subparsers(dest="runs_command", required=True,
+                                          metavar="{list,show}")
+    ls = runs_sub.add_parser("list", parents=[common], help="list runs, newest first",
+                             description="List runs, newest first.")
+    ls.add_argument("--status", choices=[s.value for s in RunStatus],
+                    help="only runs in this status (default: any)")
+    ls.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    ls.add_argument("--limit", type=positive_int, default=50, metavar="N",
+                    help="at most N runs (default: %(default)s)")
+    show = runs_sub.add_parser("show", parents=[common], help="a run's status and journal",
+                               description="A run's status, arguments, result, due times and "
+                                           "its journal.")
+    show.add_argument("id", help="the run id")
+    show.add_argument("--full", action="store_true",
+                      help="print arguments, results and errors in full (default: shortened)")
+
+    res = sub.add_parser("resume", parents=[common], help="re-drive a blocked or failed run",
+                         description="Re-drive a blocked or failed run (after deploying a fix).")
+    res.add_argument("id", help="the run id")
+    sub.add_parser("migrate", parents=[common], help="create or upgrade the schema",
+                   description="Create or upgrade the schema and say which migrations it "
+                               "applied.")
+    sig = sub.add_parser("signal", parents=[common], help="send a signal to a run",
+                         description="Send a signal to a run; it is buffered until the run "
+                                     "waits for it.")
+    sig.add_argument("id", help="the run id")
+    sig.add_argument("name", help="the signal name")
+    sig.add_argument("payload", nargs="?", default="null",
+                     help="a JSON payload (default: %(default)s)")
     sig.add_argument("--key", help="idempotency key: a resend with the same key is a no-op")
-    can = sub.add_parser("cancel", parents=[common], help="cancel a run")
-    can.add_argument("id")
+    can = sub.add_parser("cancel", parents=[common], help="cancel a run",
+                         description="Cancel a run: it may run cleanup steps, then its "
+                                     "completed steps are compensated.")
+    can.add_argument("id", help="the run id")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``perdure`` command."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("PERDURE_LOG", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Entry point of the ``perdure`` command; returns the exit status."""
     try:
-        if args.command == "worker":
-            return worker.run(args)
-        return asyncio.run(runs.run(args))
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): stop quietly, and point stdout at
+        # /dev/null so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    level = os.environ.get("PERDURE_LOG", "WARNING").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        return _fail(f"PERDURE_LOG={level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code = worker.run(args) if args.command == "worker" else asyncio.run(runs.run(args))
+        sys.stdout.flush()  # here, so that a closed pipe is noticed while we can handle it
+        return code
     except PerdureError as exc:
-        print(f"perdure: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"{type(exc).__name__}: {exc}")
+    except CommandError as exc:
+        return _fail(str(exc))
     except json.JSONDecodeError as exc:
-        print(f"perdure: the payload is not valid JSON: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"the payload is not valid JSON: {exc}")
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: Any) -> int:
+    print(f"perdure: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,34 +1,91 @@
-"""``perdure worker``: load an application's workflows and drive their runs until SIGTERM."""
+"""``perdure worker``: load an application's workflows and drive their runs until SIGTERM.
+
+Start-up: the engine waits for a database it cannot reach yet (with a logged back-off), and a
+SIGTERM while it waits stops it cleanly. Shutdown: after the grace period the in-flight runs
+are handed back and the process exits, even if a sync step's thread is still running (a thread
+cannot be stopped; its side effect may still happen after the hand-back, which the
+at-least-once contract of steps allows).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
-from typing import Any
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
-from perdure.cli.options import database_url
+from perdure.cli.options import CommandError, database_url
 from perdure.engine.engine import Engine
-from perdure.errors import PerdureError
 from perdure.workflow.definitions import Workflow
 
 __all__ = ["load_target", "run"]
 
+log = logging.getLogger("perdure")
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 def load_target(spec: str) -> Any:
-    """Import ``module:attribute`` (the attribute may be dotted)."""
+    """Import ``module:attribute`` (the attribute may be dotted); ``CommandError`` names what
+    is wrong, in one line."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise PerdureError(f"expected MODULE:ATTR (e.g. myapp.flows:engine), not {spec!r}")
+        raise CommandError(f"expected MODULE:ATTR (e.g. myapp.flows:engine), not {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: the current project is importable
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name) \
+                and module_name[len(exc.name):][:1] in ("", "."):
+            raise CommandError(f"cannot import {module_name!r}: no module named {exc.name!r} "
+                               f"(from {os.getcwd()})") from None
+        raise CommandError(_import_failure(module_name, exc)) from None
+    except Exception as exc:
+        raise CommandError(_import_failure(module_name, exc)) from None
+    for i, part in enumerate(attr.split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            where = ".".join([module_name, *attr.split(".")[:i]])
+            raise CommandError(f"{where!r} has no attribute {part!r}") from None
     return obj
+
+
+def _import_failure(module_name: str, exc: BaseException) -> str:
+    """One line: what importing the application's module raised, and where."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"importing {module_name!r} raised {type(exc).__name__}: {exc}{at}"
+
+
+def _workflows_of(target: Any, spec: str) -> list[Workflow[Any, Any]]:
+    if isinstance(target, Workflow):
+        return [target]
+    if isinstance(target, str | bytes | dict) or not hasattr(target, "__iter__"):
+        raise CommandError(f"{spec} is {_describe(target)}, not an Engine, a workflow or a "
+                           "list of workflows")
+    items = list(target)
+    strangers = [item for item in items if not isinstance(item, Workflow)]
+    if strangers:
+        raise CommandError(f"{spec} holds {_describe(strangers[0])}, which is not a workflow "
+                           "(decorate it with @workflow)")
+    return items
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
@@ -37,21 +94,61 @@ def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
     if args.concurrency is not None:
         overrides["concurrency"] = args.concurrency
     if isinstance(target, Engine):
+        if not target.is_worker:
+            raise CommandError(f"{args.target} is a client engine (worker=False): it drives "
+                               "no runs")
         engine = target.with_url(url) if (args.db or os.environ.get("PERDURE_DATABASE_URL")) \
             else target
         if overrides:
             engine = Engine(engine.url, **{**engine._options, **overrides})
-        return engine
-    workflows = [target] if isinstance(target, Workflow) else list(target)
-    return Engine(url, workflows=workflows, table_prefix=args.prefix, **overrides)
+    else:
+        engine = Engine(url, workflows=_workflows_of(target, args.target),
+                        table_prefix=args.prefix, **overrides)
+    if not engine.workflows:
+        raise CommandError(f"{args.target} names no workflows: a worker would serve nothing")
+    return engine
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting the calls still running in it (sync steps and
+    compensations run there), so the process knows whether exiting abandons one."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="perdure-thread")
+        self._lock = threading.Lock()
+        self.running = 0
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        def counted() -> T:
+            with self._lock:
+                self.running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        return super().submit(counted)
 
 
 async def _run_worker(engine: Engine, grace: float | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    threads = _CountingExecutor()
+    loop.set_default_executor(threads)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await engine.open()
+    opening = asyncio.create_task(engine.open())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait((opening, stopping), return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not opening.done():  # stopped while waiting for the database
+        opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await opening
+        print("stopped before the database could be reached", flush=True)
+        return
+    opening.result()
     print(f"perdure worker {engine.worker_id} driving {', '.join(sorted(engine.workflows))} "
           f"on {engine!r}", flush=True)
     try:
@@ -59,6 +156,22 @@ async def _run_worker(engine: Engine, grace: float | None) -> None:
     finally:
         print("draining: no new claims; finishing or handing back in-flight runs", flush=True)
         await engine.close(grace)
+    if threads.running:
+        # The runs are handed back; only threads that cannot be stopped remain. Waiting for
+        # them (as the interpreter would, joining its executor) would hold the process past
+        # its grace period for as long as a step likes.
+        print(f"grace period over: exiting with {threads.running} step thread(s) still "
+              "running; their runs were handed back", flush=True)
+        _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without joining the executor's threads (atexit callbacks still run)."""
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run(args: argparse.Namespace) -> int:

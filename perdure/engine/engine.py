@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from perdure import validate
 from perdure.clock import Clock, CorrectedClock, SystemClock, is_authoritative
 from perdure.codec import functions as codec
 from perdure.codec.functions import FunctionCodec
@@ -23,6 +24,7 @@ from perdure.errors import (
     PerdureError,
     RunFinished,
     RunNotFound,
+    StorageUnavailable,
     UnknownWorkflowError,
 )
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
@@ -42,6 +44,10 @@ def _any_result() -> Any:
 
 
 _ANY_CODEC = FunctionCodec(_any_result)
+
+# A worker waiting for its database at start-up retries after these many seconds, doubling.
+_CONNECT_RETRY_FIRST = 0.25
+_CONNECT_RETRY_MAX = 10.0
 
 
 class Engine:
@@ -78,17 +84,14 @@ class Engine:
             synchronous=synchronous, clock=clock)
         self.url = url
         self.workflows = _registry(workflows)
-        _positive("concurrency", concurrency, integer=True)
-        _positive("lease", lease)
-        _positive("park_after", park_after)
-        _positive("poll_interval", poll_interval)
-        if heartbeat is None:
-            heartbeat = lease / 4
-        _positive("heartbeat", heartbeat)
+        validate.count(concurrency, "concurrency")
+        lease = validate.seconds(lease, "lease")
+        park_after = validate.seconds(park_after, "park_after")
+        poll_interval = validate.seconds(poll_interval, "poll_interval")
+        heartbeat = validate.seconds(lease / 4 if heartbeat is None else heartbeat, "heartbeat")
         if heartbeat >= lease:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
-        if shutdown_grace < 0:
-            raise InvalidConfiguration("shutdown_grace must not be negative")
+        shutdown_grace = validate.seconds(shutdown_grace, "shutdown_grace", zero=True)
         self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
         given = clock or SystemClock()
         # A wall clock is corrected to the database's (measured at open); a virtual clock is
@@ -103,9 +106,16 @@ class Engine:
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         self.worker_id = Worker.new_id()
+        #: the schema migrations the last ``open()`` applied (``NNNN_name``)
+        self.migrations_applied: list[str] = []
         self._worker: Worker | None = None
         self._open = False
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
+
+    @property
+    def safe_url(self) -> str:
+        """The database URL with any password hidden, fit for a message or a log line."""
+        return redact(self.url)
 
     def with_url(self, url: str) -> Engine:
         """A new engine with the same workflows and options on another database."""
@@ -114,10 +124,19 @@ class Engine:
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, migrate, and (for a worker) start claiming runs."""
+        """Connect, migrate, and (for a worker) start claiming runs.
+
+        A worker waits for a database it cannot reach yet (containers often start before
+        their database), retrying with a logged, capped exponential back-off; a client
+        (``worker=False``, or no workflows) raises ``StorageUnavailable`` at once.
+        ``migrations_applied`` then names the schema migrations this call applied.
+        """
         if self._open:
             return
-        await self.store.open()
+        self.migrations_applied = await self._connect()
+        if self.migrations_applied:
+            log.info("applied migration(s) %s to %s", ", ".join(self.migrations_applied),
+                     redact(self.url))
         if isinstance(self.clock, CorrectedClock):
             # Before anything reads the time: a claim, a heartbeat, a run's start. A worker
             # re-measures at least as often as it renews leases, so a clock that jumps (a host
@@ -141,13 +160,28 @@ class Engine:
                 poll_interval=self.poll_interval, worker_id=self.worker_id)
             await self._worker.start()
 
+    async def _connect(self) -> list[str]:
+        delay = _CONNECT_RETRY_FIRST
+        while True:
+            try:
+                return await self.store.open()
+            except StorageUnavailable as exc:
+                if not (self.is_worker and self.workflows):
+                    raise
+                # Real time, not self.clock: an injected clock must not stall the start.
+                log.warning("waiting for the database: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _CONNECT_RETRY_MAX)
+
     async def close(self, grace: float | None = None) -> None:
         """Drain (stop claiming, let in-flight runs finish for ``grace`` seconds, hand the
         rest back to other workers) and disconnect."""
+        grace = self.shutdown_grace if grace is None else validate.seconds(grace, "grace",
+                                                                            zero=True)
         if not self._open:
             return
         if self._worker is not None:
-            await self._worker.drain(self.shutdown_grace if grace is None else grace)
+            await self._worker.drain(grace)
             self._worker = None
         await self._stop_clock_sync()
         self._open = False
@@ -236,11 +270,9 @@ class Engine:
         """
         self._check_open()
         _check_id(run_id)
-        if not isinstance(name, str) or not name:
-            raise InvalidConfiguration(f"a signal name must be a non-empty string, not {name!r}")
-        if idempotency_key is not None and (not isinstance(idempotency_key, str)
-                                            or not idempotency_key):
-            raise InvalidConfiguration("an idempotency key must be a non-empty string")
+        validate.name(name, "a signal name")
+        if idempotency_key is not None:
+            validate.name(idempotency_key, "an idempotency key")
         text = codec.dumps(payload)
         outcome = await self.store.send_signal(run_id, name, text, idempotency_key,
                                                self.clock.time())
@@ -275,8 +307,13 @@ class Engine:
     async def list_runs(self, *, status: RunStatus | str | None = None,
                         workflow: str | None = None, parent_id: str | None = None,
                         limit: int = 100) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered."""
+        """Runs, newest first, optionally filtered; at most ``limit`` (a positive int)."""
         self._check_open()
+        validate.count(limit, "limit")
+        if workflow is not None:
+            validate.name(workflow, "the workflow filter")
+        if parent_id is not None:
+            validate.name(parent_id, "the parent run id filter")
         if status is not None:
             try:
                 status = RunStatus(status)
@@ -299,7 +336,7 @@ class Engine:
         and the journal entries the resume superseded stay in ``history()``.
         """
         self._check_open()
-        row = await self.store.get_run(run_id)
+        row = await self.store.get_run(_check_id(run_id))
         if row is None:
             raise RunNotFound(run_id)
         status = RunStatus(row.status)
@@ -385,18 +422,11 @@ def _registry(workflows: Iterable[Workflow[Any, Any]]) -> dict[str, Workflow[Any
     return registry
 
 
-def _positive(name: str, value: object, *, integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        raise InvalidConfiguration(f"{name} must be a positive {'int' if integer else 'number'},"
-                                   f" not {value!r}")
-
-
 def _deadline(deadline: datetime | timedelta | None, now: float) -> float | None:
     if deadline is None:
         return None
     if isinstance(deadline, timedelta):
-        return now + deadline.total_seconds()
+        return now + validate.seconds(deadline, "deadline", negative=True, timedeltas=True)
     if isinstance(deadline, datetime):
         if deadline.tzinfo is None or deadline.utcoffset() is None:
             raise InvalidConfiguration("a deadline must be an aware datetime (with a tzinfo)")
@@ -406,10 +436,7 @@ def _deadline(deadline: datetime | timedelta | None, now: float) -> float | None
 
 
 def _check_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not run_id or len(run_id) > 255:
-        raise InvalidConfiguration(f"a run id must be a non-empty string of at most 255 "
-                                   f"characters, not {run_id!r}")
-    return run_id
+    return validate.name(run_id, "a run id", max_length=255)
 
 
 def _entries_to_redo(journal: list[JournalEntry]) -> list[int]:

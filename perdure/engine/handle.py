@@ -7,6 +7,7 @@ import contextlib
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar
 
+from perdure import validate
 from perdure.codec.functions import FunctionCodec
 from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
 from perdure.records import (
@@ -94,8 +95,11 @@ class WorkflowHandle(Generic[R]):
 
         Raises ``WorkflowFailed`` (with the cause's type, message and traceback) if it failed,
         ``RunCancelled`` if it was cancelled, ``RunBlocked`` if it needs an operator,
-        ``RunNotFound`` for an unknown id, and ``TimeoutError`` after ``timeout`` seconds.
+        ``RunNotFound`` for an unknown id, and ``TimeoutError`` after ``timeout`` seconds (a
+        finite number; None waits as long as it takes).
         """
+        if timeout is not None:
+            timeout = validate.seconds(timeout, "the result timeout", zero=True)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.005

@@ -45,8 +45,10 @@ class Storage(Protocol):
     #: worker's polling of ``changed()`` is only a slow safety net
     pushes: bool
 
-    async def open(self) -> None:
-        """Connect and apply pending migrations."""
+    async def open(self) -> list[str]:
+        """Connect and apply pending migrations; return those applied (``NNNN_name``).
+        Raises ``StorageUnavailable`` when the database cannot be reached now (waiting may
+        cure it) and ``InvalidConfiguration`` when it never will (bad path, credentials)."""
 
     async def close(self) -> None:
         """Flush pending writes and disconnect."""

@@ -37,6 +37,11 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def label(self) -> str:
+        """``NNNN_name``, as the file is named."""
+        return f"{self.version:04d}_{self.name}"
+
 
 def _read(backend: str, filename: str) -> str:
     return resources.files(f"perdure.storage.{backend}").joinpath(filename).read_text()

@@ -6,7 +6,8 @@ import json
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar, cast
 
-from perdure.errors import ChildFailed, InvalidConfiguration, SerializationError
+from perdure import validate
+from perdure.errors import ChildFailed, SerializationError
 from perdure.records import ErrorInfo, JournalEntry, RunStatus
 from perdure.storage.port import NewRun
 from perdure.workflow.context import RunContext, current
@@ -47,8 +48,8 @@ def start_child(wf: Workflow[Any, R], *args: Any, id: str | None = None,
     cancels it.
     """
     ctx = current("perdure.start_child()")
-    if id is not None and (not isinstance(id, str) or not id):
-        raise InvalidConfiguration(f"a child run id must be a non-empty string, not {id!r}")
+    if id is not None:
+        validate.name(id, "a child run id", max_length=255)
     name = getattr(wf, "name", None)
     if not isinstance(wf, Workflow) or ctx.registry.get(name) is not wf:  # type: ignore[arg-type]
         # A deployment mistake, not the workflow's error: failing the run would compensate

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from perdure import validate
 from perdure.codec.functions import FunctionCodec
 from perdure.errors import InvalidConfiguration
 from perdure.retry import RetryPolicy
@@ -64,14 +65,10 @@ class Workflow(Generic[P, R]):
                  version: str) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidConfiguration(f"@workflow needs an 'async def'; {fn!r} is not one")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise InvalidConfiguration(f"workflow name must be a non-empty string, not {name!r}")
-        if not isinstance(version, str) or not version:
-            raise InvalidConfiguration(f"workflow version must be a non-empty string, "
-                                       f"not {version!r}")
         self.fn = fn
-        self.name: str = name or fn.__qualname__
-        self.version = version
+        self.name: str = validate.name(fn.__qualname__ if name is None else name,
+                                       "workflow name")
+        self.version = validate.name(version, "workflow version")
         self.codec = FunctionCodec(fn)
         functools.update_wrapper(self, fn)
 
@@ -93,15 +90,12 @@ class Step(Generic[P, R]):
     def __init__(self, fn: Callable[P, Awaitable[R]] | Callable[P, R], *, name: str | None,
                  retry: RetryPolicy, timeout: float | None,
                  compensate: Callable[..., Any] | None) -> None:
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidConfiguration(f"step timeout must be a positive number of seconds, "
-                                       f"not {timeout!r}")
         if compensate is not None and not callable(compensate):
             raise InvalidConfiguration(f"compensate must be callable, not {compensate!r}")
         self.fn = fn
-        self.name: str = name or fn.__qualname__
+        self.name: str = validate.name(fn.__qualname__ if name is None else name, "step name")
         self.retry = retry
-        self.timeout = float(timeout) if timeout is not None else None
+        self.timeout = None if timeout is None else validate.seconds(timeout, "step timeout")
         self.compensate = compensate
         self.is_async = inspect.iscoroutinefunction(fn)
         self.codec = FunctionCodec(fn)

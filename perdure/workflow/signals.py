@@ -10,8 +10,9 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
+from perdure import validate
 from perdure.codec import functions as codec
-from perdure.errors import InvalidConfiguration, SignalTimeout
+from perdure.errors import SignalTimeout
 from perdure.records import ErrorInfo, JournalEntry
 from perdure.workflow.context import RunContext, current
 from perdure.workflow.timers import seconds
@@ -27,8 +28,7 @@ def wait_for_signal(name: str, timeout: timedelta | float | None = None, *,
     send order, each exactly once. Raises ``SignalTimeout`` after ``timeout``. The payload is
     decoded as ``payload_type`` when given.
     """
-    if not isinstance(name, str) or not name:
-        raise InvalidConfiguration(f"a signal name must be a non-empty string, not {name!r}")
+    validate.name(name, "a signal name")
     limit = None if timeout is None else seconds(timeout, "signal timeout")
     ctx = current("perdure.wait_for_signal()")
     seq = ctx.take_seq()

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
+from perdure import validate
 from perdure.errors import InvalidConfiguration
 from perdure.records import JournalEntry
 from perdure.workflow.context import RunContext, current
@@ -18,17 +19,9 @@ __all__ = ["seconds", "sleep", "sleep_until"]
 
 
 def seconds(duration: timedelta | float, what: str) -> float:
-    """``duration`` (a ``timedelta`` or a number of seconds) as seconds, validated."""
-    if isinstance(duration, timedelta):
-        value = duration.total_seconds()
-    elif isinstance(duration, int | float) and not isinstance(duration, bool):
-        value = float(duration)
-    else:
-        raise InvalidConfiguration(f"{what} must be a timedelta or a number of seconds, "
-                                   f"not {type(duration).__name__}")
-    if value < 0 or value != value:
-        raise InvalidConfiguration(f"{what} must not be negative (got {duration!r})")
-    return value
+    """``duration`` (a ``timedelta`` or a number of seconds) as seconds: finite, not negative
+    and at most about a century (so the due time computed from it is a real date)."""
+    return validate.seconds(duration, what, zero=True, timedeltas=True)
 
 
 def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:

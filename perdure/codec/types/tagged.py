@@ -123,6 +123,13 @@ def _class_ref(cls: type) -> str:
     if ref is not None:
         return ref
     module, qualname = cls.__module__, cls.__qualname__
+    if module == "__main__":
+        # It names whatever script runs the decoding process: a worker started with `perdure
+        # worker` (or a later run of another script) has no such class there.
+        raise PathError(
+            f"class {qualname} is defined in __main__ (the script being run), so a worker "
+            "cannot import it to decode it (move it to an importable module, or hint the "
+            "parameter with the class)")
     if "<locals>" in qualname:
         raise PathError(
             f"{qualname} is defined inside a function, so it cannot be imported to decode it "

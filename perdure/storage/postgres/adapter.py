@@ -41,6 +41,7 @@ from perdure.storage.postgres.pool import (
     Pool,
     StorageUnavailable,
     is_connection_error,
+    is_transient,
 )
 from perdure.storage.postgres.session import Session
 from perdure.storage.postgres.writer import Entry, JournalWriter, columns
@@ -103,21 +104,30 @@ class PostgresStorage:
     async def _connect(self) -> Connection:
         return await asyncpg.connect(self.settings.dsn, timeout=self.settings.connect_timeout)
 
-    async def open(self) -> None:
-        """Connect (failing fast, with a typed error, on a bad URL, unreachable server or bad
-        credentials) and apply pending migrations under an advisory lock."""
+    async def open(self) -> list[str]:
+        """Connect and apply pending migrations under an advisory lock; the migrations applied.
+
+        Fails fast with a typed error: ``StorageUnavailable`` for a server that is down or
+        unreachable, ``InvalidConfiguration`` for bad credentials or a missing database."""
         if self._opened:
-            return
+            return []
         try:
             conn = await self._connect()
         except Exception as exc:
-            raise InvalidConfiguration(
+            # A server that is down or restarting may come back (a worker waits for it); bad
+            # credentials or a missing database will not.
+            kind = StorageUnavailable if is_transient(exc) else InvalidConfiguration
+            raise kind(
                 f"cannot connect to PostgreSQL at {self._redacted}: "
                 f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
         try:
-            await self._migrate(conn)
+            applied = await self._migrate(conn)
         except Exception as exc:
             conn.terminate()
+            if is_connection_error(exc, conn):
+                raise StorageUnavailable(
+                    f"lost the connection to {self._redacted} while preparing the schema: "
+                    f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
             if isinstance(exc, asyncpg.PostgresError):
                 raise InvalidConfiguration(
                     f"cannot prepare the Perdure schema ({self.qualified_prefix}) on "
@@ -126,15 +136,17 @@ class PostgresStorage:
         self._pool.adopt(conn)
         self._writer.start()
         self._opened = True
+        return applied
 
-    async def _migrate(self, conn: Connection) -> None:
+    async def _migrate(self, conn: Connection) -> list[str]:
         p, version_table = self.qualified_prefix, f"{self.qualified_prefix}schema_version"
         wanted = migrations("postgres", p)
         # Fast path (every start after the first): nothing to do, no lock to queue for.
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", version_table):
             have = await conn.fetchval(f"SELECT max(version) FROM {version_table}")
             if have is not None and have >= wanted[-1].version:
-                return
+                return []
+        applied: list[str] = []
         async with conn.transaction():
             # Many workers starting at once: one applies each migration, the others wait for
             # the lock, then find it done. The lock is released at commit.
@@ -155,8 +167,9 @@ class PostgresStorage:
                     f"INSERT INTO {version_table} (version, name, applied_at) "
                     "VALUES ($1, $2, extract(epoch FROM clock_timestamp()))",
                     mig.version, mig.name)
-                log.info("applied migration %04d_%s to %s", mig.version, mig.name,
-                         self._redacted)
+                log.info("applied migration %s to %s", mig.label, self._redacted)
+                applied.append(mig.label)
+        return applied
 
     async def close(self) -> None:
         """Commit queued journal writes, drop the session (its locks and LISTEN) and close."""

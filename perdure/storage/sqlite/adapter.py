@@ -45,6 +45,7 @@ class SqliteStorage:
         self._db = DbThread(self._connect, busy_ms=self._busy_ms)
         self._data_version: int | None = None
         self._load: Callable[[], int] = lambda: 0
+        self._applied: list[str] = []  # by the last open()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class SqliteStorage:
                          "applied_at REAL NOT NULL)")
             done = {v for (v,) in conn.execute(
                 f"SELECT version FROM {self.prefix}schema_version")}
+            applied: list[str] = []
             for mig in migrations("sqlite", self.prefix):
                 if mig.version in done:
                     continue
@@ -104,14 +106,18 @@ class SqliteStorage:
                     conn.execute(statement)
                 conn.execute(f"INSERT INTO {self.prefix}schema_version (version, name, applied_at) "
                              "VALUES (?, ?, ?)", (mig.version, mig.name, time.time()))
+                applied.append(mig.label)
             conn.execute("COMMIT")
+            self._applied = applied
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
-    async def open(self) -> None:
-        """Start the connection thread (connects and migrates)."""
+    async def open(self) -> list[str]:
+        """Start the connection thread (connects and migrates); the migrations applied."""
+        self._applied = []
         await asyncio.to_thread(self._db.start)
+        return self._applied
 
     async def close(self) -> None:
         """Commit what is queued and close."""
