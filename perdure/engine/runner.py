@@ -28,7 +28,8 @@ class Runner:
     def __init__(self, *, store: Storage, clock: Clock, worker: str,
                  workflows: dict[str, Workflow[Any, Any]], park_after: float,
                  on_settled: Callable[[str, str | None], None],
-                 notify: Callable[[], None]) -> None:
+                 notify: Callable[[], None],
+                 on_published: Callable[[str], None] = lambda run_id: None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -36,6 +37,7 @@ class Runner:
         self.park_after = park_after
         self.on_settled = on_settled
         self.notify = notify
+        self.on_published = on_published
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -82,7 +84,7 @@ class Runner:
                          claimed.deadline, claimed.parent_id,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
-                         notify=self.notify)
+                         notify=self.notify, published=self.on_published)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
