@@ -203,7 +203,7 @@ class Talk:
         if outcome == "already":
             raise CallbackAlreadyCompleted(
                 f"the callback of run {run_id!r} was already completed; a token is single-use")
-        if outcome != "completed":
+        if outcome != "ok":
             raise RunFinished(run_id, outcome, "its callback can no longer be completed")
         self._wake_run(run_id)
 

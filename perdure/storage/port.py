@@ -236,8 +236,8 @@ class Storage(Protocol):
     async def complete_callback(self, token: str, *, value: str | None, error: str | None,
                                 now: float) -> tuple[str, str | None]:
         """Complete (``value``) or fail (``error``) a callback once and wake its run if it
-        waits for it. Returns (``completed``, ``already`` (completed before: nothing
-        written), ``missing`` or the terminal status of its finished run; its run id)."""
+        waits for it. Returns (``ok``, ``already`` (completed before: nothing written),
+        ``missing`` or the terminal status of its finished run; its run id)."""
 
     async def listen_talk(self, listener: TalkListener) -> None:
         """Call ``listener`` whenever another process publishes something to a run (an

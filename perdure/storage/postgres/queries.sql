@@ -676,7 +676,7 @@ FROM {p}callbacks WHERE token = :token
 -- second completion waits for that lock, then `done` re-checks the newest callback row and
 -- finds it completed: nothing is written and the adapter answers "already".
 WITH cb AS (
-    SELECT token, run_id, seq FROM {p}callbacks WHERE token = :token
+    SELECT token, run_id, seq, completed_at FROM {p}callbacks WHERE token = :token
 ), run AS (
     SELECT r.id, r.status, r.waiting_for FROM {p}runs r
     WHERE r.id = (SELECT run_id FROM cb)
@@ -697,6 +697,7 @@ WITH cb AS (
     -- Also when the run is held in memory by a worker (running): that worker re-checks.
     SELECT pg_notify(:channel, 'callback') FROM done
 )
-SELECT cb.run_id, run.status, (SELECT count(*) FROM done) AS completed,
+SELECT cb.run_id, run.status, cb.completed_at IS NOT NULL AS was_completed,
+       (SELECT count(*) FROM done) AS completed,
        (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM note) AS notified
 FROM cb LEFT JOIN run ON run.id = cb.run_id

@@ -170,7 +170,9 @@ class PostgresTalk:
         if row["status"] is None:  # the run's row is gone
             return "missing", None
         if row["completed"]:
-            return "completed", run_id
+            return "ok", run_id
+        if row["was_completed"]:
+            return "already", run_id
         if row["status"] in _TERMINAL:
             return str(row["status"]), run_id
         return "already", run_id

@@ -193,7 +193,7 @@ class SqliteTalk:
                 return str(status), run_id
             conn.execute(done, {"token": token, "value": value, "error": error, "now": now})
             conn.execute(wake, {"run_id": run_id, "seq": seq, "now": now})
-            return "completed", run_id
+            return "ok", run_id
 
         result: tuple[str, str | None] = await self._submit(op, write=True)
         return result
