@@ -84,7 +84,8 @@ class Bell:
                 self._poller = None
 
     async def close(self) -> None:
-        """Stop the safety-net poll."""
+        """Stop the safety-net poll and wake every reader (they find the engine closed)."""
+        self.ring(None)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

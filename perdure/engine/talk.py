@@ -76,6 +76,7 @@ class Talk:
                     raise EventTimeout(f"run {run_id!r} did not set event {key!r} within "
                                        f"{_seconds(timeout)} s")
                 await watch.wait(mark, remaining)
+                self._check_open()
 
     async def events(self, run_id: str) -> dict[str, Any]:
         """Every event's current value; see ``WorkflowHandle.events``."""
@@ -122,6 +123,7 @@ class Talk:
                     # The status was read before the items: every item the run wrote is in.
                     return
                 await watch.wait(mark)
+                self._check_open()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class Talk:
                 if remaining is not None and remaining <= 0:
                     return await self._give_up(run_id, rid, name, timeout, reply_type)
                 await watch.wait(mark, remaining)
+                self._check_open()
 
     async def _give_up(self, run_id: str, rid: str, name: str,
                        timeout: timedelta | float | None, reply_type: Any) -> Any:
