@@ -35,6 +35,8 @@ __all__ = ["Talk"]
 
 #: items fetched per read of a stream
 BATCH = 256
+#: positions are 32-bit integers in the database
+MAX_OFFSET = 2**31 - 1
 
 
 class Talk:
@@ -59,6 +61,7 @@ class Talk:
         """The event's current value, waiting until the run sets it; see
         ``WorkflowHandle.get_event``."""
         self._check_open()
+        _check_run(run_id)
         check_name("an event key", key)
         deadline = _deadline(timeout)
         async with self.bell.watch(run_id) as watch:
@@ -81,6 +84,7 @@ class Talk:
     async def events(self, run_id: str) -> dict[str, Any]:
         """Every event's current value; see ``WorkflowHandle.events``."""
         self._check_open()
+        _check_run(run_id)
         status, found = await self._store.get_events(run_id, None)
         if status is None:
             raise RunNotFound(run_id)
@@ -94,12 +98,15 @@ class Talk:
         The arguments are checked here, at the call; the database is read on iteration."""
         self._check_open()
         check_name("a stream name", name)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidConfiguration(f"a stream offset must be an int >= 0, not {offset!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) \
+                or not 0 <= offset <= MAX_OFFSET:
+            raise InvalidConfiguration(f"a stream offset must be an int from 0 to "
+                                       f"{MAX_OFFSET}, not {offset!r}")
         return self._items(run_id, name, offset, item_type)
 
     async def _items(self, run_id: str, name: str, offset: int,
                      item_type: Any) -> AsyncIterator[Any]:
+        _check_run(run_id)
         async with self.bell.watch(run_id) as watch:
             while True:
                 mark = watch.mark()
@@ -132,6 +139,7 @@ class Talk:
                       request_id: str | None) -> Any:
         """Send a request and wait for its reply; see ``WorkflowHandle.request``."""
         self._check_open()
+        _check_run(run_id)
         check_name("a request name", name)
         rid = uuid.uuid4().hex if request_id is None else check_name("a request id",
                                                                         request_id)
@@ -209,6 +217,13 @@ class Talk:
         if outcome != "ok":
             raise RunFinished(run_id, outcome, "its callback can no longer be completed")
         self._wake_run(run_id)
+
+
+def _check_run(run_id: str) -> None:
+    """A run id no run can have (PostgreSQL text cannot hold NUL) is an unknown run, here,
+    rather than a driver's encoding error."""
+    if "\x00" in run_id:
+        raise RunNotFound(run_id)
 
 
 def _reply(run_id: str, name: str, reply: str | None, error: str | None,

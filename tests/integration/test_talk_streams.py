@@ -285,18 +285,21 @@ async def test_bad_reader_arguments_and_unknown_runs(make_engine: Any) -> None:
             await handle.get_event(bad, timeout=0)  # type: ignore[arg-type]
         with pytest.raises(InvalidConfiguration):
             handle.read_stream(bad)  # type: ignore[arg-type]
-    for offset in (-1, 1.5, "0", True):
+    for offset in (-1, 1.5, "0", True, 2**31):
         with pytest.raises(InvalidConfiguration):
             handle.read_stream("s", offset=offset)  # type: ignore[arg-type]
     with pytest.raises(InvalidConfiguration):
         await handle.get_event("answer", timeout=float("nan"))
-    missing = engine.handle("no-such-run")
-    with pytest.raises(RunNotFound):
-        await missing.get_event("answer", timeout=1)
-    with pytest.raises(RunNotFound):
-        await missing.events()
-    with pytest.raises(RunNotFound):
-        await _collect(missing.read_stream("s"))
+    for run_id in ("no-such-run", "nul\x00in-id"):
+        missing = engine.handle(run_id)
+        with pytest.raises(RunNotFound):
+            await missing.get_event("answer", timeout=1)
+        with pytest.raises(RunNotFound):
+            await missing.events()
+        with pytest.raises(RunNotFound):
+            await _collect(missing.read_stream("s"))
+        with pytest.raises(RunNotFound):
+            await missing.request("ask", timeout=1)
     with pytest.raises(perdure.NotInWorkflow):
         perdure.stream("s")
     with pytest.raises(perdure.NotInWorkflow):

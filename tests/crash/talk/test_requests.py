@@ -5,9 +5,7 @@ is answered by the next worker; a callback token survives the kill and completes
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,20 +13,17 @@ import pytest
 from perdure import CallbackAlreadyCompleted, Engine, RunStatus
 from perdure.testing import wait_for_status
 from tests.crash.harness import Cluster
+from tests.crash.talk.conftest import rows
 from tests.crash.waits.helpers import hung_in
 
 pytestmark = pytest.mark.crash
 
 
-def request_rows(db: Path, run_id: str) -> list[tuple[Any, ...]]:
+async def request_rows(cluster: Cluster, run_id: str) -> list[tuple[Any, ...]]:
     """(request_id, consumed_seq, reply is set) of the run's requests, in send order."""
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT request_id, consumed_seq, reply IS NOT NULL "
-                            "FROM perdure_requests WHERE run_id = ? ORDER BY id",
-                            (run_id,)).fetchall()
-    finally:
-        conn.close()
+    found = await rows(cluster, "SELECT request_id, consumed_seq, reply IS NOT NULL "
+                       "FROM perdure_requests WHERE run_id = ? ORDER BY id", run_id)
+    return [(rid, seq, bool(replied)) for rid, seq, replied in found]
 
 
 def ledger_of(cluster: Cluster, name: str) -> list[tuple[str, int]]:
@@ -61,7 +56,7 @@ async def test_a_reply_journaled_before_the_kill_reaches_its_caller(
     assert result[0] == {"n": 1} and result[1].startswith("after t")
     kinds = Counter(e.kind for e in await handle.journal())
     assert (kinds["request"], kinds["reply"], kinds["step"]) == (1, 1, 1)
-    assert request_rows(cluster.db, run_id) == [("req-1", 0, 1)]
+    assert await request_rows(cluster, run_id) == [("req-1", 0, True)]
     assert ledger_of(cluster, "after_reply") == [(f"{run_id}:2", b.pid)]
 
 
@@ -83,7 +78,7 @@ async def test_a_request_taken_before_the_kill_is_answered_by_the_next_worker(
     assert reply == f"checked 'invoice-9' key={event['key']}"
     assert await handle.result(timeout=20) == reply
     assert [(rid is not None, seq, replied)
-            for rid, seq, replied in request_rows(cluster.db, run_id)] == [(True, 0, 1)]
+            for rid, seq, replied in await request_rows(cluster, run_id)] == [(True, 0, True)]
     assert ledger_of(cluster, "check") == [(event["key"], a.pid), (event["key"], b.pid)]
 
 

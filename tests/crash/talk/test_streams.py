@@ -4,15 +4,14 @@ stream through the crash sees every item once, in order, and the stream ends whe
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from perdure import Engine, RunStatus
 from tests.crash.harness import Cluster
+from tests.crash.talk.conftest import rows
 from tests.crash.waits.helpers import hung_in
 
 pytestmark = pytest.mark.crash
@@ -20,15 +19,10 @@ pytestmark = pytest.mark.crash
 N = 6
 
 
-def stream_rows(db: Path, run_id: str) -> list[tuple[int, str | None]]:
+async def stream_rows(cluster: Cluster, run_id: str) -> list[tuple[Any, ...]]:
     """The stream's rows as stored: (position, value); the end marker's value is None."""
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT position, value FROM perdure_stream_items "
-                            "WHERE run_id = ? AND stream = 'tokens' ORDER BY position",
-                            (run_id,)).fetchall()
-    finally:
-        conn.close()
+    return await rows(cluster, "SELECT position, value FROM perdure_stream_items "
+                      "WHERE run_id = ? AND stream = 'tokens' ORDER BY position", run_id)
 
 
 async def collect(items: Any) -> list[Any]:
@@ -68,9 +62,9 @@ async def test_kill_mid_stream_never_duplicates_or_reorders_an_item(
     writes = [int(e.output or "-1") for e in journal if e.kind == "stream"]
     assert writes == list(range(N))
     assert Counter(e.kind for e in journal)["stream_close"] == 1
-    rows = stream_rows(cluster.db, run_id)
-    assert [p for p, _ in rows] == list(range(N + 1))
-    assert rows[-1][1] is None
+    stored = await stream_rows(cluster, run_id)
+    assert [p for p, _ in stored] == list(range(N + 1))
+    assert stored[-1][1] is None
     # The token cut off by the kill was made again (at-least-once steps), by b, with the same
     # idempotency key; everything else exactly once.
     made = [(e["key"], e["pid"]) for e in cluster.ledger() if e["name"] == "make_token"]
