@@ -7,6 +7,7 @@ again: a reader never sees an older value come back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
@@ -54,3 +55,7 @@ async def _set_event(ctx: RunContext, seq: int, key: str, text: str) -> None:
     finally:
         ctx.end_op()
     ctx.published(ctx.run_id)
+    # The write may have committed inline, without yielding (SQLite): give the loop a turn,
+    # so that readers in this process (and the heartbeat) run while a workflow publishes in
+    # a tight loop.
+    await asyncio.sleep(0)

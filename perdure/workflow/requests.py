@@ -11,6 +11,7 @@ never answers twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -158,3 +159,7 @@ async def _answer(ctx: RunContext, seq: int, req: Request[Any], output: str,
     finally:
         ctx.end_op()
     ctx.published(ctx.run_id)
+    # The write may have committed inline, without yielding (SQLite): give the loop a turn,
+    # so that readers in this process (and the heartbeat) run while a workflow publishes in
+    # a tight loop.
+    await asyncio.sleep(0)

@@ -8,6 +8,7 @@ stream writes an end marker at the next position: readers stop there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Coroutine
 from types import TracebackType
@@ -138,4 +139,8 @@ async def _write(ctx: RunContext, seq: int, kind: str, name: str, position: int,
     finally:
         ctx.end_op()
     ctx.published(ctx.run_id)
+    # The write may have committed inline, without yielding (SQLite): give the loop a turn,
+    # so that readers in this process (and the heartbeat) run while a workflow publishes in
+    # a tight loop.
+    await asyncio.sleep(0)
     return position

@@ -220,6 +220,22 @@ async def test_replay_after_a_park_writes_nothing_twice(make_engine: Any,
         ("stream_close", "2")]
 
 
+@workflow
+async def fails_mid_stream() -> None:
+    async with perdure.stream("s") as out:
+        await out.write("partial")
+        raise ValueError("the model went away")
+
+
+async def test_an_error_inside_the_block_closes_the_stream(make_engine: Any) -> None:
+    engine = await make_engine(fails_mid_stream)
+    handle = await engine.start(fails_mid_stream)
+    with pytest.raises(WorkflowFailed, match="the model went away"):
+        await handle.result(timeout=10)
+    assert [i async for i in handle.read_stream("s")] == ["partial"]
+    assert [e.kind for e in await handle.journal()] == ["stream", "stream_close"]
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 @workflow
