@@ -1,7 +1,7 @@
 """The PostgreSQL adapter's half for talking to runs: events, streams, requests, callbacks.
 
 A mixin of :class:`~perdure.storage.postgres.adapter.PostgresStorage`, kept apart so the
-adapter's core stays small. Each workflow-side write is one statement (see queries.sql): the
+adapter's core stays small. Each workflow-side write is one statement (see talk.sql): the
 fenced journal entry, the row clients read, and a NOTIFY on the talk channel, which wakes the
 readers of other processes at commit (:meth:`PostgresTalk.listen_talk`).
 
