@@ -2,7 +2,8 @@
 
 A workflow is a plain ``async def``; every durable operation inside it (a step, a clock read,
 a random value) is journaled, so a run that dies with its process resumes on any worker
-exactly where it stopped.
+exactly where it stopped. While it runs, clients read what it publishes (events, streams),
+ask it questions (requests) and complete the callbacks it waits for.
 """
 
 from perdure.clock import Clock, SystemClock, VirtualClock
@@ -10,14 +11,21 @@ from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.errors import (
+    CallbackAlreadyCompleted,
+    CallbackFailed,
+    CallbackNotFound,
+    CallbackTimeout,
     Cancelled,
     ChildFailed,
+    EventTimeout,
     InvalidConfiguration,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
     NotInWorkflow,
     PerdureError,
+    RequestRejected,
+    RequestTimeout,
     RunBlocked,
     RunCancelled,
     RunFinished,
@@ -26,27 +34,38 @@ from perdure.errors import (
     SignalTimeout,
     StepFailed,
     StorageUnavailable,
+    StreamClosed,
     UnknownWorkflowError,
     WorkflowFailed,
 )
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
+from perdure.workflow.callbacks import Callback, callback
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
+from perdure.workflow.events import set_event
 from perdure.workflow.parallel import gather
+from perdure.workflow.requests import Request, wait_for_request
 from perdure.workflow.signals import wait_for_signal
+from perdure.workflow.streams import Stream, stream
 from perdure.workflow.timers import sleep, sleep_until
 from perdure.workflow.values import now, random, run_id, step_key, uuid4
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Callback",
+    "CallbackAlreadyCompleted",
+    "CallbackFailed",
+    "CallbackNotFound",
+    "CallbackTimeout",
     "Cancelled",
     "ChildFailed",
     "ChildHandle",
     "Clock",
     "Engine",
     "ErrorInfo",
+    "EventTimeout",
     "InvalidConfiguration",
     "JournalEntry",
     "LeaseLost",
@@ -54,6 +73,9 @@ __all__ = [
     "NonRetryable",
     "NotInWorkflow",
     "PerdureError",
+    "Request",
+    "RequestRejected",
+    "RequestTimeout",
     "ResumeRecord",
     "RetryPolicy",
     "RunBlocked",
@@ -67,6 +89,8 @@ __all__ = [
     "Step",
     "StepFailed",
     "StorageUnavailable",
+    "Stream",
+    "StreamClosed",
     "SyncEngine",
     "SyncHandle",
     "SystemClock",
@@ -75,16 +99,20 @@ __all__ = [
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",
+    "callback",
     "gather",
     "now",
     "random",
     "run_id",
+    "set_event",
     "sleep",
     "sleep_until",
     "start_child",
     "step",
     "step_key",
+    "stream",
     "uuid4",
+    "wait_for_request",
     "wait_for_signal",
     "workflow",
 ]

@@ -18,14 +18,26 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── Cancelled                 inside a workflow: the run is being cancelled
     ├── SignalTimeout             inside a workflow: ``wait_for_signal`` timed out
     ├── ChildFailed               inside a workflow: a child workflow failed
+    ├── StreamClosed              a write to (or reopening of) a stream the workflow closed
+    ├── EventTimeout              from ``handle.get_event()``: the key was not set in time
+    ├── RequestTimeout            ``handle.request()``: no reply in time; inside a workflow:
+    │                             ``wait_for_request`` saw no request in time
+    ├── RequestRejected           from ``handle.request()``: the workflow rejected the request
+    ├── CallbackNotFound          ``complete_callback`` / ``fail_callback``: no such token
+    ├── CallbackAlreadyCompleted  a second completion of a (single-use) callback token
+    ├── CallbackTimeout           inside a workflow: ``cb.wait`` timed out
+    ├── CallbackFailed            inside a workflow: the callback was failed from outside
     └── LeaseLost                 internal: this worker no longer owns the run (fencing)
 
     NonRetryable                  raised *by a step* to stop retrying at once (an Exception,
                                   deliberately not a PerdureError: it is user vocabulary)
 
-``StepFailed``, ``WorkflowFailed`` and ``ChildFailed`` carry the original cause's type name,
-message and traceback text, because the cause itself may be a type that cannot travel through the
-journal (it may not even be importable on the worker that reads it).
+``EventTimeout`` and ``RequestTimeout`` are also subclasses of the builtin ``TimeoutError``,
+which ``handle.result(timeout=...)`` raises.
+
+``StepFailed``, ``WorkflowFailed``, ``ChildFailed`` and ``CallbackFailed`` carry the original
+cause's type name, message and traceback text, because the cause itself may be a type that
+cannot travel through the journal (it may not even be importable on the worker that reads it).
 """
 
 from __future__ import annotations
@@ -33,14 +45,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CallbackAlreadyCompleted",
+    "CallbackFailed",
+    "CallbackNotFound",
+    "CallbackTimeout",
     "Cancelled",
     "ChildFailed",
+    "EventTimeout",
     "InvalidConfiguration",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
     "PerdureError",
+    "RequestRejected",
+    "RequestTimeout",
     "RunBlocked",
     "RunCancelled",
     "RunFinished",
@@ -49,6 +68,7 @@ __all__ = [
     "SignalTimeout",
     "StepFailed",
     "StorageUnavailable",
+    "StreamClosed",
     "UnknownWorkflowError",
     "WorkflowFailed",
 ]
@@ -81,8 +101,9 @@ class RunNotFound(PerdureError):
 class RunFinished(PerdureError):
     """The run has already reached a terminal state, so the request cannot apply."""
 
-    def __init__(self, run_id: str, status: str) -> None:
-        super().__init__(f"run {run_id!r} is already {status}")
+    def __init__(self, run_id: str, status: str, detail: str = "") -> None:
+        super().__init__(f"run {run_id!r} is already {status}" + (f": {detail}" if detail
+                                                                   else ""))
         self.run_id = run_id
         self.status = status
 
@@ -181,6 +202,55 @@ class ChildFailed(_CarriesCause):
             cause_type=cause_type, cause_message=cause_message, cause_traceback=cause_traceback,
         )
         self.child_id = child_id
+
+
+class StreamClosed(PerdureError):
+    """A write to a stream the workflow already closed (or an attempt to open it again)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"stream {stream!r} is closed: nothing more can be written to it")
+        self.stream = stream
+
+
+class EventTimeout(PerdureError, TimeoutError):
+    """Raised by ``handle.get_event()`` when the key was not set within the timeout."""
+
+
+class RequestTimeout(PerdureError, TimeoutError):
+    """No reply to ``handle.request()`` within its timeout (the request is withdrawn if the
+    run had not taken it yet); inside a workflow, ``wait_for_request`` saw no request in time."""
+
+
+class RequestRejected(PerdureError):
+    """Raised by ``handle.request()`` when the workflow answered with ``req.reject(...)``."""
+
+    def __init__(self, run_id: str, name: str, reason: str) -> None:
+        super().__init__(f"run {run_id!r} rejected request {name!r}: {reason}")
+        self.run_id = run_id
+        self.name = name
+        self.reason = reason
+
+
+class CallbackNotFound(PerdureError):
+    """No callback has this token (it was mistyped, or its run was deleted)."""
+
+
+class CallbackAlreadyCompleted(PerdureError):
+    """The callback token was already completed (or failed): tokens are single-use."""
+
+
+class CallbackTimeout(PerdureError):
+    """Raised inside a workflow when ``cb.wait(timeout=...)`` reaches its timeout."""
+
+
+class CallbackFailed(_CarriesCause):
+    """Raised inside a workflow by ``cb.wait()`` when the callback was failed from outside
+    (``engine.fail_callback(token, error)``)."""
+
+    def __init__(self, *, cause_type: str, cause_message: str, cause_traceback: str = "") -> None:
+        super().__init__(f"the callback was failed: {cause_type}: {cause_message}",
+                         cause_type=cause_type, cause_message=cause_message,
+                         cause_traceback=cause_traceback)
 
 
 class NonRetryable(Exception):

@@ -18,6 +18,7 @@ from perdure.codec.functions import FunctionCodec
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.runner import Runner
+from perdure.engine.talk import Talk
 from perdure.engine.worker import Worker
 from perdure.errors import (
     InvalidConfiguration,
@@ -111,6 +112,9 @@ class Engine:
         self._worker: Worker | None = None
         self._open = False
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
+        #: reading events and streams, requests and callbacks (what handles use)
+        self.talk = Talk(self.store, self.clock, poll_interval=poll_interval,
+                         check_open=self._check_open, wake_run=self._wake_run)
 
     @property
     def safe_url(self) -> str:
@@ -152,7 +156,8 @@ class Engine:
         if self.is_worker and self.workflows:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
                             workflows=self.workflows, park_after=self.park_after,
-                            on_settled=self._on_settled, notify=self._wake_worker)
+                            on_settled=self._on_settled, notify=self._wake_worker,
+                            on_published=self.talk.bell.ring)
             self._worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
@@ -185,6 +190,7 @@ class Engine:
             self._worker = None
         await self._stop_clock_sync()
         self._open = False
+        await self.talk.close()
         await self.store.close()
 
     aclose = close
@@ -198,6 +204,7 @@ class Engine:
             self._worker = None
         await self._stop_clock_sync()
         self._open = False
+        await self.talk.close()
         await self.store.close()
 
     async def _stop_clock_sync(self) -> None:
@@ -304,6 +311,22 @@ class Engine:
             self._worker.wake.set()
         return True
 
+    async def complete_callback(self, token: str, value: Any = None) -> None:
+        """Complete the callback ``token`` (``cb.token`` in the workflow) with ``value``: the
+        run's ``await cb.wait()`` returns it. Works from any process, once per token.
+
+        Raises ``CallbackNotFound`` (no such token), ``CallbackAlreadyCompleted`` (completed
+        or failed before: tokens are single-use), ``RunFinished`` (its run ended) and
+        ``SerializationError`` (value); nothing is written then.
+        """
+        await self.talk.complete_callback(token, value=value)
+
+    async def fail_callback(self, token: str, error: BaseException | str) -> None:
+        """Fail the callback ``token``: the run's ``await cb.wait()`` raises
+        ``CallbackFailed`` carrying ``error``'s type and message. Errors as
+        :meth:`complete_callback`."""
+        await self.talk.complete_callback(token, error=error)
+
     async def list_runs(self, *, status: RunStatus | str | None = None,
                         workflow: str | None = None, parent_id: str | None = None,
                         limit: int = 100) -> list[RunInfo]:
@@ -377,11 +400,20 @@ class Engine:
                 self._settled[run_id] = (event, users - 1)
 
     def _on_settled(self, run_id: str, parent: str | None = None) -> None:
+        self.talk.bell.ring(run_id)  # its readers: a stream ends when the run does
         for rid in (run_id, parent):
             waiter = self._settled.get(rid) if rid is not None else None
             if waiter is not None:
                 waiter[0].set()
         self._wake_worker()
+
+    def _wake_run(self, run_id: str) -> None:
+        """Something the run may wait for was written (a request, a callback's completion)."""
+        if self._worker is not None:
+            if run_id in self._worker.runner.contexts:
+                self._worker.runner.poke(run_id)  # held in memory: it re-checks at once
+            else:
+                self._worker.wake.set()  # parked: the write made it claimable
 
     def _wake_worker(self) -> None:
         if self._worker is not None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
-from typing import Any, Generic, Protocol, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from perdure import validate
 from perdure.codec.functions import FunctionCodec
@@ -20,6 +22,9 @@ from perdure.records import (
     failed_compensations,
 )
 from perdure.storage.port import Storage
+
+if TYPE_CHECKING:
+    from perdure.engine.talk import Talk
 
 __all__ = ["RunClient", "WorkflowHandle"]
 
@@ -49,6 +54,11 @@ class RunClient(Protocol):
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a run."""
+        ...
+
+    @property
+    def talk(self) -> Talk:
+        """Reading events and streams, sending requests."""
         ...
 
 
@@ -89,6 +99,52 @@ class WorkflowHandle(Generic[R]):
     async def cancel(self) -> bool:
         """Cancel this run; see ``Engine.cancel``."""
         return await self._engine.cancel(self.id)
+
+    async def get_event(self, key: str, timeout: timedelta | float | None = None, *,
+                        value_type: Any = Any) -> Any:
+        """The current value of the run's event ``key`` (``perdure.set_event``), waiting until
+        the run sets it; readable during and after the run.
+
+        The wait is pushed (a write in this process, or a notification from another process
+        on PostgreSQL), not polled. Raises ``EventTimeout`` after ``timeout`` seconds,
+        ``RunFinished`` if the run ended without setting it, ``RunNotFound`` for an unknown
+        run and ``InvalidConfiguration`` for a key that is not a non-empty string (no NUL).
+        The value is decoded as ``value_type`` when given.
+        """
+        return await self._engine.talk.get_event(self.id, key, timeout=timeout,
+                                                 value_type=value_type)
+
+    async def events(self) -> dict[str, Any]:
+        """Every event the run has set, with its current value (raises ``RunNotFound``)."""
+        return await self._engine.talk.events(self.id)
+
+    def read_stream(self, name: str, offset: int = 0, *,
+                    item_type: Any = Any) -> AsyncIterator[Any]:
+        """The items of the run's stream ``name`` from position ``offset``, in order, each
+        once; a live tail that ends when the workflow closes the stream or the run finishes.
+
+        ``async for item in handle.read_stream("tokens"): ...`` works from any process, and
+        before the run has written anything. Raises ``RunNotFound`` (when iterated) for an
+        unknown run and ``InvalidConfiguration`` (here) for a bad name or offset. Items are
+        decoded as ``item_type`` when given.
+        """
+        return self._engine.talk.read_stream(self.id, name, offset, item_type=item_type)
+
+    async def request(self, name: str, payload: Any = None, *,
+                      timeout: timedelta | float | None = None, reply_type: Any = Any,
+                      id: str | None = None) -> Any:
+        """Send request ``name`` with ``payload`` to the run and return the workflow's reply
+        (it takes the request with ``perdure.wait_for_request(name)``).
+
+        Raises ``RequestTimeout`` after ``timeout`` seconds (the request is withdrawn if the
+        run had not taken it yet), ``RequestRejected`` if the workflow rejected it,
+        ``RunFinished`` if the run is (or ends) finished without replying, ``RunNotFound``,
+        ``SerializationError`` (payload) and ``InvalidConfiguration`` (name). ``id`` makes
+        the request idempotent: sending it again (say after a crash of the caller) waits
+        for the same request's reply instead of sending another.
+        """
+        return await self._engine.talk.request(self.id, name, payload, timeout=timeout,
+                                               reply_type=reply_type, request_id=id)
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the run to finish and return its result.

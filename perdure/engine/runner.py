@@ -29,7 +29,8 @@ class Runner:
     def __init__(self, *, store: Storage, clock: Clock, worker: str,
                  workflows: dict[str, Workflow[Any, Any]], park_after: float,
                  on_settled: Callable[[str, str | None], None],
-                 notify: Callable[[], None]) -> None:
+                 notify: Callable[[], None],
+                 on_published: Callable[[str], None] = lambda run_id: None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -37,6 +38,7 @@ class Runner:
         self.park_after = park_after
         self.on_settled = on_settled
         self.notify = notify
+        self.on_published = on_published
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -94,7 +96,7 @@ class Runner:
                          generation=claimed.generation,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
-                         notify=self.notify)
+                         notify=self.notify, published=self.on_published)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:

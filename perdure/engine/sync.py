@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from perdure.engine.engine import Engine
@@ -64,6 +65,29 @@ class SyncHandle(Generic[R]):
         """The run's resumes and what each superseded; see ``WorkflowHandle.history``."""
         return self._loop.call(self._handle.history())
 
+    def get_event(self, key: str, timeout: timedelta | float | None = None, *,
+                  value_type: Any = Any) -> Any:
+        """Block until the run sets event ``key``; see ``WorkflowHandle.get_event``."""
+        return self._loop.call(self._handle.get_event(key, timeout, value_type=value_type))
+
+    def events(self) -> dict[str, Any]:
+        """Every event's current value; see ``WorkflowHandle.events``."""
+        return self._loop.call(self._handle.events())
+
+    def request(self, name: str, payload: Any = None, *,
+                timeout: timedelta | float | None = None, reply_type: Any = Any,
+                id: str | None = None) -> Any:
+        """Send a request and block for the reply; see ``WorkflowHandle.request``."""
+        return self._loop.call(self._handle.request(name, payload, timeout=timeout,
+                                                    reply_type=reply_type, id=id))
+
+    def read_stream(self, name: str, offset: int = 0, *,
+                    item_type: Any = Any) -> Iterator[Any]:
+        """The stream's items, blocking for each; see ``WorkflowHandle.read_stream``. Close
+        the iterator (or exhaust it) to stop reading."""
+        items = self._handle.read_stream(name, offset, item_type=item_type)
+        return _blocking_items(items, self._loop)
+
     def __getattr__(self, name: str) -> Any:
         # Later handle methods (signal, cancel, ...) get their blocking form for free.
         attr = getattr(self._handle, name)
@@ -74,6 +98,25 @@ class SyncHandle(Generic[R]):
             return self._loop.call(attr(*args, **kwargs))
 
         return blocking
+
+
+def _blocking_items(items: AsyncIterator[Any], loop: _LoopThread) -> Iterator[Any]:
+    async def next_item() -> tuple[bool, Any]:
+        try:
+            return True, await items.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    try:
+        while True:
+            more, item = loop.call(next_item())
+            if not more:
+                return
+            yield item
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            loop.call(aclose())
 
 
 class SyncEngine:
@@ -145,6 +188,14 @@ class SyncEngine:
         handle = self._call(self._engine.resume(run_id))
         assert self._loop is not None
         return SyncHandle(handle, self._loop)
+
+    def complete_callback(self, token: str, value: Any = None) -> None:
+        """Complete a callback; see ``Engine.complete_callback``."""
+        self._call(self._engine.complete_callback(token, value))
+
+    def fail_callback(self, token: str, error: BaseException | str) -> None:
+        """Fail a callback; see ``Engine.fail_callback``."""
+        self._call(self._engine.fail_callback(token, error))
 
     def list_runs(self, *, status: RunStatus | str | None = None, workflow: str | None = None,
                   limit: int = 100) -> list[RunInfo]:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 
-__all__ = ["NewRun", "Storage", "wf_key"]
+__all__ = ["CallbackState", "NewRun", "RequestState", "Storage", "TalkListener", "wf_key"]
 
 
 def wf_key(workflow: str, version: str) -> str:
@@ -35,6 +35,32 @@ class NewRun:
     parent_id: str | None = None
     parent_seq: int | None = None
     deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """A request sent into a run, as its caller sees it."""
+
+    taken: bool  #: the run consumed it (a wait_for_request returned it)
+    replied: bool
+    reply: str | None  #: the encoded reply
+    error: str | None  #: the rejection's reason (a reply is either this or ``reply``)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackState:
+    """A callback token's row."""
+
+    run_id: str
+    seq: int  #: the journal seq of the ``perdure.callback()`` that made it
+    completed: bool
+    value: str | None  #: the encoded value it was completed with
+    error: str | None  #: or the JSON ErrorInfo it was failed with
+
+
+#: called when another process published something a reader may wait for: the run's id, or
+#: None when anything may have changed (a reconnect lost notifications)
+TalkListener = Callable[[str | None], None]
 
 
 class Storage(Protocol):
@@ -159,3 +185,78 @@ class Storage(Protocol):
     async def database_time(self) -> float:
         """The database's clock now, in unix seconds: the reference every worker corrects
         its own clock to (one cheap round trip; the engine measures around it)."""
+
+    # -- talking to runs: events, streams, requests, callbacks ------------------------------
+    #
+    # Every write a workflow makes here is a journal entry plus a row clients read, committed
+    # in one fenced transaction: a replay finds the entry and writes nothing, so a reader
+    # never sees a write twice. Backends that push (``pushes``) notify ``listen_talk``
+    # listeners of other processes at commit.
+
+    async def set_event(self, run_id: str, epoch: int, worker: str, entry: JournalEntry, *,
+                        key: str, value: str, now: float) -> None:
+        """Journal ``entry`` and make ``value`` the current value of event ``key``,
+        atomically (fenced)."""
+
+    async def get_events(self, run_id: str, key: str | None) -> tuple[str | None,
+                                                                      dict[str, str]]:
+        """The run's status (None: no such run) and its events' current values (only
+        ``key``'s when given)."""
+
+    async def write_stream(self, run_id: str, epoch: int, worker: str, entry: JournalEntry, *,
+                           stream: str, position: int, value: str | None,
+                           now: float) -> None:
+        """Journal ``entry`` and store item ``position`` of ``stream`` (``value`` None: the
+        end marker), atomically (fenced). An item already at that position is kept."""
+
+    async def read_stream(self, run_id: str, stream: str, offset: int, limit: int
+                          ) -> tuple[str | None, list[tuple[int, str | None]]]:
+        """The run's status (None: no such run), read first, then up to ``limit`` items of
+        ``stream`` from ``offset`` in position order (a None value is the end marker)."""
+
+    async def send_request(self, run_id: str, request_id: str, name: str, payload: str,
+                           now: float) -> str:
+        """Buffer a request and wake the run if it waits for it. Returns ``sent``,
+        ``duplicate`` (``request_id`` exists: a retried send), ``missing`` or the terminal
+        status of a finished run (nothing is written then)."""
+
+    async def consume_request(self, run_id: str, epoch: int, worker: str, *, seq: int,
+                              name: str, now: float) -> str | None:
+        """Take the oldest pending request ``name`` and journal it at ``seq`` in one
+        transaction (fenced); returns the entry's output, ``{"id": ..., "payload": ...}``
+        JSON text, or None when there is none."""
+
+    async def reply_request(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                            *, request_id: str, reply: str | None, error: str | None,
+                            now: float) -> None:
+        """Journal ``entry`` and record the reply (or the rejection ``error``) on the request,
+        atomically (fenced)."""
+
+    async def request_state(self, run_id: str, request_id: str
+                            ) -> tuple[str | None, RequestState | None]:
+        """The run's status (None: no such run) and the request (None: no such request)."""
+
+    async def withdraw_request(self, run_id: str, request_id: str) -> bool:
+        """Delete the request if the run has not taken it yet; whether it was deleted."""
+
+    async def create_callback(self, run_id: str, epoch: int, worker: str,
+                              entry: JournalEntry, *, token: str, now: float) -> None:
+        """Journal ``entry`` and create callback ``token``, atomically (fenced)."""
+
+    async def callback_state(self, token: str) -> CallbackState | None:
+        """The callback's row, or None."""
+
+    async def complete_callback(self, token: str, *, value: str | None, error: str | None,
+                                now: float) -> tuple[str, str | None]:
+        """Complete (``value``) or fail (``error``) a callback once and wake its run if it
+        waits for it. Returns (``ok``, ``already`` (completed before: nothing written),
+        ``missing`` or the terminal status of its finished run; its run id)."""
+
+    async def listen_talk(self, listener: TalkListener) -> None:
+        """Call ``listener`` whenever another process publishes something to a run (an
+        event, a stream item, a reply, the run finishing). Backends without push never
+        call it; readers then poll ``data_version()``."""
+
+    async def data_version(self) -> int:
+        """A number that changes whenever another process commits (SQLite: ``PRAGMA
+        data_version``); constant on backends that push."""

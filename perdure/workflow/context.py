@@ -19,6 +19,7 @@ from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
 from perdure.workflow.scope import run_or_raise
 from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+from perdure.workflow.talk import TalkState
 
 T = TypeVar("T")
 
@@ -80,6 +81,11 @@ class RunContext:
     linger: bool = True
     #: tells this process's worker that new work may be claimable (a child was started)
     notify: Callable[[], None] = lambda: None
+    #: tells this process's readers that the run published something (an event, a stream
+    #: item, a reply): they re-read at once instead of at their next check
+    published: Callable[[str], None] = lambda run_id: None
+    #: events, streams and requests remember here what the run's code did so far
+    talk: TalkState = field(default_factory=TalkState)
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
     _writes: int = 0
 

@@ -140,6 +140,12 @@ async def test_per_worker_queries_use_the_owner_index(conn: Any, name: str) -> N
     _check(nodes, "perdure_runs_pkey" if name == "heartbeat" else "perdure_runs_owner")
 
 
+#: the journal entry parameters of a workflow-side talk write
+ENTRY: dict[str, Any] = {"run_id": "r5", "epoch": 1, "worker": "w", "seq": 3, "kind": "event",
+                         "name": "k", "status": "completed", "attempts": 1, "output": "1",
+                         "error": None, "due_at": None, "started_at": None,
+                         "finished_at": 1.0}
+
 PER_RUN: dict[str, dict[str, Any]] = {
     "get_run": {"id": "r5"},
     "finish_run": {"run_id": "r5", "epoch": 1, "worker": "w", "status": "completed",
@@ -153,6 +159,18 @@ PER_RUN: dict[str, dict[str, Any]] = {
     "request_cancel": {"run_id": "r5"},
     "admin_transition": {"run_id": "r5", "status": "pending", "from_status": "failed",
                          "seqs": [1, 2], "bump": 1},
+    # talking to runs
+    "set_event": {**ENTRY, "key": "k", "value": "1"},
+    "get_events": {"run_id": "r5", "key": None},
+    "write_stream": {**ENTRY, "stream": "s", "position": 3, "value": "1"},
+    "read_stream": {"run_id": "r5", "stream": "s", "offset": 0, "limit": 256},
+    "send_request": {"run_id": "r5", "request_id": "q", "name": "x", "payload": "1"},
+    "consume_request": {"run_id": "r5", "epoch": 1, "worker": "w", "seq": 3, "name": "x",
+                        "retry": False},
+    "reply_request": {**ENTRY, "request_id": "q", "reply": "1", "reply_error": None},
+    "request_state": {"run_id": "r5", "request_id": "q"},
+    "create_callback": {**ENTRY, "token": "t"},
+    "complete_callback": {"token": "t", "value": "1", "error": None},
 }
 
 

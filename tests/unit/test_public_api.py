@@ -18,6 +18,10 @@ EXPECTED = {
     "VirtualClock", "Workflow", "WorkflowFailed", "WorkflowHandle", "gather", "now", "random",
     "run_id", "sleep", "sleep_until", "start_child", "step", "step_key", "uuid4",
     "wait_for_signal", "workflow",
+    # talking to running workflows
+    "Callback", "CallbackAlreadyCompleted", "CallbackFailed", "CallbackNotFound",
+    "CallbackTimeout", "EventTimeout", "Request", "RequestRejected", "RequestTimeout", "Stream",
+    "StreamClosed", "callback", "set_event", "stream", "wait_for_request",
 }
 
 

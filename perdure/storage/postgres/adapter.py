@@ -44,6 +44,7 @@ from perdure.storage.postgres.pool import (
     is_transient,
 )
 from perdure.storage.postgres.session import Session
+from perdure.storage.postgres.talk import PostgresTalk
 from perdure.storage.postgres.writer import Entry, JournalWriter, columns
 from perdure.storage.sqlfiles import migrations
 
@@ -55,7 +56,7 @@ T = TypeVar("T")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class PostgresStorage:
+class PostgresStorage(PostgresTalk):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
@@ -81,9 +82,11 @@ class PostgresStorage:
         self.qualified_prefix = cfg.qualified_prefix
         self.restart_grace = cfg.restart_grace
         self.channel = channel_name(cfg.schema, cfg.prefix)
+        self.talk_channel = channel_name(cfg.schema, cfg.prefix, "talk")
         self._redacted = cfg.redacted
         self._sql = compiled_queries(cfg.qualified_prefix)
-        self._common = {"channel": self.channel, "namespace": cfg.namespace}
+        self._common = {"channel": self.channel, "talk_channel": self.talk_channel,
+                        "namespace": cfg.namespace}
         self._pool = Pool(self._connect, size=cfg.pool_size,
                           reconnect_timeout=cfg.reconnect_timeout, describe=cfg.redacted)
         self._writer = JournalWriter(self._write_batch, max_batch=max_batch)

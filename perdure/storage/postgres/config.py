@@ -117,13 +117,14 @@ def _number(name: str, value: float | None, opts: Mapping[str, str], default: fl
     return number
 
 
-def channel_name(schema: str | None, prefix: str) -> str:
-    """The NOTIFY channel: versioned and specific to the schema and prefix (at most 63 bytes,
-    PostgreSQL's identifier limit; hashed beyond)."""
-    name = f"{schema + '.' if schema else ''}{prefix}wake_{_CHANNEL_VERSION}"
+def channel_name(schema: str | None, prefix: str, kind: str = "wake") -> str:
+    """A NOTIFY channel: versioned and specific to the schema and prefix (at most 63 bytes,
+    PostgreSQL's identifier limit; hashed beyond). ``wake`` wakes workers; ``talk`` wakes
+    the readers of events, streams and replies."""
+    name = f"{schema + '.' if schema else ''}{prefix}{kind}_{_CHANNEL_VERSION}"
     if len(name) > 63:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        name = f"perdure_wake_{_CHANNEL_VERSION}_{digest}"
+        name = f"perdure_{kind}_{_CHANNEL_VERSION}_{digest}"
     return name
 
 

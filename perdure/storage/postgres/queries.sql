@@ -170,8 +170,15 @@ WITH locked AS (
     RETURNING p.id
 ), note AS (
     SELECT pg_notify(:channel, 'child') FROM woken
+), talk AS (
+    -- Readers of the run's streams and callers awaiting a reply learn that it ended.
+    SELECT pg_notify(:talk_channel, :run_id) FROM fin
+    WHERE EXISTS (SELECT 1 FROM {p}stream_items s WHERE s.run_id = :run_id)
+       OR EXISTS (SELECT 1 FROM {p}requests q
+                  WHERE q.run_id = :run_id AND q.replied_at IS NULL)
 )
-SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM note) AS notified
+SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM note) AS notified,
+       (SELECT count(*) FROM talk) AS talked
 
 -- name: finish_applied
 -- After a lost acknowledgement: did our finish (or park) commit? Nothing but our own write
@@ -206,6 +213,12 @@ WITH parked AS (
                          WHERE c.id IN (SELECT substr(w, 7) FROM unnest(:waiting_for) AS w
                                         WHERE w LIKE 'child:%')
                            AND c.status IN ('completed', 'failed', 'cancelled')) THEN :now
+            WHEN EXISTS (SELECT 1 FROM {p}requests q
+                         WHERE q.run_id = :run_id AND q.consumed_seq IS NULL
+                           AND ('request:' || q.name) = ANY(:waiting_for)) THEN :now
+            WHEN EXISTS (SELECT 1 FROM {p}callbacks b
+                         WHERE b.run_id = :run_id AND b.completed_at IS NOT NULL
+                           AND ('callback:' || b.seq) = ANY(:waiting_for)) THEN :now
             ELSE :wake_at::float8 END
     WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
     RETURNING wake_at

@@ -4,6 +4,8 @@ One dedicated connection per storage, kept out of the pool because it carries se
 
 * ``LISTEN`` on the adapter's channel. Every statement that makes a run runnable sends a
   ``NOTIFY`` (delivered at commit); the callback calls the worker's ``wake``.
+* ``LISTEN`` on the talk channel, once this process has a reader (:meth:`Session.listen_talk`):
+  workflows publishing events, stream items and replies notify it with the run's id.
 * One session advisory lock per registered worker. The server releases it the instant the
   connection dies — a SIGKILLed worker's socket is closed by the kernel — which is how other
   workers tell a dead worker from a live one without waiting for its leases to lapse.
@@ -48,6 +50,9 @@ class Session:
         self.workers: set[str] = set()  # whose locks we hold (and re-take after a reconnect)
         self._held: set[str] = set()  # of those, the ones the current connection holds
         self.wake: Callable[[], None] | None = None
+        #: the talk channel and its listener (set by listen_talk; None: not listening)
+        self.talk_channel: str | None = None
+        self.on_talk: Callable[[str | None], None] | None = None
         #: a notification (or a reconnect) happened since ``changed()`` last looked
         self.notified = False
         self.reconnects = 0
@@ -70,6 +75,21 @@ class Session:
         """Start in the background (for ``set_waker``, which cannot await)."""
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name="perdure-pg-session")
+
+    async def listen_talk(self, channel: str, listener: Callable[[str | None], None]) -> None:
+        """LISTEN on ``channel`` (now, and after every reconnect) and pass the run id of each
+        notification from another process to ``listener`` (None after a reconnect: anything
+        may have been missed)."""
+        first = self.on_talk is None
+        self.talk_channel, self.on_talk = channel, listener
+        if not first:
+            return
+        if self._task is None:
+            await self.start()  # a client without a worker: the session starts here
+            return  # (_open listened already)
+        async with self._use:
+            if self._conn is not None and not self._conn.is_closed():
+                await self._conn.add_listener(channel, self._on_talk)
 
     async def lock(self, worker: str) -> None:
         """Take ``worker``'s liveness lock, held until :meth:`unlock` or until we die."""
@@ -116,6 +136,8 @@ class Session:
             self._lost.clear()
             conn.add_termination_listener(self._on_terminated)
             await conn.add_listener(self.channel, self._on_notify)
+            if self.talk_channel is not None:
+                await conn.add_listener(self.talk_channel, self._on_talk)
             for worker in sorted(self.workers):
                 await self._take(conn, worker)
         except BaseException:
@@ -143,6 +165,11 @@ class Session:
             return  # our own process already acted on it (the engine wakes itself)
         self._fire()
 
+    def _on_talk(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
+        if pid in self._own_pids() or self.on_talk is None:
+            return  # our own process rang its readers already
+        self.on_talk(payload)
+
     def _fire(self) -> None:
         self.notified = True
         if self.wake is not None:
@@ -169,6 +196,8 @@ class Session:
                     log.info("PostgreSQL session connection re-established")
                 self._connected_once = True
                 self._fire()  # notifications sent while we were away are lost: look again
+                if self.on_talk is not None:
+                    self.on_talk(None)  # readers too
             await self._watch()
 
     async def _watch(self) -> None:

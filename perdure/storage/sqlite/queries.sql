@@ -74,7 +74,7 @@ WHERE id = :run_id AND epoch = :epoch AND owner = :worker
 
 -- name: park_run
 -- Fenced. The wake condition is checked in the same transaction that parks the run, so a
--- signal, a child's completion or a cancel that committed while the run was parking wakes it
+-- signal, a child's completion, a request, a callback's completion or a cancel that committed while the run was parking wakes it
 -- at once instead of being lost.
 UPDATE {p}runs
 SET status = :status, owner = NULL, lease_until = NULL, error = :error, updated_at = :now,
@@ -87,6 +87,12 @@ SET status = :status, owner = NULL, lease_until = NULL, error = :error, updated_
         WHEN EXISTS (SELECT 1 FROM {p}runs c, json_each(:waiting_for) w
                      WHERE w.value = 'child:' || c.id
                        AND c.status IN ('completed', 'failed', 'cancelled')) THEN :now
+        WHEN EXISTS (SELECT 1 FROM {p}requests q, json_each(:waiting_for) w
+                     WHERE q.run_id = :run_id AND q.consumed_seq IS NULL
+                       AND w.value = 'request:' || q.name) THEN :now
+        WHEN EXISTS (SELECT 1 FROM {p}callbacks b, json_each(:waiting_for) w
+                     WHERE b.run_id = :run_id AND b.completed_at IS NOT NULL
+                       AND w.value = 'callback:' || b.seq) THEN :now
         ELSE :wake_at END
 WHERE id = :run_id AND epoch = :epoch AND owner = :worker
 
