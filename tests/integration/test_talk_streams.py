@@ -306,7 +306,9 @@ async def test_bad_reader_arguments_and_unknown_runs(make_engine: Any) -> None:
             handle.read_stream("s", offset=offset)  # type: ignore[arg-type]
     with pytest.raises(InvalidConfiguration):
         await handle.get_event("answer", timeout=float("nan"))
-    for run_id in ("no-such-run", "nul\x00in-id"):
+    with pytest.raises(InvalidConfiguration):
+        engine.handle("nul\x00in-id")  # refused at the call, before any query
+    for run_id in ("no-such-run",):
         missing = engine.handle(run_id)
         with pytest.raises(RunNotFound):
             await missing.get_event("answer", timeout=1)
