@@ -6,17 +6,24 @@ exactly where it stopped.
 """
 
 from perdure.clock import Clock, SystemClock, VirtualClock
+from perdure.codec.compression import Compressed
+from perdure.codec.encryption import Encrypted
+from perdure.codec.envelope import PayloadCodec
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.errors import (
+    BlobMissing,
     Cancelled,
     ChildFailed,
+    DecryptionError,
     InvalidConfiguration,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
     NotInWorkflow,
+    PayloadTooLarge,
+    PayloadUnavailable,
     PerdureError,
     RunBlocked,
     RunCancelled,
@@ -31,6 +38,8 @@ from perdure.errors import (
 )
 from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
+from perdure.storage.blobs import BlobStore
+from perdure.storage.directory import DirectoryBlobs
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
 from perdure.workflow.parallel import gather
@@ -41,10 +50,16 @@ from perdure.workflow.values import now, random, run_id, step_key, uuid4
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlobMissing",
+    "BlobStore",
     "Cancelled",
     "ChildFailed",
     "ChildHandle",
     "Clock",
+    "Compressed",
+    "DecryptionError",
+    "DirectoryBlobs",
+    "Encrypted",
     "Engine",
     "ErrorInfo",
     "InvalidConfiguration",
@@ -53,6 +68,9 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
+    "PayloadCodec",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
     "PerdureError",
     "RetryPolicy",
     "RunBlocked",

@@ -46,6 +46,8 @@ def print_run(info: RunInfo, journal: list[JournalEntry]) -> None:
         print(f"parent    {info.parent_id}")
     if info.error is not None:
         print(f"error     {info.error.type}: {info.error.message}")
+    elif info.unreadable is not None:
+        print(f"error     {info.unreadable}")
     if info.blocked_reason:
         print(f"blocked   {info.blocked_reason}")
     print(f"created   {_fmt_time(info.created_at)}   updated {_fmt_time(info.updated_at)}")
@@ -53,7 +55,12 @@ def print_run(info: RunInfo, journal: list[JournalEntry]) -> None:
     rows = []
     for e in journal:
         err = e.error_info
-        outcome = _short(e.output) if err is None else _short(f"{err.type}: {err.message}")
+        if e.unreadable is not None:
+            outcome = _short(e.unreadable)  # e.g. "encrypted (key 'k1')": this process lacks it
+        elif err is None:
+            outcome = _short(e.output)
+        else:
+            outcome = _short(f"{err.type}: {err.message}")
         rows.append((str(e.seq), e.kind, e.name, e.status, str(e.attempts), outcome,
                      _fmt_time(e.finished_at)))
     print(_table(rows, ("SEQ", "KIND", "NAME", "STATUS", "ATTEMPTS", "OUTCOME", "AT")))

@@ -9,11 +9,13 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from perdure.clock import Clock, SystemClock
 from perdure.codec import functions as codec
+from perdure.codec.envelope import PayloadCodec
 from perdure.codec.functions import FunctionCodec
+from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.runner import Runner
 from perdure.engine.worker import Worker
@@ -25,10 +27,12 @@ from perdure.errors import (
     UnknownWorkflowError,
 )
 from perdure.records import JournalEntry, RunInfo, RunStatus
+from perdure.storage.blobs import BlobStore
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
 from perdure.workflow.definitions import Workflow
+from perdure.workflow.payloads import Payloads
 
 __all__ = ["Engine"]
 
@@ -56,6 +60,14 @@ class Engine:
     the run instead of holding its coroutine; ``shutdown_grace`` is how long ``close()`` lets
     in-flight runs finish before handing them back; ``synchronous`` is SQLite's durability
     (``"full"`` by default); ``clock`` injects time (see ``perdure.testing``).
+
+    Payloads: ``max_payload`` (bytes of JSON, 2 MiB by default) bounds every argument, result
+    and signal payload (``PayloadTooLarge`` at the call that made it); ``blobs`` (a
+    :class:`~perdure.storage.blobs.BlobStore` such as ``perdure.DirectoryBlobs(path)``, or
+    ``"database"`` for a table in this same database) keeps payloads longer than
+    ``offload_above`` bytes (256 KiB by default) out of the journal, which holds their content
+    hash instead; ``codec`` (``perdure.Encrypted(...)``, ``perdure.Compressed()`` or any
+    :class:`~perdure.codec.envelope.PayloadCodec`) transforms every stored payload.
     """
 
     def __init__(self, url: str = "sqlite:///perdure.db", *,
@@ -63,12 +75,16 @@ class Engine:
                  table_prefix: str = "perdure_", concurrency: int = 100, lease: float = 10.0,
                  heartbeat: float | None = None, park_after: float = 5.0,
                  poll_interval: float = 0.05, shutdown_grace: float = 10.0,
-                 synchronous: str | None = None, clock: Clock | None = None) -> None:
+                 synchronous: str | None = None, clock: Clock | None = None,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, codec: PayloadCodec | None = None,
+                 blobs: BlobStore | Literal["database"] | None = None,
+                 offload_above: int | None = None) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
-            synchronous=synchronous, clock=clock)
+            synchronous=synchronous, clock=clock, max_payload=max_payload, codec=codec,
+            blobs=blobs, offload_above=offload_above)
         self.url = url
         self.workflows = _registry(workflows)
         _positive("concurrency", concurrency, integer=True)
@@ -82,7 +98,12 @@ class Engine:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
         if shutdown_grace < 0:
             raise InvalidConfiguration("shutdown_grace must not be negative")
+        payload_options = _payload_options(max_payload, codec, blobs, offload_above)
         self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
+        #: the payload pipeline: size limit, codec, blob offload
+        self.payloads = Payloads(
+            codec=codec, blobs=self.store.blobs() if blobs == "database" else blobs,
+            **payload_options)
         self.clock: Clock = clock or SystemClock()
         self.is_worker = worker
         self.concurrency = concurrency
@@ -111,7 +132,8 @@ class Engine:
         if self.is_worker and self.workflows:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
                             workflows=self.workflows, park_after=self.park_after,
-                            on_settled=self._on_settled, notify=self._wake_worker)
+                            on_settled=self._on_settled, notify=self._wake_worker,
+                            payloads=self.payloads)
             self._worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
@@ -166,7 +188,8 @@ class Engine:
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
-        text = definition.codec.encode_args(args, kwargs)
+        text = definition.codec.encode_args(args, kwargs, limit=self.payloads.max_payload)
+        text = await self.payloads.store(text, f"the arguments of workflow {definition.name!r}")
         now = self.clock.time()
         created = await self.store.create_run(NewRun(
             run_id, definition.name, definition.version, text, now,
@@ -186,11 +209,13 @@ class Engine:
         return WorkflowHandle(self, _check_id(run_id))
 
     async def status(self, run_id: str) -> RunInfo:
-        """The run's status."""
+        """The run's status (an error this engine cannot decrypt is left out and marked
+        ``unreadable``)."""
         return await self.handle(run_id).status()
 
     async def journal(self, run_id: str) -> list[JournalEntry]:
-        """The run's journal."""
+        """The run's journal, payloads decoded (those this engine cannot read are left out and
+        marked ``unreadable``)."""
         return await self.handle(run_id).journal()
 
     async def signal(self, run_id: str, name: str, payload: Any = None, *,
@@ -208,7 +233,7 @@ class Engine:
         if idempotency_key is not None and (not isinstance(idempotency_key, str)
                                             or not idempotency_key):
             raise InvalidConfiguration("an idempotency key must be a non-empty string")
-        text = codec.dumps(payload)
+        text = await self.payloads.store(codec.dumps(payload), f"the payload of signal {name!r}")
         outcome = await self.store.send_signal(run_id, name, text, idempotency_key,
                                                self.clock.time())
         if outcome == "missing":
@@ -253,7 +278,7 @@ class Engine:
                 ) from None
         rows = await self.store.list_runs(status=status, workflow=workflow,
                                           parent_id=parent_id, limit=limit)
-        return [RunInfo.from_row(r) for r in rows]
+        return [await self.payloads.run_info(r) for r in rows]
 
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
         """Re-drive a blocked or failed run after a fix.
@@ -347,6 +372,32 @@ def _registry(workflows: Iterable[Workflow[Any, Any]]) -> dict[str, Workflow[Any
                 "@workflow(name=...)")
         registry[wf.name] = wf
     return registry
+
+
+def _payload_options(max_payload: object, codec: object, blobs: object,
+                     offload_above: object) -> dict[str, int]:
+    """Check the payload options; return the sizes for :class:`Payloads`."""
+    limit = positive_size("max_payload", max_payload)
+    if codec is not None and not isinstance(codec, PayloadCodec):
+        raise InvalidConfiguration(
+            f"codec must be a payload codec (perdure.Encrypted(...), perdure.Compressed() or "
+            f"an object with encode and decode), not {codec!r}")
+    if blobs is not None and blobs != "database" and not isinstance(blobs, BlobStore):
+        raise InvalidConfiguration(
+            f"blobs must be \"database\", a blob store (perdure.DirectoryBlobs(path), or an "
+            f"object with put, get, delete and exists) or None, not {blobs!r}")
+    if offload_above is None:
+        offload = DEFAULT_OFFLOAD_ABOVE
+    else:
+        offload = positive_size("offload_above", offload_above)
+        if blobs is None:
+            raise InvalidConfiguration("offload_above needs a blob store to offload to: pass "
+                                       "Engine(blobs=...) as well")
+    if blobs is not None and offload >= limit:
+        raise InvalidConfiguration(
+            f"offload_above ({offload:,}) must be below max_payload ({limit:,}), or nothing "
+            "would ever be offloaded: raise max_payload")
+    return {"max_payload": limit, "offload_above": offload}
 
 
 def _positive(name: str, value: object, *, integer: bool = False) -> None:

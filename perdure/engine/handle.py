@@ -11,6 +11,7 @@ from perdure.codec.functions import FunctionCodec
 from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
 from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunRow, RunStatus
 from perdure.storage.port import Storage
+from perdure.workflow.payloads import Payloads
 
 __all__ = ["RunClient", "WorkflowHandle"]
 
@@ -27,6 +28,11 @@ class RunClient(Protocol):
 
     def codec_for(self, workflow: str) -> FunctionCodec:
         """The codec of a workflow's result."""
+        ...
+
+    @property
+    def payloads(self) -> Payloads:
+        """How stored payloads are read back (codec, blob store)."""
         ...
 
     def settled_event(self, run_id: str) -> AbstractContextManager[asyncio.Event]:
@@ -55,12 +61,13 @@ class WorkflowHandle(Generic[R]):
 
     async def status(self) -> RunInfo:
         """The run's current status (raises ``RunNotFound``)."""
-        return RunInfo.from_row(await self._row())
+        return await self._engine.payloads.run_info(await self._row())
 
     async def journal(self) -> list[JournalEntry]:
         """The run's journal, in sequence order (raises ``RunNotFound``)."""
         await self._row()
-        return await self._engine.store.load_journal(self.id)
+        entries = await self._engine.store.load_journal(self.id)
+        return await self._engine.payloads.journal(entries)
 
     async def signal(self, name: str, payload: Any = None, *,
                      idempotency_key: str | None = None) -> bool:
@@ -77,7 +84,9 @@ class WorkflowHandle(Generic[R]):
 
         Raises ``WorkflowFailed`` (with the cause's type, message and traceback) if it failed,
         ``RunCancelled`` if it was cancelled, ``RunBlocked`` if it needs an operator,
-        ``RunNotFound`` for an unknown id, and ``TimeoutError`` after ``timeout`` seconds.
+        ``RunNotFound`` for an unknown id, ``TimeoutError`` after ``timeout`` seconds, and
+        ``PayloadUnavailable`` (``DecryptionError``, ``BlobMissing``) when this process cannot
+        read the stored outcome.
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -86,7 +95,7 @@ class WorkflowHandle(Generic[R]):
             while True:
                 settled.clear()
                 row = await self._row()
-                outcome = self._outcome(row)
+                outcome = await self._outcome(row)
                 if outcome is not None:
                     value: R = outcome()
                     return value
@@ -100,13 +109,17 @@ class WorkflowHandle(Generic[R]):
                 # the safety net for runs driven by another process.
                 delay = min(delay * 2, 0.25)
 
-    def _outcome(self, row: RunRow) -> Any:
+    async def _outcome(self, row: RunRow) -> Any:
+        """How the run ended, as a function returning or raising it (None: not yet). Raises
+        ``PayloadUnavailable`` when this process cannot read the stored outcome."""
         status = RunStatus(row.status)
         if status is RunStatus.COMPLETED:
             codec = self._engine.codec_for(row.workflow)
-            return lambda: codec.decode_result(row.output or "null")
+            output = await self._engine.payloads.load(row.output)
+            return lambda: codec.decode_result(output or "null")
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            err = ErrorInfo.from_json(row.error) or ErrorInfo("Error", "unknown")
+            text = await self._engine.payloads.load(row.error)
+            err = ErrorInfo.from_json(text) or ErrorInfo("Error", "unknown")
             kind = RunCancelled if status is RunStatus.CANCELLED else WorkflowFailed
             exc = kind(self.id, cause_type=err.type, cause_message=err.message,
                        cause_traceback=err.traceback)

@@ -13,6 +13,7 @@ from perdure.records import ClaimedRun, ErrorInfo, RunStatus
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
 from perdure.workflow.definitions import Workflow
+from perdure.workflow.payloads import Payloads
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
 from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
@@ -28,7 +29,7 @@ class Runner:
     def __init__(self, *, store: Storage, clock: Clock, worker: str,
                  workflows: dict[str, Workflow[Any, Any]], park_after: float,
                  on_settled: Callable[[str, str | None], None],
-                 notify: Callable[[], None]) -> None:
+                 notify: Callable[[], None], payloads: Payloads | None = None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -36,6 +37,7 @@ class Runner:
         self.park_after = park_after
         self.on_settled = on_settled
         self.notify = notify
+        self.payloads = payloads or Payloads()
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -82,7 +84,7 @@ class Runner:
                          claimed.deadline, claimed.parent_id,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
-                         notify=self.notify)
+                         notify=self.notify, payloads=self.payloads)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
@@ -121,7 +123,8 @@ class Runner:
             await self._fail(ctx, Cancelled("the run was cancelled before it started"))
             return
         try:
-            args, kwargs = wf.codec.decode_args(claimed.input)
+            args, kwargs = wf.codec.decode_args(
+                await ctx.load_payload(claimed.input, "the run's arguments") or "null")
             value = await wf.fn(*args, **kwargs)
         except Stop:
             raise
@@ -136,10 +139,11 @@ class Runner:
             return
         self._check_finished(ctx)
         try:
-            output = wf.codec.encode_result(value)
+            output = wf.codec.encode_result(value, limit=self.payloads.max_payload)
         except SerializationError as exc:
             await self._fail(ctx, exc)
             return
+        output = await ctx.store_payload(output, f"the result of workflow {wf.name!r}", limit=False)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
@@ -158,10 +162,11 @@ class Runner:
         status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
         await run_compensations(ctx)
         self._check_finished(ctx)
+        stored = await ctx.store_payload(error.to_json(), "the run's error", limit=False)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
-            error=error.to_json(), now=self.clock.time()))
+            error=stored, now=self.clock.time()))
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:

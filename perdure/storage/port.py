@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.blobs import BlobStore
 
 __all__ = ["NewRun", "Storage", "wf_key"]
 
@@ -146,3 +147,6 @@ class Storage(Protocol):
     async def changed(self) -> bool:
         """Whether another process committed since the last call (a cheap cross-process
         wake-up for backends without push)."""
+
+    def blobs(self) -> BlobStore:
+        """A blob store on a table of this same database (``Engine(blobs="database")``)."""

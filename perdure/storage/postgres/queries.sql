@@ -440,3 +440,16 @@ SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM dropped) AS 
 -- name: admin_applied
 SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :now::float8
   AND owner IS NULL
+
+-- name: put_blob
+INSERT INTO {p}blobs (key, data, size, created_at) VALUES (:key, :data, :size, :now)
+ON CONFLICT (key) DO NOTHING
+
+-- name: get_blob
+SELECT data FROM {p}blobs WHERE key = :key
+
+-- name: delete_blob
+DELETE FROM {p}blobs WHERE key = :key
+
+-- name: blob_exists
+SELECT 1 FROM {p}blobs WHERE key = :key

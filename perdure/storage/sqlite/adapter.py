@@ -15,6 +15,7 @@ from perdure.records import ClaimedRun, JournalEntry, RunRow
 from perdure.storage.params import entry_params, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.thread import DbThread
 
 __all__ = ["SqliteStorage"]
@@ -361,6 +362,21 @@ class SqliteStorage:
         version: int = await self._submit(op, write=False)
         before, self._data_version = self._data_version, version
         return before is not None and before != version
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def blobs(self) -> SqliteBlobs:
+        """The blob store on this database's ``blobs`` table."""
+        return SqliteBlobs(self)
+
+    def query(self, name: str) -> str:
+        """A named query of this adapter (for its helpers, such as the blob store)."""
+        return self._q[name]
+
+    def submit_to_thread(self, op: Callable[[sqlite3.Connection], Any], *, write: bool
+                         ) -> asyncio.Future[Any]:
+        """Run ``op`` on the connection thread, never inline on the caller's."""
+        return self._db.submit(op, write=write, inline=False)
 
 
 
