@@ -33,7 +33,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from perdure.codec.limits import check_size, human_size, payload_size, too_large
+from perdure.codec.limits import check_size, human_size, payload_size, size_over, too_large
 from perdure.codec.types import Codec, PathError, codec_for, resolve_hints_status
 from perdure.errors import SerializationError
 
@@ -312,8 +312,9 @@ class FunctionCodec:
             raise _convert(f"cannot encode argument {name!r} of {self._name}", e) \
                 from _cause(e)
         text = _text(out, f"cannot encode the arguments of {self._name}")
-        if limit is not None and payload_size(text) > limit:
-            raise self._args_too_large(out, payload_size(text), limit)
+        size = None if limit is None else size_over(text, limit)
+        if size is not None:
+            raise self._args_too_large(out, size, limit)  # type: ignore[arg-type]
         return text
 
     def _args_too_large(self, out: dict[str, object], size: int, limit: int) -> Exception:

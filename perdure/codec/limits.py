@@ -10,7 +10,7 @@ from __future__ import annotations
 from perdure.errors import InvalidConfiguration, PayloadTooLarge
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "DEFAULT_OFFLOAD_ABOVE", "check_size", "human_size",
-           "payload_size", "positive_size", "too_large"]
+           "payload_size", "positive_size", "size_over", "too_large"]
 
 #: ``Engine(max_payload=...)`` by default: Temporal's error threshold for one payload
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
@@ -21,6 +21,15 @@ DEFAULT_OFFLOAD_ABOVE = 256 * 1024
 def payload_size(text: str) -> int:
     """The size of JSON ``text`` in bytes (UTF-8), without copying ASCII text."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def size_over(text: str, limit: int) -> int | None:
+    """The size of ``text`` if it is over ``limit`` bytes, else None, without encoding a text
+    that cannot be over (UTF-8 takes at most 4 bytes a character)."""
+    if len(text) * 4 <= limit:
+        return None
+    size = payload_size(text)
+    return size if size > limit else None
 
 
 def human_size(n: int) -> str:
@@ -43,8 +52,8 @@ def too_large(what: str, size: int, limit: int, detail: str = "") -> PayloadTooL
 def check_size(text: str, limit: int | None, what: str) -> None:
     """Raise :class:`~perdure.errors.PayloadTooLarge` if ``text`` is over ``limit`` bytes."""
     if limit is not None:
-        size = payload_size(text)
-        if size > limit:
+        size = size_over(text, limit)
+        if size is not None:
             raise too_large(what, size, limit)
 
 

@@ -29,7 +29,7 @@ from perdure.codec.envelope import (
 from perdure.codec.limits import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_OFFLOAD_ABOVE,
-    payload_size,
+    size_over,
     too_large,
 )
 from perdure.errors import BlobMissing, PayloadUnavailable
@@ -66,10 +66,12 @@ class Payloads:
         reference (the blob is stored before this returns). Raises
         :class:`~perdure.errors.PayloadTooLarge`, naming ``what``, over ``max_payload``
         (unless ``limit`` is off: errors, already bounded, must always be recordable)."""
-        size = payload_size(text)
-        if limit and size > self.max_payload:
-            raise too_large(what, size, self.max_payload)
-        if self.codec is None and (self.blobs is None or size <= self.offload_above):
+        if limit:
+            over = size_over(text, self.max_payload)
+            if over is not None:
+                raise too_large(what, over, self.max_payload)
+        if self.codec is None and (self.blobs is None
+                                   or size_over(text, self.offload_above) is None):
             return text  # the common case: no copy, no transformation
         label, data = self._encode(text)
         if self.blobs is not None and len(data) > self.offload_above:

@@ -157,13 +157,13 @@ def test_function_codec_names_the_argument_over_the_limit() -> None:
         codec.encode_args(("a", b"x" * 1_000_000), {}, limit=1_000_000)
     assert err.value.size is not None and err.value.size > 1_000_000
     assert err.value.limit == 1_000_000 and "fn" in err.value.what
-    with pytest.raises(PayloadTooLarge, match="the result of .*fn is 1.3 MiB"):
+    with pytest.raises(PayloadTooLarge, match=r"the result of .*fn is 1\.3 MiB"):
         codec.encode_result(b"x" * 1_000_000, limit=1_000_000)
 
     def one(data: str) -> None:
         pass
 
-    with pytest.raises(perdure.SerializationError, match="argument 'data' of .*one is 2.0 KiB"):
+    with pytest.raises(perdure.SerializationError, match=r"argument 'data' of .*one is 2\.0 KiB"):
         FunctionCodec(one).encode_args(("é" * 1000,), {}, limit=1024)
 
 
