@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from perdure.errors import DecryptionError, PayloadUnavailable
+from perdure.errors import BlobMissing, DecryptionError, PayloadUnavailable
 
 __all__ = ["BlobRef", "Inline", "PayloadCodec", "blob_key", "decode_steps", "describe",
            "inline_text", "parse"]
@@ -123,6 +123,8 @@ def describe(error: PayloadUnavailable) -> str:
     """A short account, for a listing, of why a payload cannot be read here."""
     if isinstance(error, DecryptionError):
         return f"encrypted (key {error.key_id!r})"
+    if isinstance(error, BlobMissing):
+        return f"offloaded to blob {error.key[:12]}..., not available here"
     return str(error)
 
 

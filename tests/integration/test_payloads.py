@@ -242,6 +242,8 @@ async def test_a_missing_blob_blocks_the_run_until_it_is_restored(
     with pytest.raises(BlobMissing) as err:
         await client.payloads.load(row.input)
     assert err.value.key == key
+    assert (await client.payloads.readable(row.input))[1] == (
+        f"offloaded to blob {key[:12]}..., not available here")
     await store.put(key, data)
     await worker.resume("m")
     await worker.signal("m", "next", "back")
