@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,23 @@ def _child(config: str, pg: str | None) -> dict[str, Any]:
     return result
 
 
+def _rounds(configs: list[str], pg: str | None, rounds: int) -> list[dict[str, Any]]:
+    """Every configuration once per round, in turn (a burst of other load on the machine hits
+    them alike); per configuration the median times and the largest peak."""
+    samples: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    for _ in range(rounds):
+        for c in configs:
+            samples[c].append(_child(c, pg))
+    out = []
+    for c, runs in samples.items():
+        merged = {"config": c, "samples": runs}
+        for key in ("first_s", "replay_s", "disk_mib", "baseline_rss_mib"):
+            merged[key] = statistics.median(r[key] for r in runs)
+        merged["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+        out.append(merged)
+    return out
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| configuration | first execution (s) | replay (s) | peak RSS (MiB) "
              "| RSS before the run (MiB) | on disk (MiB) |",
@@ -150,14 +168,17 @@ def main() -> int:
     parser.add_argument("--url")
     parser.add_argument("--dir")
     parser.add_argument("--pg", help="admin URL of a PostgreSQL server, or 'auto'")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds (medians of the times, max of the peaks)")
     parser.add_argument("--out", default=str(BENCH / "payloads.json"))
     args = parser.parse_args()
     if args.one:
         print(json.dumps(asyncio.run(_one(args.one, args.url, Path(args.dir)))))
         return 0
     results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                                          f"Python {platform.python_version()}"}
-    results["sqlite"] = [_child(c, None) for c in CONFIGS]
+                                          f"Python {platform.python_version()}",
+                               "rounds": args.rounds}
+    results["sqlite"] = _rounds(CONFIGS, None, args.rounds)
     server: Any = None
     pg = args.pg
     if pg == "auto":
@@ -169,7 +190,8 @@ def main() -> int:
         pg = server.url("postgres")
     try:
         if pg:
-            results["postgres"] = [_child(c, pg) for c in CONFIGS if c != "directory"]
+            results["postgres"] = _rounds([c for c in CONFIGS if c != "directory"], pg,
+                                          args.rounds)
     finally:
         if server is not None:
             server.stop()

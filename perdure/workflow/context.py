@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from perdure.clock import Clock
-from perdure.errors import Cancelled, LeaseLost, PayloadTooLarge, PayloadUnavailable
+from perdure.errors import (
+    Cancelled,
+    InvalidConfiguration,
+    LeaseLost,
+    PayloadTooLarge,
+    PayloadUnavailable,
+)
 from perdure.records import JournalEntry
 from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
@@ -167,9 +173,11 @@ class RunContext:
             return await self.payloads.store(text, what, limit=limit)
         except PayloadTooLarge:
             raise
+        except InvalidConfiguration as exc:  # the codec failed: fix the deployment, resume
+            self.halt(Blocked(f"cannot store {what}: {exc}"))
         except Exception as exc:
             self.halt(Lost(f"cannot store {what}: {type(exc).__name__}: {exc}"))
-            raise AssertionError("unreachable") from None  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def load_payload(self, stored: str | None, what: str) -> str | None:
         """The JSON text of a stored payload. A payload this process cannot read (its key or

@@ -32,7 +32,7 @@ from perdure.codec.limits import (
     size_over,
     too_large,
 )
-from perdure.errors import BlobMissing, PayloadUnavailable
+from perdure.errors import BlobMissing, InvalidConfiguration, PayloadUnavailable
 from perdure.records import JournalEntry, RunInfo, RunRow, RunStatus
 from perdure.storage.blobs import BlobStore
 
@@ -84,8 +84,12 @@ class Payloads:
         data = text.encode("utf-8", "surrogatepass")
         if self.codec is None:
             return "", data
-        label, out = self.codec.encode(data)
-        return check_label(label), out
+        try:
+            label, out = self.codec.encode(data)
+            return check_label(label), bytes(out)
+        except Exception as exc:  # a codec's bug is a deployment matter, told as such
+            raise InvalidConfiguration(f"the payload codec {self.codec!r} failed to encode: "
+                                       f"{type(exc).__name__}: {exc}") from exc
 
     # -- out --------------------------------------------------------------------------------
 
@@ -128,9 +132,18 @@ class Payloads:
         return data
 
     def _decode(self, label: str, data: bytes) -> str:
-        if label:
-            data = (self.codec.decode(label, data) if self.codec is not None
-                    else decode_steps(label, data, None))
+        codec = self.codec
+        if label and codec is None:
+            data = decode_steps(label, data, None)
+        elif label and codec is not None:
+            try:
+                data = codec.decode(label, data)
+            except PayloadUnavailable:
+                raise
+            except Exception as exc:
+                raise PayloadUnavailable(f"the payload codec {self.codec!r} failed to decode "
+                                         f"a {label!r} payload: {type(exc).__name__}: {exc}"
+                                         ) from exc
         try:
             return data.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:

@@ -336,6 +336,55 @@ async def test_payloads_over_the_limit_are_refused_where_they_are_made(
     assert row is not None and row.error is not None and len(row.error) < 60_000
 
 
+class Reversing:
+    """A user's payload codec that can be made to fail, as one calling out to a KMS might."""
+
+    def __init__(self) -> None:
+        self.fail_on: bytes | None = None
+        self.decode_broken = False
+
+    def encode(self, data: bytes) -> tuple[str, bytes]:
+        if self.fail_on is not None and self.fail_on in data:
+            raise RuntimeError("the key service is offline")
+        return "rev", data[::-1]
+
+    def decode(self, label: str, data: bytes) -> bytes:
+        if self.decode_broken:
+            raise RuntimeError("the key service is offline")
+        assert label == "rev"
+        return data[::-1]
+
+
+@step
+async def says_boom() -> str:
+    return "boom"
+
+
+@workflow
+async def booms() -> str:
+    return await says_boom()
+
+
+async def test_a_failing_codec_is_a_typed_error_or_a_blocked_run(make_engine: Any) -> None:
+    codec = Reversing()
+    codec.fail_on = b"boom"
+    engine = await make_engine(booms, child_echo, codec=codec)
+    with pytest.raises(InvalidConfiguration, match="failed to encode: RuntimeError"):
+        await engine.start(child_echo, "boom", id="never")
+    assert await engine.list_runs() == []
+    h = await engine.start(booms, id="b")
+    info = await wait_for_status(h, "blocked")
+    assert info.blocked_reason is not None and "the key service is offline" in \
+        info.blocked_reason
+    codec.fail_on = None
+    await engine.resume("b")
+    assert await h.result(timeout=10) == "boom"
+    codec.decode_broken = True
+    with pytest.raises(perdure.PayloadUnavailable, match="failed to decode"):
+        await h.result(timeout=5)
+    assert [e.unreadable is not None for e in await engine.journal("b")] == [True]
+
+
 async def test_blob_store_adapters_keep_the_contract(make_engine: Any, tmp_path: Path) -> None:
     engine = await make_engine()
     import hashlib
