@@ -13,9 +13,11 @@ it returns, and raise :class:`~perdure.errors.StorageUnavailable` (not a driver'
 exception) when it cannot be reached.
 
 Deleting: a blob may be deleted only when no row references it any more (its runs were pruned
-by retention, which will come with the retention feature; a blob can also be left behind by a
-put whose journal write never happened, such as a start with an existing id or a crash between
-the two). The engine itself never deletes a blob.
+by retention, which will come with the retention feature). A blob can also be left behind by a
+put whose journal write never happened (a start with an existing id, a signal to a finished
+run, a crash between the two) or whose entry a resumed failed run dropped; a sweep must look
+for references in every payload column (runs, journal, signals) before deleting. The engine
+itself never deletes a blob.
 """
 
 from __future__ import annotations
