@@ -13,6 +13,7 @@ Plain JSON rows (written without a codec, or before one was configured) read as 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from perdure.codec.envelope import (
@@ -37,6 +38,10 @@ from perdure.records import JournalEntry, RunInfo, RunRow, RunStatus
 from perdure.storage.blobs import BlobStore
 
 __all__ = ["Payloads"]
+
+#: payloads longer than this are encoded, hashed and decoded in a worker thread: compressing
+#: 20 MB takes ~0.15 s, which must not stall the other runs on the event loop
+_THREAD_ABOVE = 1024 * 1024
 
 
 class Payloads:
@@ -73,12 +78,20 @@ class Payloads:
         if self.codec is None and (self.blobs is None
                                    or size_over(text, self.offload_above) is None):
             return text  # the common case: no copy, no transformation
-        label, data = self._encode(text)
-        if self.blobs is not None and len(data) > self.offload_above:
-            key = blob_key(data)
+        if len(text) > _THREAD_ABOVE:
+            label, data, key = await asyncio.to_thread(self._encode_and_hash, text)
+        else:
+            label, data, key = self._encode_and_hash(text)
+        if self.blobs is not None and key is not None:
             await self.blobs.put(key, data)
             return BlobRef(label, key, len(data)).text()
         return inline_text(label, data) if label else text
+
+    def _encode_and_hash(self, text: str) -> tuple[str, bytes, str | None]:
+        """The codec's label and bytes, and the blob key when they are to be offloaded."""
+        label, data = self._encode(text)
+        offload = self.blobs is not None and len(data) > self.offload_above
+        return label, data, blob_key(data) if offload else None
 
     def _encode(self, text: str) -> tuple[str, bytes]:
         data = text.encode("utf-8", "surrogatepass")
@@ -105,7 +118,10 @@ class Payloads:
             return form
         if isinstance(form, Inline):
             return self._decode(form.label, form.data)
-        return self._decode(form.label, await self._fetch(form))
+        data = await self._fetch(form)
+        if len(data) > _THREAD_ABOVE:
+            return await asyncio.to_thread(self._checked_decode, form, data)
+        return self._checked_decode(form, data)
 
     def open(self, stored: str) -> str:
         """:meth:`load` for a payload written by :meth:`seal` (never a blob reference)."""
@@ -126,10 +142,13 @@ class Payloads:
             raise BlobMissing(f"blob {ref.key} ({ref.size:,} bytes) is missing from "
                               f"{self.blobs!r}: restore it (or point Engine(blobs=...) at "
                               "the store that holds it), then resume the run", key=ref.key)
+        return data
+
+    def _checked_decode(self, ref: BlobRef, data: bytes) -> str:
         if len(data) != ref.size or blob_key(data) != ref.key:
             raise BlobMissing(f"blob {ref.key} in {self.blobs!r} is damaged (its bytes do not "
                               "hash to its key): restore it, then resume the run", key=ref.key)
-        return data
+        return self._decode(ref.label, data)
 
     def _decode(self, label: str, data: bytes) -> str:
         codec = self.codec
