@@ -39,8 +39,11 @@ from perdure.storage.blobs import BlobStore
 
 __all__ = ["Payloads"]
 
-#: payloads longer than this are encoded, hashed and decoded in a worker thread: compressing
-#: 20 MB takes ~0.15 s, which must not stall the other runs on the event loop
+#: payloads longer than this that go through a codec are encoded, hashed and decoded in a
+#: worker thread: compressing 20 MB takes ~0.15 s, which must not stall the other runs on the
+#: event loop. Without a codec the work is a copy and a hash (~25 ms for 20 MB), cheaper than
+#: the thread's cost in memory (each thread's allocations go to its own malloc arena: +40-80
+#: MiB peak in bench/payloads.md)
 _THREAD_ABOVE = 1024 * 1024
 
 
@@ -78,7 +81,7 @@ class Payloads:
         if self.codec is None and (self.blobs is None
                                    or size_over(text, self.offload_above) is None):
             return text  # the common case: no copy, no transformation
-        if len(text) > _THREAD_ABOVE:
+        if self.codec is not None and len(text) > _THREAD_ABOVE:
             label, data, key = await asyncio.to_thread(self._encode_and_hash, text)
         else:
             label, data, key = self._encode_and_hash(text)
@@ -119,7 +122,7 @@ class Payloads:
         if isinstance(form, Inline):
             return self._decode(form.label, form.data)
         data = await self._fetch(form)
-        if len(data) > _THREAD_ABOVE:
+        if form.label and len(data) > _THREAD_ABOVE:
             return await asyncio.to_thread(self._checked_decode, form, data)
         return self._checked_decode(form, data)
 

@@ -201,7 +201,7 @@ async def test_offloaded_payloads_round_trip_and_stay_out_of_the_journal(
         make_engine: Any, tmp_path: Path, kind: str) -> None:
     blobs: Any = "database" if kind == "database" else DirectoryBlobs(tmp_path / "blobs")
     engine = await make_engine(two_parts, blobs=blobs, offload_above=1024)
-    big, big_signal = "a" * 1_100_000, "b" * 20_000  # the first is encoded in a thread
+    big, big_signal = "a" * 1_100_000, "b" * 20_000
     h = await engine.start(two_parts, big, id="o")
     await engine.signal("o", "next", big_signal)
     assert await h.result(timeout=10) == f"{big}+{big_signal}"
