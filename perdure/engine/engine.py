@@ -396,7 +396,7 @@ def _payload_options(max_payload: object, codec: object, blobs: object,
     if blobs is not None and offload >= limit:
         raise InvalidConfiguration(
             f"offload_above ({offload:,}) must be below max_payload ({limit:,}), or nothing "
-            "would ever be offloaded: raise max_payload")
+            "would ever be offloaded: lower offload_above or raise max_payload")
     return {"max_payload": limit, "offload_above": offload}
 
 
