@@ -196,6 +196,27 @@ async def test_a_worker_without_the_key_blocks_the_run_never_fails_it(make_engin
     assert await right.handle("needs-k1").result(timeout=10) == f"{SECRET}+x"
 
 
+@workflow
+async def stamped() -> float:
+    at = perdure.now()
+    await perdure.wait_for_signal("next")
+    return at.timestamp()
+
+
+async def test_journaled_values_are_encrypted_and_replayed(make_engine: Any) -> None:
+    engine = await make_engine(stamped, codec=Encrypted(keys={"k1": K1}, current="k1"),
+                               park_after=0.05)
+    h = await engine.start(stamped, id="t")
+    await wait_for_status(h, "waiting")  # parked: the signal's claim replays now()
+    [raw] = await engine.store.load_journal("t")
+    assert raw.kind == "now" and raw.output is not None
+    assert raw.output.startswith("~inline:aesgcm=k1:")
+    await engine.signal("t", "next", 1)
+    stamp = await h.result(timeout=10)
+    journal = await engine.journal("t")
+    assert float(journal[0].output or "nan") == stamp
+
+
 @pytest.mark.parametrize("kind", ["database", "directory"])
 async def test_offloaded_payloads_round_trip_and_stay_out_of_the_journal(
         make_engine: Any, tmp_path: Path, kind: str) -> None:
