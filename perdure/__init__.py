@@ -7,22 +7,29 @@ ask it questions (requests) and complete the callbacks it waits for.
 """
 
 from perdure.clock import Clock, SystemClock, VirtualClock
+from perdure.codec.compression import Compressed
+from perdure.codec.encryption import Encrypted
+from perdure.codec.envelope import PayloadCodec
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.errors import (
+    BlobMissing,
     CallbackAlreadyCompleted,
     CallbackFailed,
     CallbackNotFound,
     CallbackTimeout,
     Cancelled,
     ChildFailed,
+    DecryptionError,
     EventTimeout,
     InvalidConfiguration,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
     NotInWorkflow,
+    PayloadTooLarge,
+    PayloadUnavailable,
     PerdureError,
     RequestRejected,
     RequestTimeout,
@@ -40,6 +47,8 @@ from perdure.errors import (
 )
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
+from perdure.storage.blobs import BlobStore
+from perdure.storage.directory import DirectoryBlobs
 from perdure.workflow.callbacks import Callback, callback
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
@@ -54,6 +63,8 @@ from perdure.workflow.values import now, random, run_id, step_key, uuid4
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlobMissing",
+    "BlobStore",
     "Callback",
     "CallbackAlreadyCompleted",
     "CallbackFailed",
@@ -63,6 +74,10 @@ __all__ = [
     "ChildFailed",
     "ChildHandle",
     "Clock",
+    "Compressed",
+    "DecryptionError",
+    "DirectoryBlobs",
+    "Encrypted",
     "Engine",
     "ErrorInfo",
     "EventTimeout",
@@ -72,6 +87,9 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
+    "PayloadCodec",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
     "PerdureError",
     "Request",
     "RequestRejected",

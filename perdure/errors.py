@@ -5,6 +5,10 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     PerdureError
     ├── InvalidConfiguration      bad engine URL, table prefix, option or decorator argument
     ├── SerializationError        a value the typed codec cannot encode or decode
+    │   └── PayloadTooLarge       a payload over ``Engine(max_payload=...)``
+    ├── PayloadUnavailable        a stored payload this process cannot read back
+    │   ├── DecryptionError       its key is missing or wrong (names the key id)
+    │   └── BlobMissing           the blob it was offloaded to is not in the blob store
     ├── UnknownWorkflowError      a workflow name or function the engine does not know
     ├── RunNotFound               no run with that id
     ├── RunFinished               the run already reached a terminal state (signal to a done run)
@@ -45,18 +49,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BlobMissing",
     "CallbackAlreadyCompleted",
     "CallbackFailed",
     "CallbackNotFound",
     "CallbackTimeout",
     "Cancelled",
     "ChildFailed",
+    "DecryptionError",
     "EventTimeout",
     "InvalidConfiguration",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
     "PerdureError",
     "RequestRejected",
     "RequestTimeout",
@@ -84,6 +92,42 @@ class InvalidConfiguration(PerdureError):
 
 class SerializationError(PerdureError):
     """A value cannot be encoded (or decoded) by the typed codec."""
+
+
+class PayloadTooLarge(SerializationError):
+    """A payload (an argument, a result, a signal payload) is larger than the engine's
+    ``max_payload``. ``what`` names it, ``size`` and ``limit`` are in bytes (UTF-8 JSON)."""
+
+    def __init__(self, message: str, *, what: str = "", size: int | None = None,
+                 limit: int | None = None) -> None:
+        super().__init__(message)
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+class PayloadUnavailable(PerdureError):
+    """A stored payload cannot be read back by this process: it is encrypted with a key this
+    engine lacks, offloaded to a blob that is missing, or damaged. Inside a run this blocks
+    the run (a deployment or infrastructure matter, never the workflow's failure)."""
+
+
+class DecryptionError(PayloadUnavailable):
+    """A payload is encrypted with key ``key_id``, which this engine does not have (or which
+    does not decrypt it: another key under the same id, or altered data)."""
+
+    def __init__(self, message: str, *, key_id: str) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
+
+class BlobMissing(PayloadUnavailable):
+    """A payload was offloaded to blob ``key`` (its content hash), which the blob store does
+    not hold (or holds damaged)."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class UnknownWorkflowError(PerdureError):

@@ -12,7 +12,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 __all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunRow", "RunStatus", "failed_compensations", "run_error"]
+           "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error"]
+
+#: the longest error message and traceback text stored (characters); longer ones keep their
+#: head and tail. A 5 MB exception message would otherwise be stored twice (the traceback
+#: ends with it) in every failed attempt's journal entry.
+MESSAGE_LIMIT = 16 * 1024
+TRACEBACK_LIMIT = 32 * 1024
+
+
+def bound_text(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its head and tail around a note
+    of how many characters were cut (the result has about ``limit`` characters)."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 64, 2)
+    head, tail = keep // 2, keep - keep // 2
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut:,} characters cut ...]\n{text[len(text) - tail:]}"
 
 
 class RunStatus(StrEnum):
@@ -45,12 +62,18 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        """Describe ``exc`` (the traceback is kept as text: the type may not exist elsewhere)."""
+        """Describe ``exc`` (the traceback is kept as text: the type may not exist elsewhere).
+
+        The message and the traceback are bounded (:data:`MESSAGE_LIMIT`,
+        :data:`TRACEBACK_LIMIT`): a longer one keeps its head and tail and says how much was
+        cut.
+        """
         import traceback
 
         t = type(exc)
         name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-        return cls(name, _message(exc, name), "".join(traceback.format_exception(exc)))
+        return cls(name, bound_text(_message(exc, name), MESSAGE_LIMIT),
+                   bound_text("".join(traceback.format_exception(exc)), TRACEBACK_LIMIT))
 
     def to_json(self) -> str:
         """Encode for the journal."""
@@ -172,6 +195,9 @@ class JournalEntry:
     due_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    #: set (with ``output`` and ``error`` left out) when the process that read the entry cannot
+    #: read its payload: why, e.g. ``encrypted (key 'k1')``
+    unreadable: str | None = None
 
     @property
     def error_info(self) -> ErrorInfo | None:
@@ -219,6 +245,9 @@ class RunInfo:
     waiting_for: str | None = None
     #: when the run is cancelled if it has not finished
     deadline: datetime | None = None
+    #: set (with ``error`` left out) when this process cannot read the run's error: why,
+    #: e.g. ``encrypted (key 'k1')``
+    unreadable: str | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:

@@ -86,6 +86,8 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
         fields.append(("result", _short(info.output, width)))
     if info.error is not None:
         fields.append(("error", _short(f"{info.error.type}: {info.error.message}", width)))
+    elif info.unreadable is not None:
+        fields.append(("error", info.unreadable))
     if info.blocked_reason:
         fields.append(("blocked", _short(info.blocked_reason, width)))
     fields.append(("created", _fmt_time(info.created_at)))
@@ -121,7 +123,13 @@ def _journal(entries: Sequence[JournalEntry], cell: int | None) -> str:
     rows = []
     for e in entries:
         err = e.error_info
-        outcome = _short(e.output if err is None else f"{err.type}: {err.message}", cell)
+        if e.unreadable is not None:
+            # e.g. "encrypted (key 'k1')": this process lacks the key
+            outcome = _short(e.unreadable, cell)
+        elif err is None:
+            outcome = _short(e.output, cell)
+        else:
+            outcome = _short(f"{err.type}: {err.message}", cell)
         rows.append((str(e.seq), e.kind, e.name, e.status, str(e.attempts),
                      _fmt_time(e.due_at), outcome, _fmt_time(e.started_at),
                      _fmt_time(e.finished_at)))

@@ -33,6 +33,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from perdure.codec.limits import check_size, human_size, payload_size, size_over, too_large
 from perdure.codec.types import Codec, PathError, codec_for, resolve_hints_status
 from perdure.errors import SerializationError
 
@@ -278,12 +279,15 @@ class FunctionCodec:
 
     # -- arguments ------------------------------------------------------------------------------
 
-    def encode_args(self, args: tuple[object, ...], kwargs: dict[str, object]) -> str:
+    def encode_args(self, args: tuple[object, ...], kwargs: dict[str, object], *,
+                    limit: int | None = None) -> str:
         """The JSON text of a call ``fn(*args, **kwargs)``.
 
         Raises ``TypeError`` (from ``Signature.bind``) if the call does not fit the signature,
         and :class:`~perdure.errors.SerializationError` naming the parameter and the path to the
-        offending part if an argument cannot be encoded.
+        offending part if an argument cannot be encoded; with ``limit`` (bytes),
+        :class:`~perdure.errors.PayloadTooLarge` naming the largest argument if the text is
+        longer.
         """
         plan = self._plan if self._resolved else self._replan()
         pairs = plan.fast_bind(args, kwargs)
@@ -307,7 +311,20 @@ class FunctionCodec:
             name = param.name if param is not None else "?"
             raise _convert(f"cannot encode argument {name!r} of {self._name}", e) \
                 from _cause(e)
-        return _text(out, f"cannot encode the arguments of {self._name}")
+        text = _text(out, f"cannot encode the arguments of {self._name}")
+        size = None if limit is None else size_over(text, limit)
+        if size is not None:
+            raise self._args_too_large(out, size, limit)  # type: ignore[arg-type]
+        return text
+
+    def _args_too_large(self, out: dict[str, object], size: int, limit: int) -> Exception:
+        """The error naming the largest argument (measured again only on this failure path)."""
+        sizes = {name: payload_size(_text(data, "")) for name, data in out.items()}
+        largest = max(sizes, key=lambda name: sizes[name])
+        if len(sizes) == 1:
+            return too_large(f"argument {largest!r} of {self._name}", size, limit)
+        return too_large(f"the arguments of {self._name}", size, limit,
+                         f" (the largest, {largest!r}, is {human_size(sizes[largest])})")
 
     def decode_args(self, text: str) -> tuple[tuple[object, ...], dict[str, object]]:
         """The ``(args, kwargs)`` stored by :meth:`encode_args`, ready for ``fn(*args, **kwargs)``.
@@ -356,14 +373,17 @@ class FunctionCodec:
 
     # -- result ---------------------------------------------------------------------------------
 
-    def encode_result(self, value: object) -> str:
-        """The JSON text of a return value, encoded by the return hint."""
+    def encode_result(self, value: object, *, limit: int | None = None) -> str:
+        """The JSON text of a return value, encoded by the return hint; with ``limit`` (bytes),
+        :class:`~perdure.errors.PayloadTooLarge` if the text is longer."""
         plan = self._plan if self._resolved else self._replan()
         try:
             data = plan.result.enc(value)
         except Exception as e:
             raise _convert(f"cannot encode result of {self._name}", e) from _cause(e)
-        return _text(data, f"cannot encode result of {self._name}")
+        text = _text(data, f"cannot encode result of {self._name}")
+        check_size(text, limit, f"the result of {self._name}")
+        return text
 
     def decode_result(self, text: str) -> object:
         """The return value stored by :meth:`encode_result`."""

@@ -9,12 +9,14 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from perdure import validate
 from perdure.clock import Clock, CorrectedClock, SystemClock, is_authoritative
 from perdure.codec import functions as codec
+from perdure.codec.envelope import PayloadCodec
 from perdure.codec.functions import FunctionCodec
+from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.runner import Runner
@@ -29,10 +31,12 @@ from perdure.errors import (
     UnknownWorkflowError,
 )
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.storage.blobs import BlobStore
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
 from perdure.workflow.definitions import Workflow
+from perdure.workflow.payloads import Payloads
 
 __all__ = ["Engine"]
 
@@ -70,6 +74,14 @@ class Engine:
     worker: every heartbeat, if that is shorter), and works in corrected time, warning when
     the offset exceeds a second. A clock
     marked ``authoritative`` (a ``VirtualClock``) is used uncorrected.
+
+    Payloads: ``max_payload`` (bytes of JSON, 2 MiB by default) bounds every argument, result
+    and signal payload (``PayloadTooLarge`` at the call that made it); ``blobs`` (a
+    :class:`~perdure.storage.blobs.BlobStore` such as ``perdure.DirectoryBlobs(path)``, or
+    ``"database"`` for a table in this same database) keeps payloads longer than
+    ``offload_above`` bytes (256 KiB by default) out of the journal, which holds their content
+    hash instead; ``codec`` (``perdure.Encrypted(...)``, ``perdure.Compressed()`` or any
+    :class:`~perdure.codec.envelope.PayloadCodec`) transforms every stored payload.
     """
 
     def __init__(self, url: str = "sqlite:///perdure.db", *,
@@ -77,12 +89,16 @@ class Engine:
                  table_prefix: str = "perdure_", concurrency: int = 100, lease: float = 10.0,
                  heartbeat: float | None = None, park_after: float = 5.0,
                  poll_interval: float = 0.05, shutdown_grace: float = 10.0,
-                 synchronous: str | None = None, clock: Clock | None = None) -> None:
+                 synchronous: str | None = None, clock: Clock | None = None,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, codec: PayloadCodec | None = None,
+                 blobs: BlobStore | Literal["database"] | None = None,
+                 offload_above: int | None = None) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
-            synchronous=synchronous, clock=clock)
+            synchronous=synchronous, clock=clock, max_payload=max_payload, codec=codec,
+            blobs=blobs, offload_above=offload_above)
         self.url = url
         self.workflows = _registry(workflows)
         validate.count(concurrency, "concurrency")
@@ -93,7 +109,12 @@ class Engine:
         if heartbeat >= lease:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
         shutdown_grace = validate.seconds(shutdown_grace, "shutdown_grace", zero=True)
+        payload_options = _payload_options(max_payload, codec, blobs, offload_above)
         self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
+        #: the payload pipeline: size limit, codec, blob offload
+        self.payloads = Payloads(
+            codec=codec, blobs=self.store.blobs() if blobs == "database" else blobs,
+            **payload_options)
         given = clock or SystemClock()
         # A wall clock is corrected to the database's (measured at open); a virtual clock is
         # the reference itself, since a test moves it on purpose (time skipping).
@@ -157,7 +178,8 @@ class Engine:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
                             workflows=self.workflows, park_after=self.park_after,
                             on_settled=self._on_settled, notify=self._wake_worker,
-                            on_published=self.talk.bell.ring)
+                            on_published=self.talk.bell.ring,
+                            payloads=self.payloads)
             self._worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
@@ -236,7 +258,8 @@ class Engine:
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
-        text = definition.codec.encode_args(args, kwargs)
+        text = definition.codec.encode_args(args, kwargs, limit=self.payloads.max_payload)
+        text = await self.payloads.store(text, f"the arguments of workflow {definition.name!r}")
         now = self.clock.time()
         created = await self.store.create_run(NewRun(
             run_id, definition.name, definition.version, text, now,
@@ -256,11 +279,13 @@ class Engine:
         return WorkflowHandle(self, _check_id(run_id))
 
     async def status(self, run_id: str) -> RunInfo:
-        """The run's status."""
+        """The run's status (an error this engine cannot decrypt is left out and marked
+        ``unreadable``)."""
         return await self.handle(run_id).status()
 
     async def journal(self, run_id: str) -> list[JournalEntry]:
-        """The run's journal."""
+        """The run's journal, payloads decoded (those this engine cannot read are left out and
+        marked ``unreadable``)."""
         return await self.handle(run_id).journal()
 
     async def history(self, run_id: str) -> list[ResumeRecord]:
@@ -280,7 +305,7 @@ class Engine:
         validate.name(name, "a signal name")
         if idempotency_key is not None:
             validate.name(idempotency_key, "an idempotency key")
-        text = codec.dumps(payload)
+        text = await self.payloads.store(codec.dumps(payload), f"the payload of signal {name!r}")
         outcome = await self.store.send_signal(run_id, name, text, idempotency_key,
                                                self.clock.time())
         if outcome == "missing":
@@ -346,7 +371,7 @@ class Engine:
                 ) from None
         rows = await self.store.list_runs(status=status, workflow=workflow,
                                           parent_id=parent_id, limit=limit)
-        return [RunInfo.from_row(r) for r in rows]
+        return [await self.payloads.run_info(r) for r in rows]
 
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
         """Re-drive a blocked or failed run after a fix.
@@ -452,6 +477,33 @@ def _registry(workflows: Iterable[Workflow[Any, Any]]) -> dict[str, Workflow[Any
                 "@workflow(name=...)")
         registry[wf.name] = wf
     return registry
+
+
+def _payload_options(max_payload: object, codec: object, blobs: object,
+                     offload_above: object) -> dict[str, int]:
+    """Check the payload options; return the sizes for :class:`Payloads`."""
+    limit = positive_size("max_payload", max_payload)
+    if codec is not None and not isinstance(codec, PayloadCodec):
+        raise InvalidConfiguration(
+            f"codec must be a payload codec (perdure.Encrypted(...), perdure.Compressed() or "
+            f"an object with encode and decode), not {codec!r}")
+    if blobs is not None and blobs != "database" and not isinstance(blobs, BlobStore):
+        raise InvalidConfiguration(
+            f"blobs must be \"database\", a blob store (perdure.DirectoryBlobs(path), or an "
+            f"object with put, get, delete and exists) or None, not {blobs!r}")
+    if offload_above is None:
+        offload = DEFAULT_OFFLOAD_ABOVE
+    else:
+        offload = positive_size("offload_above", offload_above)
+        if blobs is None:
+            raise InvalidConfiguration("offload_above needs a blob store to offload to: pass "
+                                       "Engine(blobs=...) as well")
+    if blobs is not None and offload >= limit:
+        raise InvalidConfiguration(
+            f"offload_above ({offload:,}) must be below max_payload ({limit:,}), or nothing "
+            "would ever be offloaded: lower offload_above or raise max_payload")
+    return {"max_payload": limit, "offload_above": offload}
+
 
 
 def _deadline(deadline: datetime | timedelta | None, now: float) -> float | None:

@@ -22,6 +22,7 @@ from perdure.records import (
     failed_compensations,
 )
 from perdure.storage.port import Storage
+from perdure.workflow.payloads import Payloads
 
 if TYPE_CHECKING:
     from perdure.engine.talk import Talk
@@ -41,6 +42,11 @@ class RunClient(Protocol):
 
     def codec_for(self, workflow: str) -> FunctionCodec:
         """The codec of a workflow's result."""
+        ...
+
+    @property
+    def payloads(self) -> Payloads:
+        """How stored payloads are read back (codec, blob store)."""
         ...
 
     def settled_event(self, run_id: str) -> AbstractContextManager[asyncio.Event]:
@@ -74,12 +80,13 @@ class WorkflowHandle(Generic[R]):
 
     async def status(self) -> RunInfo:
         """The run's current status (raises ``RunNotFound``)."""
-        return RunInfo.from_row(await self._row())
+        return await self._engine.payloads.run_info(await self._row())
 
     async def journal(self) -> list[JournalEntry]:
         """The run's journal, in sequence order (raises ``RunNotFound``)."""
         await self._row()
-        return await self._engine.store.load_journal(self.id)
+        entries = await self._engine.store.load_journal(self.id)
+        return await self._engine.payloads.journal(entries)
 
     async def history(self) -> list[ResumeRecord]:
         """Every resume of the run, oldest first: how the run had ended (a failure with its
@@ -151,8 +158,9 @@ class WorkflowHandle(Generic[R]):
 
         Raises ``WorkflowFailed`` (with the cause's type, message and traceback) if it failed,
         ``RunCancelled`` if it was cancelled, ``RunBlocked`` if it needs an operator,
-        ``RunNotFound`` for an unknown id, and ``TimeoutError`` after ``timeout`` seconds (a
-        finite number; None waits as long as it takes).
+        ``RunNotFound`` for an unknown id, ``TimeoutError`` after ``timeout`` seconds (a
+        finite number; None waits as long as it takes), and ``PayloadUnavailable``
+        (``DecryptionError``, ``BlobMissing``) when this process cannot read the stored outcome.
         """
         if timeout is not None:
             timeout = validate.seconds(timeout, "the result timeout", zero=True)
@@ -163,7 +171,7 @@ class WorkflowHandle(Generic[R]):
             while True:
                 settled.clear()
                 row = await self._row()
-                outcome = self._outcome(row)
+                outcome = await self._outcome(row)
                 if outcome is not None:
                     value: R = outcome()
                     return value
@@ -177,13 +185,17 @@ class WorkflowHandle(Generic[R]):
                 # the safety net for runs driven by another process.
                 delay = min(delay * 2, 0.25)
 
-    def _outcome(self, row: RunRow) -> Any:
+    async def _outcome(self, row: RunRow) -> Any:
+        """How the run ended, as a function returning or raising it (None: not yet). Raises
+        ``PayloadUnavailable`` when this process cannot read the stored outcome."""
         status = RunStatus(row.status)
         if status is RunStatus.COMPLETED:
             codec = self._engine.codec_for(row.workflow)
-            return lambda: codec.decode_result(row.output or "null")
+            output = await self._engine.payloads.load(row.output)
+            return lambda: codec.decode_result(output or "null")
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            err = ErrorInfo.from_json(row.error) or ErrorInfo("Error", "unknown")
+            text = await self._engine.payloads.load(row.error)
+            err = ErrorInfo.from_json(text) or ErrorInfo("Error", "unknown")
             kind = RunCancelled if status is RunStatus.CANCELLED else WorkflowFailed
             exc = kind(self.id, cause_type=err.type, cause_message=err.message,
                        cause_traceback=err.traceback,

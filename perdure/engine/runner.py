@@ -14,6 +14,7 @@ from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
 from perdure.workflow.definitions import PASS_THROUGH, Workflow
+from perdure.workflow.payloads import Payloads
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
 from perdure.workflow.stops import Blocked, Lost, Suspend
@@ -30,7 +31,8 @@ class Runner:
                  workflows: dict[str, Workflow[Any, Any]], park_after: float,
                  on_settled: Callable[[str, str | None], None],
                  notify: Callable[[], None],
-                 on_published: Callable[[str], None] = lambda run_id: None) -> None:
+                 on_published: Callable[[str], None] = lambda run_id: None,
+                 payloads: Payloads | None = None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -39,6 +41,7 @@ class Runner:
         self.on_settled = on_settled
         self.notify = notify
         self.on_published = on_published
+        self.payloads = payloads or Payloads()
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -96,7 +99,8 @@ class Runner:
                          generation=claimed.generation,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
-                         notify=self.notify, published=self.on_published)
+                         notify=self.notify, published=self.on_published,
+                         payloads=self.payloads)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
@@ -135,7 +139,8 @@ class Runner:
             await self._fail(ctx, Cancelled("the run was cancelled before it started"))
             return
         try:
-            args, kwargs = wf.codec.decode_args(claimed.input)
+            args, kwargs = wf.codec.decode_args(
+                await ctx.load_payload(claimed.input, "the run's arguments") or "null")
         except SerializationError as exc:
             # Encoded by the code that started the run: this worker's code differs.
             ctx.halt(ctx.undecodable("the run's arguments", exc))
@@ -156,10 +161,11 @@ class Runner:
             return
         self._check_finished(ctx)
         try:
-            output = wf.codec.encode_result(value)
+            output = wf.codec.encode_result(value, limit=self.payloads.max_payload)
         except SerializationError as exc:
             await self._fail(ctx, exc)
             return
+        output = await ctx.store_payload(output, f"the result of workflow {wf.name!r}", limit=False)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
@@ -178,10 +184,12 @@ class Runner:
         status = RunStatus.CANCELLED if ctx.cancel_delivered else RunStatus.FAILED
         failed = await run_compensations(ctx)
         self._check_finished(ctx)
+        stored = await ctx.store_payload(run_error(error, failed), "the run's error",
+                                         limit=False)
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
-            error=run_error(error, failed), now=self.clock.time()))
+            error=stored, now=self.clock.time()))
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
+from perdure.storage.blobs import BlobStore
 
 __all__ = ["CallbackState", "NewRun", "RequestState", "Storage", "TalkListener", "wf_key"]
 
@@ -260,3 +261,6 @@ class Storage(Protocol):
     async def data_version(self) -> int:
         """A number that changes whenever another process commits (SQLite: ``PRAGMA
         data_version``); constant on backends that push."""
+
+    def blobs(self) -> BlobStore:
+        """A blob store on a table of this same database (``Engine(blobs="database")``)."""

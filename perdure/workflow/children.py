@@ -70,8 +70,9 @@ async def _start_child(ctx: RunContext, seq: int, wf: Workflow[Any, R], args: tu
         ctx.replay_cancel(entry)
         return ChildHandle(json.loads(entry.output or "null"), wf)
     await ctx.deliver_cancel(seq, "child", wf.name)
-    text = wf.codec.encode_args(args, kwargs)
+    text = wf.codec.encode_args(args, kwargs, limit=ctx.payloads.max_payload)
     child_id = child_id or f"{ctx.run_id}/{seq}"
+    text = await ctx.store_payload(text, f"the arguments of child workflow {wf.name!r}")
     await ctx.flush()
     await ctx.guard(ctx.store.start_child(
         ctx.run_id, ctx.epoch, ctx.worker,
@@ -91,21 +92,30 @@ async def _join(ctx: RunContext, seq: int, child: ChildHandle[R]) -> R:
             await ctx.deliver_cancel(seq, "join", child.id)
             row = await ctx.store.get_run(child.id)
             if row is not None and RunStatus(row.status).terminal:
+                # The child's stored result or error is journaled as it is (already in its
+                # stored form: encrypted, or a blob reference).
+                error = row.error
+                if row.status == RunStatus.CANCELLED:
+                    cancelled = await ctx.load_payload(error, f"the error of child {child.id!r}")
+                    error = await ctx.store_payload(_cancelled_error(cancelled),
+                                            f"the error of child {child.id!r}", limit=False)
                 entry = JournalEntry(seq, "join", child.id, "completed" if row.status ==
                                      RunStatus.COMPLETED else "failed", 1, row.output,
-                                     row.error if row.status != RunStatus.CANCELLED else
-                                     _cancelled_error(row.error), finished_at=ctx.clock.time())
+                                     error, finished_at=ctx.clock.time())
                 await ctx.write(entry)
                 break
             await ctx.pause(None, (f"child:{child.id}",), f"waiting for child {child.id!r}",
                             linger=True, mark=mark)
     ctx.replay_cancel(entry)
+    what = f"the outcome of child {child.id!r}"
     if entry.status == "completed":
+        text = await ctx.load_payload(entry.output, what)
         try:
-            return cast(R, child.workflow.codec.decode_result(entry.output or "null"))
+            return cast(R, child.workflow.codec.decode_result(text or "null"))
         except SerializationError as exc:
             ctx.halt(ctx.undecodable(f"the result of child run {child.id!r}", exc))
-    info = entry.error_info or ErrorInfo("Error", "unknown")
+    error = await ctx.load_payload(entry.error, what)
+    info = ErrorInfo.from_json(error) or ErrorInfo("Error", "unknown")
     raise ChildFailed(child.id, cause_type=info.type, cause_message=info.message,
                       cause_traceback=info.traceback)
 

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
 
 from perdure.clock import Clock
-from perdure.errors import Cancelled, LeaseLost
+from perdure.errors import (
+    Cancelled,
+    InvalidConfiguration,
+    LeaseLost,
+    PayloadTooLarge,
+    PayloadUnavailable,
+)
 from perdure.records import JournalEntry
 from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
+from perdure.workflow.payloads import Payloads
 from perdure.workflow.scope import run_or_raise
 from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
 from perdure.workflow.talk import TalkState
@@ -88,6 +95,8 @@ class RunContext:
     talk: TalkState = field(default_factory=TalkState)
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
     _writes: int = 0
+    #: the engine's payload pipeline (size limit, codec, blob offload)
+    payloads: Payloads = field(default_factory=Payloads)
 
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
                   ) -> Coroutine[Any, Any, Any]:
@@ -169,6 +178,43 @@ class RunContext:
                     await asyncio.gather(*pending)
             except LeaseLost as exc:
                 self.halt(Lost(str(exc)))
+
+    # -- payloads ---------------------------------------------------------------------------
+
+    async def store_payload(self, text: str, what: str, *, limit: bool = True) -> str:
+        """The row form of payload ``text`` (see :class:`Payloads`). Over the size limit is
+        the workflow's own error (:class:`~perdure.errors.PayloadTooLarge`, at the call); a
+        blob store that fails is infrastructure: the run is let go and resumed elsewhere."""
+        try:
+            return await self.payloads.store(text, what, limit=limit)
+        except PayloadTooLarge:
+            raise
+        except InvalidConfiguration as exc:  # the codec failed: fix the deployment, resume
+            self.halt(Blocked(f"cannot store {what}: {exc}"))
+        except Exception as exc:
+            self.halt(Lost(f"cannot store {what}: {type(exc).__name__}: {exc}"))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def load_payload(self, stored: str | None, what: str) -> str | None:
+        """The JSON text of a stored payload. A payload this process cannot read (its key or
+        its blob is missing) blocks the run for an operator; a blob store that fails lets the
+        run go, to be resumed elsewhere. Neither ever fails the run."""
+        try:
+            return await self.payloads.load(stored)
+        except PayloadUnavailable as exc:
+            self.halt(Blocked(f"cannot read {what}: {exc}"))
+        except Exception as exc:
+            self.halt(Lost(f"cannot read {what}: {type(exc).__name__}: {exc}"))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def open_payload(self, stored: str, what: str) -> str:
+        """The JSON text of a value written by ``payloads.seal`` (blocks the run if this
+        process cannot read it)."""
+        try:
+            return self.payloads.open(stored)
+        except PayloadUnavailable as exc:
+            self.halt(Blocked(f"cannot read {what}: {exc}"))
+            raise AssertionError("unreachable") from None  # pragma: no cover
 
     def begin_op(self) -> None:
         """An operation starts executing (not replaying)."""

@@ -42,7 +42,8 @@ async def _signal(ctx: RunContext, seq: int, name: str, timeout: float | None,
     if entry is not None:
         ctx.replay_cancel(entry)
         if entry.status == "completed":
-            return codec.loads(entry.output or "null", payload_type)
+            text = await ctx.load_payload(entry.output, f"the payload of signal {name!r}")
+            return codec.loads(text or "null", payload_type)
         if entry.status == "failed":
             raise SignalTimeout(f"no signal {name!r} arrived in time")
         due = entry.due_at
@@ -59,7 +60,8 @@ async def _signal(ctx: RunContext, seq: int, name: str, timeout: float | None,
         payload = await ctx.guard(ctx.store.consume_signal(
             ctx.run_id, ctx.epoch, ctx.worker, seq=seq, name=name, now=ctx.clock.time()))
         if payload is not None:
-            return codec.loads(payload, payload_type)
+            text = await ctx.load_payload(payload, f"the payload of signal {name!r}")
+            return codec.loads(text or "null", payload_type)
         if due is not None and ctx.clock.time() >= due:
             await ctx.write(JournalEntry(seq, "signal", name, "failed", 0,
                                          error=ErrorInfo("perdure.errors.SignalTimeout",

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from perdure.errors import NonRetryable, SerializationError, StepFailed
+from perdure.errors import NonRetryable, PayloadTooLarge, SerializationError, StepFailed
 from perdure.records import ErrorInfo, JournalEntry
 from perdure.retry import RetryPolicy
 from perdure.workflow.context import CompletedStep, RunContext
@@ -23,6 +23,7 @@ from perdure.workflow.scope import StepScope, active_step
 __all__ = ["run_compensations", "run_step"]
 
 _SERIALIZATION = f"{SerializationError.__module__}.{SerializationError.__qualname__}"
+_TOO_LARGE = f"{PayloadTooLarge.__module__}.{PayloadTooLarge.__qualname__}"
 
 
 class _Exhausted(Exception):
@@ -40,21 +41,24 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
     entry = ctx.recorded(seq, "step", step.name)
     if entry is not None:
         ctx.replay_cancel(entry)
+    what = f"the result of step {step.name!r} (seq {seq})"
     if entry is not None and entry.status == "completed":
+        text = await ctx.load_payload(entry.output, what)
         try:
-            value = step.codec.decode_result(entry.output or "null")
+            value = step.codec.decode_result(text or "null")
         except SerializationError as exc:
             ctx.halt(ctx.undecodable(f"the journaled result of step {step.name!r} at seq {seq}",
                                      exc))
         _remember(ctx, seq, step, args, kwargs, value)
         return value
     if entry is not None and entry.status == "failed":
-        raise _step_error(step, entry)
+        error = ErrorInfo.from_json(await ctx.load_payload(entry.error, f"the error of {what}"))
+        raise _step_error(step, error, entry.attempts)
 
     async def attempt() -> str:
         value = await step.invoke(args, kwargs)
         try:
-            text = step.codec.encode_result(value)
+            text = step.codec.encode_result(value, limit=ctx.payloads.max_payload)
         except SerializationError as exc:
             # Retrying cannot make the result encodable: fail the step at once.
             raise _NotRetryable(exc) from exc
@@ -66,14 +70,14 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
     try:
         output, attempts, started = await _attempts(ctx, seq, "step", step.name, attempt,
                                                     step.retry, entry)
+        output = await ctx.store_payload(output, what)
         finished = ctx.clock.time()
         await ctx.write(JournalEntry(seq, "step", step.name, "completed", attempts, output,
                                      started_at=started, finished_at=finished))
         _remember(ctx, seq, step, args, kwargs, outcome[-1])
         return outcome[-1]
     except _Exhausted as exc:
-        raise _step_error(step, JournalEntry(seq, "step", step.name, "failed", exc.attempts,
-                                             error=exc.error.to_json())) from None
+        raise _step_error(step, exc.error, exc.attempts) from None
     finally:
         ctx.end_op()
 
@@ -153,25 +157,29 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
             final = isinstance(exc, NonRetryable | _NotRetryable) or attempts >= policy.max_attempts
             cause = exc.cause if isinstance(exc, _NotRetryable | Escaped) else exc
             error = ErrorInfo.from_exception(cause)
+            stored = await ctx.store_payload(error.to_json(), f"the error of {kind} {name!r}",
+                                     limit=False)
             if final:
                 await ctx.write(JournalEntry(seq, kind, name, "failed", attempts,
-                                             error=error.to_json(), started_at=started,
+                                             error=stored, started_at=started,
                                              finished_at=ctx.clock.time()))
                 raise _Exhausted(error, attempts) from None
             due = ctx.clock.time() + policy.delay(attempts)
             await ctx.write(JournalEntry(seq, kind, name, "retrying", attempts,
-                                         error=error.to_json(), due_at=due, started_at=started))
+                                         error=stored, due_at=due, started_at=started))
         finally:
             active_step.reset(token)
 
 
-def _step_error(step: Step[Any, Any], entry: JournalEntry) -> Exception:
+def _step_error(step: Step[Any, Any], info: ErrorInfo | None, attempts: int) -> Exception:
     """The exception a workflow sees for a failed step (the same on every replay)."""
-    info = entry.error_info or ErrorInfo("Error", "unknown")
+    info = info or ErrorInfo("Error", "unknown")
     if info.type == _SERIALIZATION:
         return SerializationError(info.message)
+    if info.type == _TOO_LARGE:
+        return PayloadTooLarge(info.message)
     return StepFailed(step.name, cause_type=info.type, cause_message=info.message,
-                      cause_traceback=info.traceback, attempts=entry.attempts)
+                      cause_traceback=info.traceback, attempts=attempts)
 
 
 def _remember(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[Any, ...],

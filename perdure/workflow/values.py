@@ -23,9 +23,9 @@ def _value(kind: str, make: Callable[[RunContext], str]) -> str:
     seq = ctx.take_seq()
     entry = ctx.recorded(seq, kind, kind)
     if entry is not None and entry.output is not None:
-        return entry.output
+        return ctx.open_payload(entry.output, f"the {kind}() value at seq {seq}")
     text = make(ctx)
-    ctx.write_nowait(JournalEntry(seq, kind, kind, "completed", 1, text,
+    ctx.write_nowait(JournalEntry(seq, kind, kind, "completed", 1, ctx.payloads.seal(text),
                                   finished_at=ctx.clock.time()))
     return text
 

@@ -8,6 +8,8 @@ import perdure
 from perdure import errors
 
 EXPECTED = {
+    "BlobMissing", "BlobStore", "Compressed", "DecryptionError", "DirectoryBlobs", "Encrypted",
+    "PayloadCodec", "PayloadTooLarge", "PayloadUnavailable",
     "Cancelled", "ChildFailed", "ChildHandle", "Clock", "Engine", "ErrorInfo",
     "InvalidConfiguration", "JournalEntry", "LeaseLost", "NonDeterminismError", "NonRetryable",
     "NotInWorkflow", "PerdureError", "ResumeRecord", "RetryPolicy", "RunBlocked", "RunCancelled",

@@ -30,6 +30,7 @@ from perdure.hosts import pid_alive
 from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 from perdure.storage.params import entry_params, history_rows, lost, new_run_params
 from perdure.storage.port import NewRun
+from perdure.storage.postgres.blobs import PostgresBlobs
 from perdure.storage.postgres.config import (
     channel_name,
     compiled_queries,
@@ -524,3 +525,13 @@ class PostgresStorage(PostgresTalk):
         """The server's clock (``clock_timestamp()``, not the transaction's start time)."""
         row = await self._fetchrow("database_time", {})
         return float(row[0])
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def blobs(self) -> PostgresBlobs:
+        """The blob store on this database's ``blobs`` table."""
+        return PostgresBlobs(self)
+
+    async def fetch_row(self, name: str, params: Mapping[str, Any]) -> Any:
+        """The first row of a named, idempotent query (retried after a lost connection)."""
+        return await self._fetchrow(name, params)

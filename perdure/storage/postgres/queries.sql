@@ -487,3 +487,16 @@ WHERE run_id = :run_id ORDER BY id
 SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
        finished_at
 FROM {p}journal_history WHERE run_id = :run_id ORDER BY resume_id, seq
+
+-- name: put_blob
+INSERT INTO {p}blobs (key, data, size, created_at) VALUES (:key, :data, :size, :now)
+ON CONFLICT (key) DO NOTHING
+
+-- name: get_blob
+SELECT data FROM {p}blobs WHERE key = :key
+
+-- name: delete_blob
+DELETE FROM {p}blobs WHERE key = :key
+
+-- name: blob_exists
+SELECT 1 FROM {p}blobs WHERE key = :key

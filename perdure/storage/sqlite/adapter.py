@@ -15,6 +15,7 @@ from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 from perdure.storage.params import entry_params, history_rows, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
 
@@ -391,6 +392,21 @@ class SqliteStorage(SqliteTalk):
         """The host's clock: every process on a SQLite file shares it (the file must be on a
         local disk), so no query is needed, and none waits behind the connection thread."""
         return time.time()
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def blobs(self) -> SqliteBlobs:
+        """The blob store on this database's ``blobs`` table."""
+        return SqliteBlobs(self)
+
+    def query(self, name: str) -> str:
+        """A named query of this adapter (for its helpers, such as the blob store)."""
+        return self._q[name]
+
+    def submit_to_thread(self, op: Callable[[sqlite3.Connection], Any], *, write: bool
+                         ) -> asyncio.Future[Any]:
+        """Run ``op`` on the connection thread, never inline on the caller's."""
+        return self._db.submit(op, write=write, inline=False)
 
 
 def _run_row(r: Sequence[Any]) -> RunRow:

@@ -202,3 +202,16 @@ RETURNING id
 
 -- name: cancel_flags
 SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND cancel_requested = 1
+
+-- name: put_blob
+INSERT INTO {p}blobs (key, data, size, created_at) VALUES (:key, :data, :size, :now)
+ON CONFLICT (key) DO NOTHING
+
+-- name: get_blob
+SELECT data FROM {p}blobs WHERE key = :key
+
+-- name: delete_blob
+DELETE FROM {p}blobs WHERE key = :key
+
+-- name: blob_exists
+SELECT 1 FROM {p}blobs WHERE key = :key
