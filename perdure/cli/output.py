@@ -81,7 +81,9 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
         fields.append(("wakes at", _fmt_time(info.wake_at)))
     if info.deadline is not None:
         fields.append(("deadline", _fmt_time(info.deadline)))
-    fields.append(("arguments", _short(info.input, width)))
+    unread = info.unreadable  # e.g. "encrypted (key 'k1')": this process lacks the key
+    fields.append(("arguments", unread if info.input is None and unread
+                   else _short(info.input, width)))
     if info.output is not None:
         fields.append(("result", _short(info.output, width)))
     if info.error is not None:

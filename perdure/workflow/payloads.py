@@ -182,12 +182,16 @@ class Payloads:
             return None, describe(exc)
 
     async def run_info(self, row: RunRow) -> RunInfo:
-        """The run's status, its error decoded (or marked unreadable)."""
+        """The run's status with its arguments, result and error decoded; a payload this
+        process cannot read is left out and the run marked ``unreadable`` (with why)."""
         status = RunStatus(row.status)
-        if row.error is None or status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            return RunInfo.from_row(row)
-        error, why = await self.readable(row.error)
-        info = RunInfo.from_row(replace(row, error=error))
+        error, why_error = (row.error, None)
+        if row.error is not None and status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            error, why_error = await self.readable(row.error)
+        given, why_input = await self.readable(row.input)
+        output, why_output = await self.readable(row.output)
+        info = RunInfo.from_row(replace(row, error=error, input=given, output=output))
+        why = why_error or why_input or why_output
         return info if why is None else replace(info, unreadable=why)
 
     async def journal(self, entries: list[JournalEntry]) -> list[JournalEntry]:

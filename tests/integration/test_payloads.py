@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -472,7 +473,9 @@ def test_the_cli_shows_encrypted_instead_of_crashing(tmp_path: Path, capsys: Any
     assert "encrypted (key 'k1')" in out and SECRET not in out
     assert main(["runs", "show", "bad", "--db", url]) == 0
     out = capsys.readouterr().out
-    assert "error     encrypted (key 'k1')" in out and SECRET not in out
+    assert re.search(r"^error\s+encrypted \(key 'k1'\)$", out, re.MULTILINE), out
+    assert re.search(r"^arguments\s+encrypted \(key 'k1'\)$", out, re.MULTILINE), out
+    assert SECRET not in out
 
 
 def test_payload_too_large_is_a_serialization_error() -> None:
