@@ -82,7 +82,7 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
     if info.deadline is not None:
         fields.append(("deadline", _fmt_time(info.deadline)))
     unread = info.unreadable  # e.g. "encrypted (key 'k1')": this process lacks the key
-    fields.append(("arguments", unread if info.input is None and unread
+    fields.append(("arguments", unread if not info.input and unread
                    else _short(info.input, width)))
     if info.output is not None:
         fields.append(("result", _short(info.output, width)))

@@ -190,7 +190,7 @@ class Payloads:
             error, why_error = await self.readable(row.error)
         given, why_input = await self.readable(row.input)
         output, why_output = await self.readable(row.output)
-        info = RunInfo.from_row(replace(row, error=error, input=given, output=output))
+        info = RunInfo.from_row(replace(row, error=error, input=given or "", output=output))
         why = why_error or why_input or why_output
         return info if why is None else replace(info, unreadable=why)
 
