@@ -135,7 +135,8 @@ class Engine:
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
         #: reading events and streams, requests and callbacks (what handles use)
         self.talk = Talk(self.store, self.clock, poll_interval=poll_interval,
-                         check_open=self._check_open, wake_run=self._wake_run)
+                         check_open=self._check_open, wake_run=self._wake_run,
+                         payloads=self.payloads)
 
     @property
     def safe_url(self) -> str:

@@ -28,6 +28,7 @@ from perdure.errors import (
 )
 from perdure.records import ErrorInfo, RunStatus
 from perdure.storage.port import Storage
+from perdure.workflow.payloads import Payloads
 from perdure.workflow.talk import check_name
 from perdure.workflow.timers import seconds
 
@@ -43,8 +44,11 @@ class Talk:
     """What handles ask of the engine to read from and talk to runs."""
 
     def __init__(self, store: Storage, clock: Clock, *, poll_interval: float,
-                 check_open: Callable[[], None], wake_run: Callable[[str], None]) -> None:
+                 check_open: Callable[[], None], wake_run: Callable[[str], None],
+                 payloads: Payloads) -> None:
         self._store = store
+        #: events and stream items are stored like every payload (codec, blob offload)
+        self._payloads = payloads
         self._clock = clock
         self._check_open = check_open
         self._wake_run = wake_run
@@ -71,7 +75,7 @@ class Talk:
                 if status is None:
                     raise RunNotFound(run_id)
                 if key in found:
-                    return codec.loads(found[key], value_type)
+                    return codec.loads(await self._payloads.load(found[key]) or "null", value_type)
                 if RunStatus(status).terminal:
                     raise RunFinished(run_id, status, f"it never set event {key!r}")
                 remaining = _remaining(deadline)
@@ -88,7 +92,7 @@ class Talk:
         status, found = await self._store.get_events(run_id, None)
         if status is None:
             raise RunNotFound(run_id)
-        return {k: codec.loads(v) for k, v in found.items()}
+        return {k: codec.loads(await self._payloads.load(v) or "null") for k, v in found.items()}
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -122,7 +126,7 @@ class Talk:
                         break
                     if value is None:  # the end marker: the workflow closed the stream
                         return
-                    yield codec.loads(value, item_type)
+                    yield codec.loads(await self._payloads.load(value) or "null", item_type)
                     offset += 1
                 if not gap and len(items) == BATCH:
                     continue

@@ -45,6 +45,8 @@ async def _set_event(ctx: RunContext, seq: int, key: str, text: str) -> None:
         return
     ctx.begin_op()
     try:
+        # Stored like every payload: size limit, the engine's codec (encryption), offload.
+        text = await ctx.store_payload(text, f"event {key!r}")
         await ctx.flush()  # what the run journaled before is durable before it is published
         now = ctx.clock.time()
         await ctx.guard(ctx.store.set_event(

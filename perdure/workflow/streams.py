@@ -129,6 +129,8 @@ async def _write(ctx: RunContext, seq: int, kind: str, name: str, position: int,
         return position
     ctx.begin_op()
     try:
+        if text is not None:  # stored like every payload: size limit, codec, offload
+            text = await ctx.store_payload(text, f"item {position} of stream {name!r}")
         await ctx.flush()
         now = ctx.clock.time()
         await ctx.guard(ctx.store.write_stream(

@@ -93,6 +93,9 @@ async def secretive(secret: str, big: str) -> str:
     child = await perdure.start_child(child_echo, secret, id="secretive-child")
     from_child = await child.result()
     perdure.uuid4()
+    await perdure.set_event("state", f"event {secret}")
+    async with perdure.stream("out") as out:
+        await out.write(f"item {secret}")
     return f"{mine}|{len(big_back)}|{signalled}|{from_child}"
 
 
@@ -110,6 +113,9 @@ async def _run_secretive(engine: Engine) -> None:
     h = await engine.start(secretive, SECRET, big_value(), id="s")
     await engine.signal("s", "go", f"signal {SECRET}")
     assert await h.result(timeout=30) == f"{SECRET}|{len(big_value())}|signal {SECRET}|{SECRET}"
+    # Events and stream items are payloads too: stored through the codec, read back by it.
+    assert await h.get_event("state", timeout=5) == f"event {SECRET}"
+    assert [item async for item in h.read_stream("out")] == [f"item {SECRET}"]
     f = await engine.start(fails, SECRET, id="f")
     with pytest.raises(WorkflowFailed, match=SECRET):
         await f.result(timeout=10)
