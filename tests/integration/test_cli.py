@@ -15,6 +15,7 @@ import pytest
 import perdure
 from perdure import Engine, Workflow, workflow
 from perdure.cli.main import main
+from perdure.storage.sqlfiles import migrations
 from perdure.testing import wait_for_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +152,10 @@ def test_migrate_says_what_it_applied(tmp_path: Path, capsys: Any) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     assert main(["migrate", "--db", url]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"applied 3 migration(s) to {url}: 0001_init, 0002_waits, ")
+    # Every migration file, in order (counted, not hard-coded: each feature adds one).
+    labels = [m.label for m in migrations("sqlite", "perdure_")]
+    assert labels[:2] == ["0001_init", "0002_waits"]
+    assert out == f"applied {len(labels)} migration(s) to {url}: {', '.join(labels)}\n"
     assert main(["migrate", "--db", url]) == 0
     assert "up to date; nothing to apply" in capsys.readouterr().out
 
