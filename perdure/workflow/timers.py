@@ -65,6 +65,7 @@ async def _timer(ctx: RunContext, seq: int, due: float) -> None:
                                      started_at=started))
     await ctx.wait_until(due, f"sleep until {datetime.fromtimestamp(due).isoformat()}")
     await ctx.deliver_cancel(seq, "sleep", "sleep")
+    ctx.hooks.timer_fired(seq, due, ctx.clock.time())
     # Queued, not awaited: a fired timer needs no fsync of its own (replay would see the due
     # time passed anyway); it commits with the run's next write and reads well in the journal.
     ctx.write_nowait(JournalEntry(seq, "sleep", "sleep", "completed", 1, due_at=due,
