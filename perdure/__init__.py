@@ -29,6 +29,7 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
+from perdure.observe.health import Readiness
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.workflow.children import ChildHandle, start_child
@@ -54,6 +55,7 @@ __all__ = [
     "NonRetryable",
     "NotInWorkflow",
     "PerdureError",
+    "Readiness",
     "ResumeRecord",
     "RetryPolicy",
     "RunBlocked",

@@ -10,8 +10,8 @@ from perdure import errors
 EXPECTED = {
     "Cancelled", "ChildFailed", "ChildHandle", "Clock", "Engine", "ErrorInfo",
     "InvalidConfiguration", "JournalEntry", "LeaseLost", "NonDeterminismError", "NonRetryable",
-    "NotInWorkflow", "PerdureError", "ResumeRecord", "RetryPolicy", "RunBlocked", "RunCancelled",
-    "RunFinished",
+    "NotInWorkflow", "PerdureError", "Readiness", "ResumeRecord", "RetryPolicy", "RunBlocked",
+    "RunCancelled", "RunFinished",
     "RunInfo", "RunNotFound", "RunStatus", "SerializationError", "SignalTimeout", "Step",
     "StepFailed", "StorageUnavailable", "SyncEngine", "SyncHandle", "SystemClock",
     "UnknownWorkflowError",
