@@ -25,7 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     raise InvalidConfiguration(
         "metrics need prometheus-client: pip install 'perdure[metrics]'") from exc
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "StepMetrics"]
 
 # Seconds. Waits a person notices start around 0.1 s; a timer hours late is an outage.
 _LATENESS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -107,6 +107,20 @@ class Metrics:
         self.runs_in_memory.set_function(self._count_in_memory)
         self._queue_depth: Gauge | None = None
         self._queue_oldest: Gauge | None = None
+        self._steps: dict[tuple[str, str, str], StepMetrics] = {}
+
+    def step(self, workflow: str, step: str, kind: str) -> StepMetrics:
+        """The series of one step (or compensation) of a workflow, looked up once: a label
+        lookup costs more than the increment it serves, and steps are the hot path."""
+        key = (workflow, step, kind)
+        found = self._steps.get(key)
+        if found is None:
+            found = self._steps[key] = StepMetrics(
+                completed=self.step_attempts.labels(workflow, step, kind, "completed"),
+                failed=self.step_attempts.labels(workflow, step, kind, "failed"),
+                retries=self.step_retries.labels(workflow, step, kind),
+                duration=self.step_duration.labels(workflow, step, kind))
+        return found
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -162,3 +176,16 @@ class Metrics:
         assert self._queue_oldest is not None
         self._queue_depth.labels(queue).set(depth)
         self._queue_oldest.labels(queue).set(oldest_waiting_seconds)
+
+
+class StepMetrics:
+    """The labelled series of one step: attempts by outcome, retries, attempt durations."""
+
+    __slots__ = ("completed", "duration", "failed", "retries")
+
+    def __init__(self, *, completed: Counter, failed: Counter, retries: Counter,
+                 duration: Histogram) -> None:
+        self.completed = completed
+        self.failed = failed
+        self.retries = retries
+        self.duration = duration

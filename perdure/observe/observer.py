@@ -183,10 +183,11 @@ class Execution(RunHooks):
     # -- RunHooks: what the workflow's operations report ------------------------------------
 
     def attempt(self, seq: int, kind: str, name: str, number: int) -> AttemptWatch:
-        span = self.span.attempt(seq, kind, name, number) if self.span is not None else None
-        if span is None and self.metrics is None:
-            return super().attempt(seq, kind, name, number)
-        return _Attempt(self, kind, name, span)
+        if self.span is None:
+            if self.metrics is None:
+                return _UNWATCHED  # logs only: nothing to do per attempt
+            return _Attempt(self, kind, name, None)
+        return _Attempt(self, kind, name, self.span.attempt(seq, kind, name, number))
 
     def waiting(self, reason: str, due: float | None) -> None:
         if self.span is not None:
@@ -215,6 +216,9 @@ class Execution(RunHooks):
         from perdure.observe.traces import current_context
 
         return current_context()
+
+
+_UNWATCHED = AttemptWatch()
 
 
 class _Attempt(AttemptWatch):
@@ -251,18 +255,16 @@ class _Attempt(AttemptWatch):
         # An Exception: failed() follows with the step's own error and the retry decision.
 
     def failed(self, error: BaseException, *, retry_at: float | None) -> None:
-        self._count("failed")
-        metrics = self.execution.metrics
-        if metrics is not None and retry_at is not None:
-            metrics.step_retries.labels(self.execution.run.workflow, self.name,
-                                        self.kind).inc()
+        self._count("failed", retried=retry_at is not None)
         if self.span is not None:
             self.span.end(error=error, retry_at=retry_at)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: str, *, retried: bool = False) -> None:
         metrics = self.execution.metrics
         if metrics is None:
             return
-        wf = self.execution.run.workflow
-        metrics.step_attempts.labels(wf, self.name, self.kind, outcome).inc()
-        metrics.step_duration.labels(wf, self.name, self.kind).observe(self.seconds)
+        series = metrics.step(self.execution.run.workflow, self.name, self.kind)
+        (series.completed if outcome == "completed" else series.failed).inc()
+        if retried:
+            series.retries.inc()
+        series.duration.observe(self.seconds)
