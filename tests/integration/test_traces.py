@@ -23,6 +23,7 @@ from perdure import (
     Engine,
     RetryPolicy,
     RunStatus,
+    SyncEngine,
     VirtualClock,
     WorkflowFailed,
     step,
@@ -207,3 +208,18 @@ async def test_a_run_started_without_tracing_is_traced_per_execution(
 def test_tracing_option_is_checked() -> None:
     with pytest.raises(perdure.InvalidConfiguration, match="TracerProvider"):
         Engine("sqlite:///:memory:", tracing="yes")  # type: ignore[arg-type]
+
+
+def test_a_sync_engine_continues_the_callers_trace(
+        provider: TracerProvider, exporter: InMemorySpanExporter, tmp_path: Any) -> None:
+    """SyncEngine runs the engine on a thread of its own; the caller's span still parents the
+    start (a Flask or Django request's trace goes on into the run)."""
+    with SyncEngine(f"sqlite:///{tmp_path / 'sync.db'}", workflows=[pay], tracing=provider,
+                    shutdown_grace=0.5) as engine:
+        with provider.get_tracer("web").start_as_current_span("GET /pay") as request:
+            handle = engine.start(pay, "s")
+        assert handle.result(timeout=20) == "charged s"
+    spans = exporter.get_finished_spans()
+    assert trace_ids(spans) == {request.get_span_context().trace_id}
+    [start] = named(spans, "start pay")
+    assert parent_of(start) == request.get_span_context().span_id
