@@ -47,7 +47,8 @@ class RunHooks:
         latest."""
 
     def timer_fired(self, seq: int, due: float, now: float) -> None:
-        """The durable timer at ``seq``, due at ``due``, fired at ``now`` (database time)."""
+        """The durable timer at ``seq`` fired at ``now``: ``due`` is when it was due, or when
+        the run reached it if that was later (database time)."""
 
     def child_started(self, child_id: str, workflow: str) -> None:
         """The run started child run ``child_id`` of ``workflow``."""

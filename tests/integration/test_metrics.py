@@ -8,7 +8,7 @@ tested with a real worker process in ``test_observe_cli``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -57,6 +57,11 @@ async def parent() -> str:
 async def napper() -> str:
     await perdure.sleep(timedelta(hours=1))  # long: parks
     return "rested"
+
+
+@workflow
+async def overdue() -> None:
+    await perdure.sleep_until(datetime(2029, 12, 31, tzinfo=UTC))  # before the clock's start
 
 
 #: what ``perdure worker tests.integration.test_metrics:WORKFLOWS`` drives
@@ -148,6 +153,14 @@ async def test_a_parked_timer_counts_its_lateness_and_the_claim_that_woke_it(
                   status="completed") == 1
     assert sample(engine, "perdure_run_duration_seconds_sum", workflow="napper",
                   status="completed") == 3605.0
+
+
+async def test_a_timer_due_before_the_run_reached_it_is_not_late(make_engine: Any) -> None:
+    clock = VirtualClock()  # 2030-01-01
+    engine = await make_engine(overdue, metrics=True, clock=clock)
+    await (await engine.start(overdue)).result(timeout=20)
+    assert sample(engine, "perdure_timer_lateness_seconds_count", workflow="overdue") == 1
+    assert sample(engine, "perdure_timer_lateness_seconds_sum", workflow="overdue") == 0.0
 
 
 async def test_engines_sharing_a_registry_share_its_metrics(make_engine: Any) -> None:
