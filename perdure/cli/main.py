@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--health-port", type=port, metavar="PORT",
                    help="serve /livez and /readyz (and /healthz) for Kubernetes probes on this "
                         "port (0: a free port)")
+    w.add_argument("--tracing", action="store_true",
+                   help="make OpenTelemetry spans with the global tracer provider (set up by "
+                        "your app, or by running under opentelemetry-instrument); needs "
+                        "perdure[otel]")
     w.add_argument("--http-host", default="0.0.0.0", metavar="HOST",
                    help="the address the metrics and health endpoints listen on (default: "
                         "%(default)s, every interface)")

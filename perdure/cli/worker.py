@@ -98,6 +98,8 @@ def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
     if args.metrics_port is not None and not (
             isinstance(target, Engine) and target.metrics is not None):
         overrides["metrics"] = True  # an engine that keeps metrics already keeps its registry
+    if args.tracing and not (isinstance(target, Engine) and target.observer.tracing is not None):
+        overrides["tracing"] = True  # an engine that traces already has its provider
     if isinstance(target, Engine):
         if not target.is_worker:
             raise CommandError(f"{args.target} is a client engine (worker=False): it drives "

@@ -198,16 +198,21 @@ def test_the_core_imports_neither_library(tmp_path: Path) -> None:
     assert done.stdout == "X\n[]\n"
 
 
-def test_metrics_port_without_prometheus_client_names_the_extra(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("hidden", "option", "message"), [
+    ("prometheus_client", "--metrics-port=0",
+     "metrics need prometheus-client: pip install 'perdure[metrics]'"),
+    ("opentelemetry", "--tracing", "tracing needs OpenTelemetry: pip install 'perdure[otel]'"),
+])
+def test_an_option_without_its_extra_names_the_extra(tmp_path: Path, hidden: str, option: str,
+                                                      message: str) -> None:
     done = _python(
         "import sys\n"
-        "sys.modules['prometheus_client'] = None  # as if it were not installed\n"
+        f"sys.modules[{hidden!r}] = None  # as if it were not installed\n"
         "from perdure.cli.main import main\n"
-        f"sys.exit(main(['worker', {TARGET!r}, '--db', 'sqlite:///m.db', '--metrics-port', "
-        "'0']))\n", tmp_path)
+        f"sys.exit(main(['worker', {TARGET!r}, '--db', 'sqlite:///m.db', {option!r}]))\n",
+        tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("perdure: InvalidConfiguration: metrics need "
-                                   "prometheus-client: pip install 'perdure[metrics]'")
+    assert done.stderr.strip() == f"perdure: InvalidConfiguration: {message}"
 
 
 def test_tracing_without_opentelemetry_names_the_extra(tmp_path: Path) -> None:
