@@ -81,12 +81,14 @@ class Worker:
                        asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat")]
 
     def readiness(self) -> Readiness:
-        """Ready while it claims and its last claim and heartbeat reached the database."""
+        """Ready while it claims and its last claim and heartbeat reached the database.
+        (Called from the health endpoint's thread: it only reads, and copies the dict.)"""
         if not self._claiming:
             return Readiness(False, "draining: no new claims")
-        if self.failures:
+        failures = dict(self.failures)
+        if failures:
             return Readiness(False, "the database is unreachable: " + "; ".join(
-                f"{loop} failed ({error})" for loop, error in sorted(self.failures.items())))
+                f"{loop} failed ({error})" for loop, error in sorted(failures.items())))
         sent = self._heartbeat_sent
         waited = 0.0 if sent is None else time.monotonic() - sent
         if waited > max(2 * self.heartbeat_every, 1.0):

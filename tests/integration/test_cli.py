@@ -140,8 +140,9 @@ def test_help_lists_status_values_and_defaults(capsys: Any) -> None:
     assert "(default: perdure_)" in out and "PERDURE_DATABASE_URL" in out
     with pytest.raises(SystemExit):
         main(["worker", "--help"])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # however argparse wraps the columns
     assert "(default: the engine's shutdown_grace, 10)" in out
+    assert "--metrics-port PORT" in out and "--log-format {text,json}" in out
     for bad in (["worker", "x:y", "--grace", "nan"], ["runs", "list", "--limit", "0"]):
         with pytest.raises(SystemExit):
             main(bad)
