@@ -180,3 +180,13 @@ async def test_engines_sharing_a_registry_share_its_metrics(make_engine: Any) ->
 def test_metrics_option_is_checked() -> None:
     with pytest.raises(perdure.InvalidConfiguration, match="CollectorRegistry"):
         Engine("sqlite:///:memory:", metrics="yes")  # type: ignore[arg-type]
+
+
+def test_the_queue_hook_creates_its_gauges_on_first_use() -> None:
+    """Flow control feeds queue depth and the oldest waiting age through ``set_queue``."""
+    engine = Engine("sqlite:///:memory:", metrics=True)
+    assert sample(engine, "perdure_queue_depth", queue="emails") is None
+    assert engine.metrics is not None
+    engine.metrics.set_queue("emails", 12, 3.5)
+    assert sample(engine, "perdure_queue_depth", queue="emails") == 12
+    assert sample(engine, "perdure_queue_oldest_waiting_seconds", queue="emails") == 3.5
