@@ -3,12 +3,15 @@
 The client starts the run inside a span (an HTTP request's, say); worker a executes two steps
 and hangs in the third, and is SIGKILLed; worker b recovers the run. Both processes export
 their spans to files (``tests/crash/traced.py``): every span, from either process, is in the
-trace of the client's request, and each execution's span is a child of the start's.
+trace of the client's request, and each execution's span is a child of the start's. On SQLite
+(the cluster's file) and on PostgreSQL (a clone of the session's template; b finds a dead by
+its advisory lock).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from perdure import Engine, RunStatus
+from tests.conftest import PgCluster
 from tests.crash.app import WORKFLOWS
 from tests.crash.harness import Cluster, settle_all
 
@@ -29,6 +33,21 @@ def crash_app() -> tuple[str, str]:
     return "tests.crash.traced", "TRACED"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Cluster]:
+    """The cluster, its workers and client on SQLite or on a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield cluster
+        return
+    pg: PgCluster = request.getfixturevalue("pg")
+    name = pg.new_database()
+    cluster.url = pg.url(name)
+    try:
+        yield cluster
+    finally:
+        pg.drop(name)
+
+
 def _spans(cluster: Cluster, pid: int) -> list[dict[str, Any]]:
     path = cluster.dir / f"spans-{pid}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] \
@@ -36,7 +55,8 @@ def _spans(cluster: Cluster, pid: int) -> list[dict[str, Any]]:
 
 
 async def test_the_recovering_worker_continues_the_trace_of_the_start(
-        cluster: Cluster, tmp_path: Path) -> None:
+        backend: Cluster, tmp_path: Path) -> None:
+    cluster = backend
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
