@@ -2,7 +2,8 @@
 
 Loggers (children of ``perdure``, so configuring ``perdure`` configures them all):
 
-* ``perdure.runs``: one line per run event, at INFO (``blocked`` and ``lost``: WARNING).
+* ``perdure.runs``: one line per run event, at INFO (``blocked``, ``lost`` and
+  ``abandoned``: WARNING).
 * ``perdure.worker``: claims, leases, dead peers, storage errors of the worker's loops.
 * ``perdure.engine``: start-up (waiting for the database, migrations), the clock offset.
 * ``perdure.storage``: the database connection (PostgreSQL reconnects, batches that failed).

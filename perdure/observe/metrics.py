@@ -68,7 +68,8 @@ class Metrics:
         self.executions = Counter(
             "perdure_run_executions", "Executions of runs by this worker, by how they ended: "
             "completed, failed, cancelled, blocked, parked (waiting, coroutine dropped), "
-            "handed_back (drain) or lost (another worker owns the run now).",
+            "handed_back (drain), lost (another worker owns the run now) or abandoned (an "
+            "engine error; the run is claimed again when its lease lapses).",
             ["workflow", "outcome"], registry=r)
         self.run_duration = Histogram(
             "perdure_run_duration_seconds", "From a run's creation to its end, by workflow and "

@@ -157,7 +157,8 @@ class Execution(RunHooks):
             wake_at: float | None = None, error: BaseException | None = None,
             error_info: ErrorInfo | None = None) -> None:
         """The execution ended: ``outcome`` is completed, failed, cancelled, blocked, parked,
-        handed_back or lost. Only the first call counts."""
+        handed_back, lost or abandoned (an engine error, which the worker logs; the run is
+        claimed again when its lease lapses). Only the first call counts."""
         if self.ended:
             return
         self.ended = True
@@ -174,7 +175,7 @@ class Execution(RunHooks):
                 self.metrics.leases_lost.labels(wf).inc()
         if self.span is not None:
             self.span.end(outcome, seq=seq, reason=reason, wake_at=wake_at, error=error)
-        level = logging.WARNING if outcome in ("blocked", "lost") else logging.INFO
+        level = logging.WARNING if outcome in ("blocked", "lost", "abandoned") else logging.INFO
         run_event(outcome, self._fields(
             seq, reason=reason, wake_at=utc(wake_at),
             error_type=error_info.type if error_info else None,
