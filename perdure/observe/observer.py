@@ -21,7 +21,7 @@ from perdure.workflow.hooks import AttemptWatch, RunHooks
 
 if TYPE_CHECKING:
     from perdure.observe.metrics import Metrics
-    from perdure.observe.traces import AttemptSpan, ExecutionSpan, Tracing
+    from perdure.observe.traces import AttemptSpan, ExecutionSpan, StartSpan, Tracing
 
 __all__ = ["FINISHED", "Execution", "Observer"]
 
@@ -96,7 +96,7 @@ class Start:
         self.observer = observer
         self.workflow = workflow
         self.run_id = run_id
-        self.span: Any = None
+        self.span: StartSpan | None = None
 
     @property
     def trace_context(self) -> str | None:
