@@ -96,7 +96,9 @@ async def start_worker(n: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "perdure", "worker", "demo.orders:engine",
         "--db", DB_URL, "--concurrency", str(CONCURRENCY),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        # The demo tells its own story; a worker's run events (INFO) would drown it.
+        env={**os.environ, "PERDURE_LOG": os.environ.get("PERDURE_LOG", "WARNING")})
     assert proc.stdout is not None
     try:
         ready = await asyncio.wait_for(proc.stdout.readline(), 30)  # "perdure worker ... driving"

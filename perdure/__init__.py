@@ -45,6 +45,7 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
+from perdure.observe.health import Readiness
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
@@ -91,6 +92,7 @@ __all__ = [
     "PayloadTooLarge",
     "PayloadUnavailable",
     "PerdureError",
+    "Readiness",
     "Request",
     "RequestRejected",
     "RequestTimeout",

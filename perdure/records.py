@@ -174,6 +174,10 @@ class ClaimedRun:
     recovered: bool = False
     #: resumes after a failure so far: part of the idempotency keys of the steps it executes
     generation: int = 0
+    #: when the run became claimable (created, due, woken), in the database's time
+    wake_at: float | None = None
+    #: the trace context stored by the run's start (JSON text of a W3C carrier), if any
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

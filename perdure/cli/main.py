@@ -22,16 +22,20 @@ from perdure.cli import runs, worker
 from perdure.cli.options import (
     CommandError,
     add_database_options,
+    port,
     positive_int,
     seconds,
 )
 from perdure.errors import PerdureError
+from perdure.observe import logs
 from perdure.records import RunStatus
 
 __all__ = ["main"]
 
 #: what a shell reports for a process killed by SIGPIPE (128 + 13): the reader went away
 EXIT_BROKEN_PIPE = 141
+#: the choices of ``--log-format``
+LOG_FORMATS = ("text", "json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--grace", type=seconds, metavar="SECONDS",
                    help="on SIGTERM, how long in-flight runs may finish before they are handed "
                         "back (default: the engine's shutdown_grace, 10)")
+    w.add_argument("--log-format", choices=LOG_FORMATS,
+                   help="log lines as text or as one JSON object each (default: "
+                        "$PERDURE_LOG_FORMAT, else text); the level is $PERDURE_LOG (default "
+                        "INFO for a worker)")
+    w.add_argument("--metrics-port", type=port, metavar="PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics, and the health "
+                        "endpoints there too (needs perdure[metrics]; 0: a free port)")
+    w.add_argument("--health-port", type=port, metavar="PORT",
+                   help="serve /livez and /readyz (and /healthz) for Kubernetes probes on this "
+                        "port (0: a free port)")
+    w.add_argument("--tracing", action="store_true",
+                   help="make OpenTelemetry spans with the global tracer provider (set up by "
+                        "your app, or by running under opentelemetry-instrument); needs "
+                        "perdure[otel]")
+    w.add_argument("--http-host", default="0.0.0.0", metavar="HOST",
+                   help="the address the metrics and health endpoints listen on (default: "
+                        "%(default)s, every interface)")
 
     runs_parser = sub.add_parser("runs", help="list and inspect runs",
                                  description="List and inspect runs.")
@@ -137,10 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    level = os.environ.get("PERDURE_LOG", "WARNING").upper()
+    # A worker tells what happens to each run (INFO); the other commands only what went wrong.
+    level = os.environ.get("PERDURE_LOG", "INFO" if args.command == "worker" else "WARNING")
+    level = level.upper()
     if not isinstance(logging.getLevelName(level), int):
         return _fail(f"PERDURE_LOG={level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = getattr(args, "log_format", None) or os.environ.get("PERDURE_LOG_FORMAT") or "text"
+    if fmt not in LOG_FORMATS:
+        return _fail(f"PERDURE_LOG_FORMAT={fmt!r} is not a log format (text, json)")
+    logs.configure(level, fmt)
     try:
         code = worker.run(args) if args.command == "worker" else asyncio.run(runs.run(args))
         sys.stdout.flush()  # here, so that a closed pipe is noticed while we can handle it

@@ -10,7 +10,7 @@ from perdure import validate
 from perdure.errors import InvalidConfiguration
 
 __all__ = ["DEFAULT_DB", "DEFAULT_PREFIX", "CommandError", "add_database_options",
-           "database_url", "positive_int", "seconds"]
+           "database_url", "port", "positive_int", "seconds"]
 
 DEFAULT_DB = "sqlite:///perdure.db"
 DEFAULT_PREFIX = "perdure_"
@@ -44,6 +44,17 @@ def positive_int(text: str) -> int:
         return validate.count(int(text), "the value")
     except (ValueError, InvalidConfiguration):
         raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0-65535 (0: the system picks a free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), not {text!r}")
+    return value
 
 
 def seconds(text: str) -> float:

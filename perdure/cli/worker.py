@@ -26,6 +26,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from perdure.cli.options import CommandError, database_url
 from perdure.engine.engine import Engine
+from perdure.observe.health import LoopWatch
+from perdure.observe.http import Endpoints, EndpointServer
 from perdure.workflow.definitions import Workflow
 
 __all__ = ["load_target", "run"]
@@ -93,6 +95,11 @@ def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
     overrides: dict[str, Any] = {}
     if args.concurrency is not None:
         overrides["concurrency"] = args.concurrency
+    if args.metrics_port is not None and not (
+            isinstance(target, Engine) and target.metrics is not None):
+        overrides["metrics"] = True  # an engine that keeps metrics already keeps its registry
+    if args.tracing and not (isinstance(target, Engine) and target.observer.tracing is not None):
+        overrides["tracing"] = True  # an engine that traces already has its provider
     if isinstance(target, Engine):
         if not target.is_worker:
             raise CommandError(f"{args.target} is a client engine (worker=False): it drives "
@@ -131,13 +138,53 @@ class _CountingExecutor(ThreadPoolExecutor):
         return super().submit(counted)
 
 
-async def _run_worker(engine: Engine, grace: float | None) -> None:
+def _serve(engine: Engine, args: argparse.Namespace, watch: LoopWatch) -> list[EndpointServer]:
+    """The HTTP endpoints asked for: metrics (with health) on ``--metrics-port``, health on
+    ``--health-port`` (one server when both are the same port)."""
+    wanted: list[tuple[int, bool]] = []  # (port, with /metrics)
+    if args.metrics_port is not None:
+        wanted.append((args.metrics_port, True))
+    if args.health_port is not None and (args.health_port != args.metrics_port
+                                         or args.health_port == 0):
+        wanted.append((args.health_port, False))
+    servers: list[EndpointServer] = []
+    try:
+        for number, metrics in wanted:
+            app = Endpoints(readiness=engine.readiness, loop=watch, metrics_app=(
+                engine.metrics.wsgi_app() if metrics and engine.metrics is not None else None))
+            try:
+                servers.append(EndpointServer(app, host=args.http_host, port=number))
+            except OSError as exc:
+                raise CommandError(f"cannot serve HTTP on {args.http_host}:{number}: "
+                                   f"{exc.strerror or exc}") from None
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
+    return servers
+
+
+async def _run_worker(engine: Engine, args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     threads = _CountingExecutor()
     loop.set_default_executor(threads)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Up before the database is: a liveness probe must not restart a worker that waits for it.
+    watch = LoopWatch(loop)
+    watch.start()
+    servers = _serve(engine, args, watch)
+    try:
+        await _work(engine, args.grace, stop, threads, servers)
+    finally:
+        for server in servers:
+            server.close()
+        watch.stop()
+
+
+async def _work(engine: Engine, grace: float | None, stop: asyncio.Event,
+                threads: _CountingExecutor, servers: list[EndpointServer]) -> None:
     opening = asyncio.create_task(engine.open())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait((opening, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -151,6 +198,8 @@ async def _run_worker(engine: Engine, grace: float | None) -> None:
     opening.result()
     print(f"perdure worker {engine.worker_id} driving {', '.join(sorted(engine.workflows))} "
           f"on {engine!r}", flush=True)
+    for server in servers:
+        print(f"serving {' '.join(server.app.paths())} on {server.url}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -162,6 +211,8 @@ async def _run_worker(engine: Engine, grace: float | None) -> None:
         # its grace period for as long as a step likes.
         print(f"grace period over: exiting with {threads.running} step thread(s) still "
               "running; their runs were handed back", flush=True)
+        for server in servers:
+            server.close()
         _exit_now(0)
 
 
@@ -177,5 +228,5 @@ def _exit_now(code: int) -> None:
 def run(args: argparse.Namespace) -> int:
     """The ``worker`` command."""
     engine = _worker_engine(load_target(args.target), args)
-    asyncio.run(_run_worker(engine, args.grace))
+    asyncio.run(_run_worker(engine, args))
     return 0

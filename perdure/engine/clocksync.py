@@ -22,7 +22,7 @@ from perdure.storage.port import Storage
 
 __all__ = ["ClockSync"]
 
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.engine")
 
 #: seconds between re-measurements: a clock that jumps is corrected within this
 SYNC_EVERY = 10.0

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from perdure import validate
 from perdure.clock import Clock, CorrectedClock, SystemClock, is_authoritative
@@ -30,6 +30,8 @@ from perdure.errors import (
     StorageUnavailable,
     UnknownWorkflowError,
 )
+from perdure.observe.health import Readiness
+from perdure.observe.observer import Observer
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.storage.blobs import BlobStore
 from perdure.storage.factory import storage_for_url
@@ -38,10 +40,16 @@ from perdure.storage.urls import redact
 from perdure.workflow.definitions import Workflow
 from perdure.workflow.payloads import Payloads
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+    from prometheus_client import CollectorRegistry
+
+    from perdure.observe.metrics import Metrics
+
 __all__ = ["Engine"]
 
 R = TypeVar("R")
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.engine")
 
 
 def _any_result() -> Any:
@@ -69,6 +77,14 @@ class Engine:
     in-flight runs finish before handing them back; ``synchronous`` is SQLite's durability
     (``"full"`` by default); ``clock`` injects time (see ``perdure.testing``).
 
+    Observability: lifecycle logs go to the ``perdure.runs`` logger. ``tracing=True`` makes
+    OpenTelemetry spans with the global tracer provider (or pass a ``TracerProvider``), and
+    ``start`` stores the caller's trace context with the run, so its executions on any worker
+    continue that trace (extra ``perdure[otel]``). ``metrics=True`` keeps Prometheus metrics in
+    a registry of the engine's own, ``engine.metrics.registry`` (or pass a
+    ``CollectorRegistry``, such as ``prometheus_client.REGISTRY``) (extra
+    ``perdure[metrics]``). ``readiness()`` says whether the engine is ready for work.
+
     Time shared between workers (leases, due times, deadlines) is the database's: the engine
     measures its clock's offset to the database's clock when it opens and every 10 s after (a
     worker: every heartbeat, if that is shorter), and works in corrected time, warning when
@@ -92,13 +108,15 @@ class Engine:
                  synchronous: str | None = None, clock: Clock | None = None,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, codec: PayloadCodec | None = None,
                  blobs: BlobStore | Literal["database"] | None = None,
-                 offload_above: int | None = None) -> None:
+                 offload_above: int | None = None,
+                 tracing: bool | TracerProvider = False,
+                 metrics: bool | CollectorRegistry = False) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
             synchronous=synchronous, clock=clock, max_payload=max_payload, codec=codec,
-            blobs=blobs, offload_above=offload_above)
+            blobs=blobs, offload_above=offload_above, tracing=tracing, metrics=metrics)
         self.url = url
         self.workflows = _registry(workflows)
         validate.count(concurrency, "concurrency")
@@ -128,6 +146,11 @@ class Engine:
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         self.worker_id = Worker.new_id()
+        self.observer = Observer.build(self.worker_id, tracing=tracing, metrics=metrics)
+        #: Perdure's Prometheus metrics (``metrics=``), or None
+        self.metrics: Metrics | None = self.observer.metrics
+        self._untrack: list[Any] = []
+        self._state = "not open yet"
         #: the schema migrations the last ``open()`` applied (``NNNN_name``)
         self.migrations_applied: list[str] = []
         self._worker: Worker | None = None
@@ -159,6 +182,7 @@ class Engine:
         """
         if self._open:
             return
+        self._state = "connecting to the database"
         self.migrations_applied = await self._connect()
         if self.migrations_applied:
             log.info("applied migration(s) %s to %s", ", ".join(self.migrations_applied),
@@ -180,12 +204,14 @@ class Engine:
                             workflows=self.workflows, park_after=self.park_after,
                             on_settled=self._on_settled, notify=self._wake_worker,
                             on_published=self.talk.bell.ring,
-                            payloads=self.payloads)
-            self._worker = Worker(
+                            payloads=self.payloads, observer=self.observer)
+            self._worker = worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
                 poll_interval=self.poll_interval, worker_id=self.worker_id)
+            if self.metrics is not None:
+                self._untrack.append(self.metrics.track_in_memory(lambda: len(worker.active)))
             await self._worker.start()
 
     async def _connect(self) -> list[str]:
@@ -195,7 +221,9 @@ class Engine:
                 return await self.store.open()
             except StorageUnavailable as exc:
                 if not (self.is_worker and self.workflows):
+                    self._state = f"the database is unreachable: {exc}"
                     raise
+                self._state = f"waiting for the database: {exc}"
                 # Real time, not self.clock: an injected clock must not stall the start.
                 log.warning("waiting for the database: %s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -211,6 +239,7 @@ class Engine:
         if self._worker is not None:
             await self._worker.drain(grace)
             self._worker = None
+        self._closed()
         await self._stop_clock_sync()
         self._open = False
         await self.talk.close()
@@ -225,10 +254,28 @@ class Engine:
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None
+        self._closed()
         await self._stop_clock_sync()
         self._open = False
         await self.talk.close()
         await self.store.close()
+
+    def _closed(self) -> None:
+        self._state = "closed"
+        for untrack in self._untrack:
+            untrack()
+        self._untrack.clear()
+
+    def readiness(self) -> Readiness:
+        """Whether this engine is ready for work, and why (not): open, and for a worker,
+        claiming (not draining) with its last claim and heartbeat answered by the database.
+        What ``perdure worker --health-port`` serves as ``/readyz``; truthy when ready."""
+        if not self._open:
+            return Readiness(False, self._state)
+        worker = self._worker
+        if worker is None:
+            return Readiness(True, "open (a client: it claims no runs)")
+        return worker.readiness()
 
     async def _stop_clock_sync(self) -> None:
         if self._clock_sync is not None:
@@ -262,9 +309,11 @@ class Engine:
         text = definition.codec.encode_args(args, kwargs, limit=self.payloads.max_payload)
         text = await self.payloads.store(text, f"the arguments of workflow {definition.name!r}")
         now = self.clock.time()
-        created = await self.store.create_run(NewRun(
-            run_id, definition.name, definition.version, text, now,
-            deadline=_deadline(deadline, now)))
+        with self.observer.starting(definition.name, run_id) as watch:
+            created = await self.store.create_run(NewRun(
+                run_id, definition.name, definition.version, text, now,
+                deadline=_deadline(deadline, now), trace_context=watch.trace_context))
+            watch.done(created=created, version=definition.version)
         if created:
             if self._worker is not None:
                 self._worker.wake.set()

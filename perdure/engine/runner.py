@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost, SerializationError
+from perdure.observe.observer import Execution, Observer
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
@@ -21,8 +21,6 @@ from perdure.workflow.stops import Blocked, Lost, Suspend
 
 __all__ = ["Runner"]
 
-log = logging.getLogger("perdure")
-
 
 class Runner:
     """Executes claimed runs for one worker."""
@@ -32,7 +30,7 @@ class Runner:
                  on_settled: Callable[[str, str | None], None],
                  notify: Callable[[], None],
                  on_published: Callable[[str], None] = lambda run_id: None,
-                 payloads: Payloads | None = None) -> None:
+                 payloads: Payloads | None = None, observer: Observer | None = None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -42,16 +40,18 @@ class Runner:
         self.notify = notify
         self.on_published = on_published
         self.payloads = payloads or Payloads()
+        #: told of every execution: the lifecycle log, traces, metrics
+        self.observer = observer or Observer(worker=worker)
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
 
-    def halt(self, run_id: str) -> None:
+    def halt(self, run_id: str, why: str = "this worker stopped driving the run") -> None:
         """Make the run's next durable operation stop it (before its task is cancelled), so
         no cleanup code of the workflow can journal anything once we no longer own it."""
         ctx = self.contexts.get(run_id)
         if ctx is not None and ctx.stop is None:
-            ctx.stop = Lost("this worker stopped driving the run")
+            ctx.stop = Lost(why)
 
     def poke(self, run_id: str) -> None:
         """Something the run may wait for happened in this process: re-check now."""
@@ -83,15 +83,11 @@ class Runner:
         if wf is None or wf.version != claimed.version:
             # Claims take only the workflow versions this worker has, so this is a guard: a
             # run this worker has no code for is a deployment error, never a failure.
-            with contextlib.suppress(LeaseLost):
-                await self.store.finish_run(
-                    claimed.id, claimed.epoch, self.worker, status=RunStatus.BLOCKED,
-                    output=None, now=self.clock.time(),
-                    error=f"workflow {claimed.workflow!r} version {claimed.version!r} is not "
-                          "registered on the worker that claimed it; deploy it and resume")
+            await self._no_code(claimed)
             return
         # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
         journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
+        watch = self.observer.execution(claimed, len(journal))
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
                          self.park_after, {e.seq: e for e in journal}, run_step,
                          self.workflows,
@@ -100,36 +96,59 @@ class Runner:
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
                          notify=self.notify, published=self.on_published,
-                         payloads=self.payloads)
+                         payloads=self.payloads, hooks=watch)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
-            await self._execute(ctx, wf, claimed)
+            with watch:  # the execution's trace span is current in the run's task
+                await self._execute(ctx, wf, claimed)
         except Suspend as suspend:
             wake_at, reason, events = suspend.wake_at, suspend.reason, suspend.waiting_for
             await self._settle(ctx, lambda: self.store.park_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.WAITING,
                 wake_at=wake_at, now=self.clock.time(), error=reason,
-                waiting_for=events))
+                waiting_for=events), "parked", reason=reason, wake_at=wake_at)
         except Blocked as blocked:
             why = blocked.reason
-            log.warning("run %s blocked: %s", ctx.run_id, why)
             await self._settle(ctx, lambda: self.store.finish_run(
                 ctx.run_id, ctx.epoch, self.worker, status=RunStatus.BLOCKED, output=None,
-                error=why, now=self.clock.time()))
+                error=why, now=self.clock.time()), "blocked", reason=why)
         except (Lost, asyncio.CancelledError) as stop:
             if self.handing_back:
                 # Drain: give the run back so another worker takes it at once.
                 await self._settle(ctx, lambda: self.store.park_run(
                     ctx.run_id, ctx.epoch, self.worker, status=RunStatus.PENDING,
-                    wake_at=self.clock.time(), now=self.clock.time()), notify=False)
-            elif isinstance(stop, Lost):
-                log.info("run %s: stopped driving it (%s)", ctx.run_id, stop)
+                    wake_at=self.clock.time(), now=self.clock.time()), "handed_back",
+                    notify=False)
+            else:
+                cause = stop if isinstance(stop, Lost) else ctx.stop
+                watch.end("lost", seq=ctx.seq, now=self.clock.time(), reason=str(cause)
+                          if cause is not None else "the execution was cancelled")
             if isinstance(stop, asyncio.CancelledError):
                 raise
         finally:
             active_run.reset(token)
             self.contexts.pop(claimed.id, None)
+            if not watch.ended:
+                # An engine fault (a storage error) the worker logs: the run stays leased and
+                # is claimed again when the lease lapses.
+                watch.end("abandoned", seq=ctx.seq, now=self.clock.time(),
+                          error=sys.exc_info()[1])
+
+    async def _no_code(self, claimed: ClaimedRun) -> None:
+        """Block a claimed run whose workflow (at its version) this worker does not have."""
+        watch = self.observer.execution(claimed, 0)
+        why = (f"workflow {claimed.workflow!r} version {claimed.version!r} is not registered "
+               "on the worker that claimed it; deploy it and resume")
+        try:
+            await self.store.finish_run(claimed.id, claimed.epoch, self.worker,
+                                        status=RunStatus.BLOCKED, output=None,
+                                        now=self.clock.time(), error=why)
+        except LeaseLost:
+            watch.end("lost", seq=0, now=self.clock.time(), reason="taken over before it "
+                      "settled")
+        else:
+            watch.end("blocked", seq=0, now=self.clock.time(), reason=why)
 
     async def _execute(self, ctx: RunContext, wf: Workflow[Any, Any],
                        claimed: ClaimedRun) -> None:
@@ -169,7 +188,7 @@ class Runner:
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
-            error=None, now=self.clock.time()))
+            error=None, now=self.clock.time()), "completed")
 
     async def _fail(self, ctx: RunContext, exc: BaseException) -> None:
         """The saga path: compensate, then record the failure (or the cancellation)."""
@@ -189,7 +208,8 @@ class Runner:
         await ctx.flush()
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=status, output=None,
-            error=stored, now=self.clock.time()))
+            error=stored, now=self.clock.time()), status.value, error=exc,
+            error_info=error)
 
     @staticmethod
     def _check_finished(ctx: RunContext) -> None:
@@ -204,15 +224,19 @@ class Runner:
                 f"Deploy the code this run started with (workflow {ctx.workflow.name!r} "
                 f"version {ctx.workflow.version!r}) and resume the run."))
 
-    async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
-                      notify: bool = True) -> None:
-        """Write how the run stopped; then (unless ``notify`` is off) tell its waiters and a
-        parent driven in this process."""
+    async def _settle(self, ctx: RunContext, write: Callable[[], Any], outcome: str, *,
+                      notify: bool = True, **detail: Any) -> None:
+        """Write how the run stopped (``outcome``, with its ``detail`` for the observer);
+        then (unless ``notify`` is off) tell its waiters and a parent driven in this
+        process."""
+        watch = cast(Execution, ctx.hooks)  # drive() gives every context its execution
         try:
             await write()
         except LeaseLost:
-            log.info("run %s was taken over before it settled", ctx.run_id)
+            watch.end("lost", seq=ctx.seq, now=self.clock.time(),
+                      reason="taken over before it settled")
             return
+        watch.end(outcome, seq=ctx.seq, now=self.clock.time(), **detail)
         if notify:
             if ctx.parent_id is not None:
                 self.poke(ctx.parent_id)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 from perdure.clock import Clock
 from perdure.engine.runner import Runner
 from perdure.hosts import hostname, pid_start
-from perdure.records import ClaimedRun
+from perdure.observe.health import Readiness
+from perdure.records import ClaimedRun, ErrorInfo
 from perdure.storage.port import Storage
 
 __all__ = ["Worker"]
 
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.worker")
 
 
 class Worker:
@@ -45,6 +47,10 @@ class Worker:
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
         self.wake = asyncio.Event()
+        self.observer = runner.observer
+        #: the loops whose last database round trip failed, with the error (readiness)
+        self.failures: dict[str, str] = {}
+        self._heartbeat_sent: float | None = None  # monotonic time of the one in flight
         self.active: dict[str, tuple[int, asyncio.Task[None]]] = {}
         self._claiming = True
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,6 +80,30 @@ class Worker:
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),
                        asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat")]
 
+    def readiness(self) -> Readiness:
+        """Ready while it claims and its last claim and heartbeat reached the database.
+        (Called from the health endpoint's thread: it only reads, and copies the dict.)"""
+        if not self._claiming:
+            return Readiness(False, "draining: no new claims")
+        failures = dict(self.failures)
+        if failures:
+            return Readiness(False, "the database is unreachable: " + "; ".join(
+                f"{loop} failed ({error})" for loop, error in sorted(failures.items())))
+        sent = self._heartbeat_sent
+        waited = 0.0 if sent is None else time.monotonic() - sent
+        if waited > max(2 * self.heartbeat_every, 1.0):
+            # A database that stopped answering: the driver may keep trying for a while
+            # before the heartbeat fails, but a heartbeat takes milliseconds.
+            return Readiness(False, f"the database has not answered a heartbeat for "
+                                    f"{waited:.0f} s")
+        names = sorted({key.split("\x1f", 1)[0] for key in self.keys})
+        return Readiness(True, f"claiming runs of {', '.join(names)}")
+
+    def _failed(self, loop: str, exc: BaseException) -> None:
+        info = ErrorInfo.from_exception(exc)
+        self.failures[loop] = f"{info.type.rsplit('.', 1)[-1]}: {info.message}"[:300]
+        self.observer.storage_error(loop)
+
     # -- claiming ---------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
@@ -82,9 +112,10 @@ class Worker:
             try:
                 await self._claim_cycle()
                 backoff = self.poll_interval
-            except Exception:
+            except Exception as exc:
                 # The database went away (a restart, a lock timeout): keep the worker alive
                 # and try again, backing off up to a few seconds.
+                self._failed("claim", exc)
                 log.exception("claiming failed; retrying in %.2f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -106,11 +137,14 @@ class Worker:
                 now = self.clock.time()
                 claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
                                                  now=now, lease_until=now + self.lease)
+                self.failures.pop("claim", None)
+                self.observer.claimed(claimed, now)
                 for run in claimed:
                     self._spawn(run)
                 if len(claimed) == batch:
                     continue  # there may be more
             must_claim = await self._idle_wait(free > 0)
+            self.failures.pop("claim", None)  # it reached the database, or had no need to
 
     async def _idle_wait(self, has_room: bool) -> bool:
         """Sleep until woken, until the next due time, or until the next cross-process check;
@@ -171,6 +205,7 @@ class Worker:
         except Exception:
             # An engine fault (a storage error) must not kill the worker: the run stays leased
             # and is retried when its lease lapses.
+            self.observer.storage_error("run")
             log.exception("driving run %s failed", run.id)
         finally:
             current = self.active.get(run.id)
@@ -187,24 +222,29 @@ class Worker:
             await self.clock.sleep(self.heartbeat_every)
             try:
                 await self._heartbeat_once()
-            except Exception:
+            except Exception as exc:
+                self._failed("heartbeat", exc)
                 log.exception("heartbeat failed; will retry")
 
     async def _heartbeat_once(self) -> None:
         now = self.clock.time()
         driven = dict(self.active)
-        owned = await self.store.heartbeat(self.id, runs=list(driven),
-                                           lease_until=now + self.lease, now=now,
-                                           host=self.host, pid=self.pid,
-                                           pid_start=self.pid_start)
+        self._heartbeat_sent = time.monotonic()
+        try:
+            owned = await self.store.heartbeat(self.id, runs=list(driven),
+                                               lease_until=now + self.lease, now=now,
+                                               host=self.host, pid=self.pid,
+                                               pid_start=self.pid_start)
+        finally:
+            self._heartbeat_sent = None
+        self.failures.pop("heartbeat", None)
         # Judge only the runs this heartbeat covered: one claimed while it was in flight is
         # ours even though the heartbeat could not report it.
         for run_id, (epoch, task) in driven.items():
             if owned.get(run_id) != epoch and not task.done():
                 # Another worker holds it now: stop driving at once (its writes would be
-                # fenced off anyway).
-                log.warning("lost the lease of run %s; stopping it", run_id)
-                self.runner.halt(run_id)
+                # fenced off anyway). The runner logs it as a "lost" run event.
+                self.runner.halt(run_id, "the lease was lost: another worker holds the run")
                 task.cancel()
 
     async def _reap_dead_peers(self) -> None:
@@ -212,7 +252,8 @@ class Worker:
         for dead in await self.store.dead_workers(self.id, self.host):
             n = await self.store.expire_worker(dead)
             freed += n
-            log.info("worker %s is gone; freed its %d run(s)", dead, n)
+            log.info("worker %s is gone; freed its %d run(s)", dead, n,
+                     extra={"dead_worker": dead, "runs_freed": n})
         if freed:
             self.wake.set()
 

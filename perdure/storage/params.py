@@ -23,7 +23,7 @@ def new_run_params(run: NewRun) -> dict[str, Any]:
     return {"id": run.id, "workflow": run.workflow, "version": run.version,
             "wf_key": wf_key(run.workflow, run.version), "input": run.input,
             "now": float(run.now), "parent_id": run.parent_id, "parent_seq": run.parent_seq,
-            "deadline": run.deadline}
+            "deadline": run.deadline, "trace_context": run.trace_context}
 
 
 def entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> dict[str, Any]:

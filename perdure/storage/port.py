@@ -36,6 +36,9 @@ class NewRun:
     parent_id: str | None = None
     parent_seq: int | None = None
     deadline: float | None = None
+    #: the W3C trace context of the code that started the run (JSON text), so its executions
+    #: continue that trace (see ``perdure.observe``)
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

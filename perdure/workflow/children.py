@@ -79,7 +79,8 @@ async def _start_child(ctx: RunContext, seq: int, wf: Workflow[Any, R], args: tu
         JournalEntry(seq, "child", wf.name, "completed", 1, json.dumps(child_id),
                      finished_at=ctx.clock.time()),
         NewRun(child_id, wf.name, wf.version, text, ctx.clock.time(), parent_id=ctx.run_id,
-               parent_seq=seq)))
+               parent_seq=seq, trace_context=ctx.hooks.trace_context())))
+    ctx.hooks.child_started(child_id, wf.name)
     ctx.notify()
     return ChildHandle(child_id, wf)
 

@@ -23,6 +23,7 @@ from perdure.errors import (
 from perdure.records import JournalEntry
 from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
+from perdure.workflow.hooks import NO_HOOKS, RunHooks
 from perdure.workflow.payloads import Payloads
 from perdure.workflow.scope import run_or_raise
 from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
@@ -93,6 +94,8 @@ class RunContext:
     published: Callable[[str], None] = lambda run_id: None
     #: events, streams and requests remember here what the run's code did so far
     talk: TalkState = field(default_factory=TalkState)
+    #: what this execution reports as it goes (logs, traces, metrics), given by the engine
+    hooks: RunHooks = NO_HOOKS
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
     _writes: int = 0
     #: the engine's payload pipeline (size limit, codec, blob offload)
@@ -271,6 +274,7 @@ class RunContext:
         remaining = None if limit is None else limit - now
         if remaining is not None and remaining <= 0:
             return False
+        self.hooks.waiting(reason, limit)
         if remaining is not None and remaining <= self.park_after:
             return await self._poked_within(mark, remaining)
         # Lingering is a memory-for-latency trade, not workflow time: it runs on the real

@@ -150,21 +150,25 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
         # can carry them out of the run.
         await ctx.flush()
         token = active_step.set(StepScope(ctx.run_id, seq, attempts + 1, ctx.generation))
+        watch = ctx.hooks.attempt(seq, kind, name, attempts + 1)
         try:
-            return await attempt(), attempts + 1, started
+            with watch:
+                output = await attempt()
+            return output, attempts + 1, started
         except Exception as exc:
             attempts += 1
             final = isinstance(exc, NonRetryable | _NotRetryable) or attempts >= policy.max_attempts
             cause = exc.cause if isinstance(exc, _NotRetryable | Escaped) else exc
             error = ErrorInfo.from_exception(cause)
             stored = await ctx.store_payload(error.to_json(), f"the error of {kind} {name!r}",
-                                     limit=False)
-            if final:
+                                             limit=False)
+            due = None if final else ctx.clock.time() + policy.delay(attempts)
+            watch.failed(cause, retry_at=due)
+            if due is None:
                 await ctx.write(JournalEntry(seq, kind, name, "failed", attempts,
                                              error=stored, started_at=started,
                                              finished_at=ctx.clock.time()))
                 raise _Exhausted(error, attempts) from None
-            due = ctx.clock.time() + policy.delay(attempts)
             await ctx.write(JournalEntry(seq, kind, name, "retrying", attempts,
                                          error=stored, due_at=due, started_at=started))
         finally:

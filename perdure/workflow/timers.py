@@ -65,6 +65,9 @@ async def _timer(ctx: RunContext, seq: int, due: float) -> None:
                                      started_at=started))
     await ctx.wait_until(due, f"sleep until {datetime.fromtimestamp(due).isoformat()}")
     await ctx.deliver_cancel(seq, "sleep", "sleep")
+    # Late from when it was due, or from when the run reached it if that was later (a
+    # sleep_until a past time fires at once and is not late).
+    ctx.hooks.timer_fired(seq, due if started is None else max(due, started), ctx.clock.time())
     # Queued, not awaited: a fired timer needs no fsync of its own (replay would see the due
     # time passed anyway); it commits with the run's next write and reads well in the journal.
     ctx.write_nowait(JournalEntry(seq, "sleep", "sleep", "completed", 1, due_at=due,

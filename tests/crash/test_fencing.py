@@ -47,7 +47,7 @@ async def test_worker_frozen_past_its_lease_is_fenced_off(
     ledger_before = cluster.ledger()
 
     os.kill(a.pid, signal.SIGCONT)  # a's step returns and a tries to journal it
-    await a.wait_log(f"run {run_id}: stopped driving it", f"lost the lease of run {run_id}")
+    await a.wait_log(f"lost run_id={run_id} ")  # the run event, whichever way a learns it
 
     assert a.proc.poll() is None  # losing a run does not kill the worker
     assert (await settle_all(client, [run_id]))[run_id] == outcome  # nothing was overwritten

@@ -51,7 +51,7 @@ from perdure.storage.sqlfiles import migrations
 
 __all__ = ["PostgresStorage", "StorageUnavailable", "validate_schema"]
 
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.storage")
 T = TypeVar("T")
 
 _TERMINAL = ("completed", "failed", "cancelled")

@@ -26,7 +26,7 @@ from perdure.errors import StorageUnavailable
 
 __all__ = ["Connection", "Pool", "StorageUnavailable", "is_connection_error", "is_transient"]
 
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.storage")
 
 #: asyncpg is untyped; a connection is an ``asyncpg.Connection``.
 Connection = Any

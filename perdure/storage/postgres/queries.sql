@@ -29,9 +29,9 @@
 -- name: insert_run
 WITH ins AS (
     INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
-                         parent_id, parent_seq, deadline, created_at, updated_at)
+                         parent_id, parent_seq, deadline, created_at, updated_at, trace_context)
     VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now::float8, :parent_id,
-            :parent_seq::int, :deadline::float8, :now, :now)
+            :parent_seq::int, :deadline::float8, :now, :now, :trace_context::text)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), note AS (
@@ -87,7 +87,8 @@ SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
 FROM picked
 WHERE r.id = picked.id
 RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
-          r.cancel_requested, r.created_at, picked.recovered, r.generation
+          r.cancel_requested, r.created_at, picked.recovered, r.generation, r.wake_at,
+          r.trace_context
 
 -- name: claim_give_back
 -- A claim whose outcome is unknown (the connection dropped before the reply): runs it may have
@@ -314,10 +315,10 @@ WITH own AS (
     RETURNING 1
 ), child AS (
     INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
-                         parent_id, parent_seq, deadline, created_at, updated_at)
+                         parent_id, parent_seq, deadline, created_at, updated_at, trace_context)
     SELECT :child_id, :child_workflow, :child_version, :child_wf_key, 'pending', :child_input,
            0, :child_now::float8, :child_parent_id, :child_parent_seq::int,
-           :child_deadline::float8, :child_now, :child_now
+           :child_deadline::float8, :child_now, :child_now, :child_trace_context::text
     FROM own
     ON CONFLICT (id) DO NOTHING
     RETURNING id

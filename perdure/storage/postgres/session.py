@@ -26,7 +26,7 @@ from perdure.storage.postgres.pool import Connection
 
 __all__ = ["Session"]
 
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.storage")
 
 
 class Session:

@@ -24,7 +24,7 @@ from perdure.errors import LeaseLost
 
 __all__ = ["Entry", "JournalWriter"]
 
-log = logging.getLogger("perdure")
+log = logging.getLogger("perdure.storage")
 
 #: (run_id, epoch, worker, seq, kind, name, status, attempts, output, error, due_at,
 #:  started_at, finished_at), the column order of the put_entries statement

@@ -178,7 +178,7 @@ class SqliteStorage(SqliteTalk):
             "lease_until": lease_until,
         }, returning=True)
         return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
-                           r[10]) for r in rows]
+                           r[10], r[11], r[12]) for r in rows]
 
     async def next_wake(self, keys: Sequence[str]) -> float | None:
         """Earliest due time among runs with one of ``keys``."""

@@ -3,9 +3,9 @@
 
 -- name: insert_run
 INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at, parent_id,
-                     parent_seq, deadline, created_at, updated_at)
+                     parent_seq, deadline, created_at, updated_at, trace_context)
 VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now, :parent_id,
-        :parent_seq, :deadline, :now, :now)
+        :parent_seq, :deadline, :now, :now, :trace_context)
 ON CONFLICT (id) DO NOTHING
 
 -- name: get_run
@@ -39,7 +39,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
-          claimed_from = 'running', generation
+          claimed_from = 'running', generation, wake_at, trace_context
 
 -- name: next_wake
 SELECT min(t) FROM (
