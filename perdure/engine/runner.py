@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from perdure.clock import Clock
-from perdure.errors import Cancelled, LeaseLost, SerializationError
+from perdure.errors import Cancelled, LeaseLost, SerializationError, StorageUnavailable
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
 from perdure.workflow.definitions import Workflow
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
-from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+from perdure.workflow.stops import Blocked, Lost, Stop, Suspend, Unavailable
 
 __all__ = ["Runner"]
 
@@ -47,6 +49,12 @@ class Runner:
         if ctx is not None and ctx.stop is None:
             ctx.stop = Lost("this worker stopped driving the run")
 
+    def renewed(self, run_id: str, epoch: int, lease_until: float) -> None:
+        """The heartbeat renewed the run's lease (at ``epoch``) until ``lease_until``."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and ctx.epoch == epoch:
+            ctx.lease_until = lease_until
+
     def poke(self, run_id: str) -> None:
         """Something the run may wait for happened in this process: re-check now."""
         ctx = self.contexts.get(run_id)
@@ -71,21 +79,24 @@ class Runner:
             ctx.cancel_requested = True
             ctx.poke()
 
-    async def drive(self, claimed: ClaimedRun) -> None:
-        """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
+    async def drive(self, claimed: ClaimedRun, lease_until: float = math.inf) -> None:
+        """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost (or
+        the database stays unavailable while its lease, until ``lease_until``, holds)."""
         wf = self.workflows[claimed.workflow]
-        # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
-        journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
-                         self.park_after, {e.seq: e for e in journal}, run_step,
+                         self.park_after, {}, run_step,
                          self.workflows,
                          claimed.deadline, claimed.parent_id,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
-                         notify=self.notify)
+                         notify=self.notify, lease_until=lease_until)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
+            # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
+            if claimed.epoch > 1:
+                journal = await ctx.guard(lambda: self.store.load_journal(claimed.id))
+                ctx.journal.update((e.seq, e) for e in journal)
             await self._execute(ctx, wf, claimed)
         except Suspend as suspend:
             wake_at, reason, events = suspend.wake_at, suspend.reason, suspend.waiting_for
@@ -109,6 +120,14 @@ class Runner:
                 log.info("run %s: stopped driving it (%s)", ctx.run_id, stop)
             if isinstance(stop, asyncio.CancelledError):
                 raise
+        except Unavailable:
+            # Nothing was recorded as the run's outcome: it is the database's failure, not
+            # the workflow's. Hand it back at once if the database takes that write (another
+            # worker, or this one, replays it); else its lease lapses and it is claimed then.
+            with contextlib.suppress(StorageUnavailable, LeaseLost):
+                await self.store.park_run(ctx.run_id, ctx.epoch, self.worker,
+                                          status=RunStatus.PENDING, wake_at=self.clock.time(),
+                                          now=self.clock.time())
         finally:
             active_run.reset(token)
             self.contexts.pop(claimed.id, None)
@@ -181,9 +200,12 @@ class Runner:
         """Write how the run stopped; then (unless ``notify`` is off) tell its waiters and a
         parent driven in this process."""
         try:
-            await write()
+            await ctx.retrying(write)
         except LeaseLost:
             log.info("run %s was taken over before it settled", ctx.run_id)
+            return
+        except StorageUnavailable:
+            # Logged by retrying(); the lease lapses and the run is claimed and replayed.
             return
         if notify:
             if ctx.parent_id is not None:

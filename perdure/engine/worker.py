@@ -3,6 +3,9 @@
 Wake-ups: a run started or woken in this process sets an in-memory event; the worker also
 sleeps no longer than until the next known due time, and checks cheaply (``changed()``) for
 commits by other processes at a short interval — the safety net, not the main path.
+
+Storage errors never stop the loops: a claim or a heartbeat that fails is logged and tried
+again; the runs in memory retry their own writes while their leases hold.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.engine.runner import Runner
+from perdure.errors import StorageUnavailable
 from perdure.hosts import hostname, pid_start
 from perdure.records import ClaimedRun
 from perdure.storage.port import Storage
@@ -82,10 +86,10 @@ class Worker:
             try:
                 await self._claim_cycle()
                 backoff = self.poll_interval
-            except Exception:
-                # The database went away (a restart, a lock timeout): keep the worker alive
-                # and try again, backing off up to a few seconds.
-                log.exception("claiming failed; retrying in %.2f s", backoff)
+            except Exception as exc:
+                # The database went away (a restart, a lock timeout, a full disk): keep the
+                # worker alive and try again, backing off up to a few seconds.
+                _log_failure("claiming", exc, f"retrying in {backoff:.2f} s")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -107,7 +111,7 @@ class Worker:
                 claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
                                                  now=now, lease_until=now + self.lease)
                 for run in claimed:
-                    self._spawn(run)
+                    self._spawn(run, now + self.lease)
                 if len(claimed) == batch:
                     continue  # there may be more
             must_claim = await self._idle_wait(free > 0)
@@ -158,14 +162,14 @@ class Worker:
         self._remote = True
         self.wake.set()
 
-    def _spawn(self, run: ClaimedRun) -> None:
-        task = asyncio.create_task(self._drive(run), name=f"perdure-run-{run.id}")
+    def _spawn(self, run: ClaimedRun, lease_until: float) -> None:
+        task = asyncio.create_task(self._drive(run, lease_until), name=f"perdure-run-{run.id}")
         self.active[run.id] = (run.epoch, task)
         self._idle.clear()
 
-    async def _drive(self, run: ClaimedRun) -> None:
+    async def _drive(self, run: ClaimedRun, lease_until: float) -> None:
         try:
-            await self.runner.drive(run)
+            await self.runner.drive(run, lease_until)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -187,8 +191,8 @@ class Worker:
             await self.clock.sleep(self.heartbeat_every)
             try:
                 await self._heartbeat_once()
-            except Exception:
-                log.exception("heartbeat failed; will retry")
+            except Exception as exc:
+                _log_failure("heartbeat", exc, "will retry")
 
     async def _heartbeat_once(self) -> None:
         now = self.clock.time()
@@ -200,7 +204,9 @@ class Worker:
         # Judge only the runs this heartbeat covered: one claimed while it was in flight is
         # ours even though the heartbeat could not report it.
         for run_id, (epoch, task) in driven.items():
-            if owned.get(run_id) != epoch and not task.done():
+            if owned.get(run_id) == epoch:
+                self.runner.renewed(run_id, epoch, now + self.lease)
+            elif not task.done():
                 # Another worker holds it now: stop driving at once (its writes would be
                 # fenced off anyway).
                 log.warning("lost the lease of run %s; stopping it", run_id)
@@ -252,3 +258,10 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_failure(what: str, exc: Exception, then: str) -> None:
+    if isinstance(exc, StorageUnavailable):  # expected while the database is away
+        log.warning("%s failed: %s; %s", what, exc, then)
+    else:
+        log.error("%s failed; %s", what, then, exc_info=exc)

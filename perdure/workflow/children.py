@@ -65,12 +65,14 @@ async def _start_child(ctx: RunContext, seq: int, wf: Workflow[Any, R], args: tu
     text = wf.codec.encode_args(args, kwargs)
     child_id = child_id or f"{ctx.run_id}/{seq}"
     await ctx.flush()
-    await ctx.guard(ctx.store.start_child(
-        ctx.run_id, ctx.epoch, ctx.worker,
-        JournalEntry(seq, "child", wf.name, "completed", 1, json.dumps(child_id),
-                     finished_at=ctx.clock.time()),
-        NewRun(child_id, wf.name, wf.version, text, ctx.clock.time(), parent_id=ctx.run_id,
-               parent_seq=seq)))
+    now = ctx.clock.time()
+    started = JournalEntry(seq, "child", wf.name, "completed", 1, json.dumps(child_id),
+                           finished_at=now)
+    child = NewRun(child_id, wf.name, wf.version, text, now, parent_id=ctx.run_id,
+                   parent_seq=seq)
+    # Idempotent: a retry finds the child created and the entry written by a first attempt.
+    await ctx.guard(lambda: ctx.store.start_child(ctx.run_id, ctx.epoch, ctx.worker, started,
+                                                  child))
     ctx.notify()
     return ChildHandle(child_id, wf)
 
@@ -81,7 +83,7 @@ async def _join(ctx: RunContext, seq: int, child: ChildHandle[R]) -> R:
         while True:
             mark = ctx.mark()
             await ctx.deliver_cancel(seq, "join", child.id)
-            row = await ctx.store.get_run(child.id)
+            row = await ctx.guard(lambda: ctx.store.get_run(child.id))
             if row is not None and RunStatus(row.status).terminal:
                 entry = JournalEntry(seq, "join", child.id, "completed" if row.status ==
                                      RunStatus.COMPLETED else "failed", 1, row.output,
