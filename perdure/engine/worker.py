@@ -1,11 +1,13 @@
 """The worker: claims runnable runs, keeps their leases, notices dead peers, drains.
 
 Wake-ups: a run started or woken in this process sets an in-memory event; the worker also
-sleeps no longer than until the next known due time, and checks cheaply (``changed()``) for
-commits by other processes at a short interval — the safety net, not the main path.
+sleeps no longer than until the next known due time. What other processes commit (a new run, a
+cancel request, a signal to a run held in memory) arrives by push where the backend has it
+(PostgreSQL's NOTIFY); a watcher with a timer of its own also checks cheaply (``changed()``) at
+a short interval — on SQLite the main path, elsewhere the safety net.
 
-Storage errors never stop the loops: a claim or a heartbeat that fails is logged and tried
-again; the runs in memory retry their own writes while their leases hold.
+Storage errors never stop the loops: a claim, a heartbeat or a check that fails is logged and
+tried again; the runs in memory retry their own writes while their leases hold.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
-        # Another process made something happen (a NOTIFY, or a commit seen by polling).
+        # Another process made something happen (a NOTIFY): the watcher looks at once.
         self._remote = False
+        self._watch_now: asyncio.Future[None] | None = None
         # With push, polling is only the safety net against a missed notification.
         self._poll_every = max(poll_interval, 1.0) if store.pushes else poll_interval
 
@@ -76,7 +79,8 @@ class Worker:
         await self._heartbeat_once()
         await self._reap_dead_peers()
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),
-                       asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat")]
+                       asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
+                       asyncio.create_task(self._watch_loop(), name="perdure-watch")]
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -117,9 +121,10 @@ class Worker:
             must_claim = await self._idle_wait(free > 0)
 
     async def _idle_wait(self, has_room: bool) -> bool:
-        """Sleep until woken, until the next due time, or until the next cross-process check;
-        return whether something may have become claimable (a quiet poll tick says no, so an
-        idle worker does not take the write lock every tick)."""
+        """Sleep until woken (by this process, or by the watcher for another process's
+        commit), until the next due time, or until the next poll tick; return whether
+        something may have become claimable (a quiet poll tick says no, so an idle worker does
+        not take the write lock every tick)."""
         due_in: float | None = None
         if has_room:
             next_wake = await self.store.next_wake(self.keys)
@@ -136,18 +141,47 @@ class Worker:
         finally:
             for w in waiters:
                 w.cancel()
-        quiet_tick = waiters[-1] in done and len(done) == 1 and not self.wake.is_set()
-        if quiet_tick and await self.store.changed():
-            self._remote = True
-            quiet_tick = False
-        if self._remote:
-            # Another process committed something: a start, a wake-up, a signal to a run we
-            # hold in memory, a cancel request for one of ours.
-            self._remote = False
-            for run_id in await self.store.cancel_flags(self.id):
-                self.runner.request_cancel(run_id)
-            self.runner.poke_all()
-        return not quiet_tick
+        return not (waiters[-1] in done and len(done) == 1 and not self.wake.is_set())
+
+    # -- other processes --------------------------------------------------------------------
+
+    async def _watch_loop(self) -> None:
+        """Notice what other processes committed, on a timer of its own.
+
+        Not in the claim loop: a busy worker's claim loop is woken by every run that settles
+        and never sees a quiet tick, and a run of quick steps committing inline gives the
+        event loop a turn only now and then — each hop of a wake-up chain (a timer, a task,
+        ``asyncio.wait``) costs one such turn. Here a bare timer resolves a future this task
+        awaits: two turns from the tick to the check, and the check itself (``changed()``,
+        then the cancel flags) does not yield on SQLite.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            tick: asyncio.Future[None] = loop.create_future()
+            self._watch_now = tick
+            timer = loop.call_later(self._poll_every, _resolve, tick)
+            if self._remote:
+                _resolve(tick)
+            try:
+                await tick
+            finally:
+                timer.cancel()
+                self._watch_now = None
+            try:
+                await self._look_around()
+            except Exception as exc:
+                _log_failure("checking for other processes' changes", exc, "will retry")
+
+    async def _look_around(self) -> None:
+        remote, self._remote = self._remote, False
+        if not (await self.store.changed() or remote):
+            return
+        # Another process committed something: a start, a wake-up, a signal to a run we
+        # hold in memory, a cancel request for one of ours.
+        for run_id in await self.store.cancel_flags(self.id):
+            self.runner.request_cancel(run_id)
+        self.runner.poke_all()
+        self.wake.set()
 
     def _load(self) -> int:
         """Operations in flight: the runs driven, plus the concurrent steps of a lone run (a
@@ -160,6 +194,8 @@ class Worker:
 
     def _remote_wake(self) -> None:
         self._remote = True
+        if self._watch_now is not None:
+            _resolve(self._watch_now)
         self.wake.set()
 
     def _spawn(self, run: ClaimedRun, lease_until: float) -> None:
@@ -258,6 +294,11 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _resolve(tick: asyncio.Future[None]) -> None:
+    if not tick.done():
+        tick.set_result(None)
 
 
 def _log_failure(what: str, exc: Exception, then: str) -> None:
