@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,8 +73,8 @@ async def work(i: int) -> int:
     journal write — and every other write, for a while — finds no space."""
     key = perdure.step_key()
     executed.append(key)
-    if key == "r07:2" and "full" not in disk:
-        disk["full"] = fill(disk["mount"])
+    if key == "r07:2" and "filler" not in disk:  # once: not when the step runs again
+        disk["filler"] = fill(disk["mount"])
     return i
 
 
@@ -85,45 +86,65 @@ async def chain(n: int) -> int:
     return total
 
 
-class Warned(logging.Handler):
-    """Sets ``event`` on the first warning (or worse) the engine logs."""
+class Logged(logging.Handler):
+    """Sets ``event`` on the first warning (or worse) the engine logs that contains ``text``."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: str = "") -> None:
         super().__init__(logging.WARNING)
+        self.text = text
         self.event = asyncio.Event()
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
-        self.event.set()
+        if self.text in self.messages[-1]:
+            self.event.set()
 
 
-async def test_a_full_disk_for_a_moment_fails_no_run(small_disk: Path) -> None:
+async def _fill_then_free(mount: Path, *, until: str, lease: float) -> list[Any]:
+    """Run RUNS chains; one step fills the disk; free it once the engine logged ``until``;
+    return each run's journal once all completed."""
     executed.clear()
     compensated.clear()
     disk.clear()
-    disk["mount"] = small_disk
-    warned = Warned()
-    logging.getLogger("perdure").addHandler(warned)
+    disk["mount"] = mount
+    logged = Logged(until)
+    logging.getLogger("perdure").addHandler(logged)
     try:
-        async with Engine(f"sqlite:///{small_disk / 'perdure.db'}", workflows=[chain],
+        async with Engine(f"sqlite:///{mount / 'perdure.db'}", workflows=[chain], lease=lease,
                           shutdown_grace=0.5) as engine:
             handles = [await engine.start(chain, STEPS, id=f"r{i:02}") for i in range(RUNS)]
-            await asyncio.wait_for(warned.event.wait(), 30)  # the disk is full, and noticed
-            assert "full" in disk, warned.messages
-            disk.pop("full").unlink()  # the space comes back
+            await asyncio.wait_for(logged.event.wait(), 30)  # the disk is full, and noticed
+            assert "filler" in disk, logged.messages
+            disk["filler"].unlink()  # the space comes back
             results = await asyncio.wait_for(
                 asyncio.gather(*(h.result() for h in handles)), 30)
             assert results == [sum(range(STEPS))] * RUNS
-            for h in handles:
-                journal = await h.journal()
-                assert [(e.seq, e.kind, e.status, e.attempts) for e in journal] == [
-                    (s, "step", "completed", 1) for s in range(STEPS)]
+            return [await h.journal() for h in handles]
     finally:
-        logging.getLogger("perdure").removeHandler(warned)
+        logging.getLogger("perdure").removeHandler(logged)
+
+
+async def test_a_full_disk_for_a_moment_fails_no_run(small_disk: Path) -> None:
+    journals = await _fill_then_free(small_disk, until="", lease=10)
+    for journal in journals:
+        assert [(e.seq, e.kind, e.status, e.attempts) for e in journal] == [
+            (s, "step", "completed", 1) for s in range(STEPS)]
     assert compensated == []
     # The writes were retried, not the steps: every side effect happened once.
     assert sorted(executed) == sorted(f"r{i:02}:{s}" for i in range(RUNS) for s in range(STEPS))
+
+
+async def test_a_disk_full_for_longer_than_the_lease_lets_runs_go_and_they_come_back(
+        small_disk: Path) -> None:
+    journals = await _fill_then_free(small_disk, until="letting the run go", lease=1.0)
+    for journal in journals:
+        assert [(e.seq, e.kind, e.status) for e in journal] == [
+            (s, "step", "completed") for s in range(STEPS)]
+    assert compensated == []
+    # A step whose journal write was given up ran again when its run was claimed again (steps
+    # are at-least-once); every step ran.
+    assert set(executed) == {f"r{i:02}:{s}" for i in range(RUNS) for s in range(STEPS)}
 
 
 async def test_a_read_only_file_system_is_storage_unavailable_until_it_is_writable(
