@@ -115,7 +115,8 @@ class Runner:
                 # Drain: give the run back so another worker takes it at once.
                 await self._settle(ctx, lambda: self.store.park_run(
                     ctx.run_id, ctx.epoch, self.worker, status=RunStatus.PENDING,
-                    wake_at=self.clock.time(), now=self.clock.time()), notify=False)
+                    wake_at=self.clock.time(), now=self.clock.time()), notify=False,
+                    retry=False)
             elif isinstance(stop, Lost):
                 log.info("run %s: stopped driving it (%s)", ctx.run_id, stop)
             if isinstance(stop, asyncio.CancelledError):
@@ -196,16 +197,18 @@ class Runner:
                 f"version {ctx.workflow.version!r}) and resume the run."))
 
     async def _settle(self, ctx: RunContext, write: Callable[[], Any], *,
-                      notify: bool = True) -> None:
-        """Write how the run stopped; then (unless ``notify`` is off) tell its waiters and a
-        parent driven in this process."""
+                      notify: bool = True, retry: bool = True) -> None:
+        """Write how the run stopped (retried while the database is unavailable and the lease
+        holds, unless ``retry`` is off: a drain must not outlast its grace period); then
+        (unless ``notify`` is off) tell its waiters and a parent driven in this process."""
         try:
-            await ctx.retrying(write)
+            await (ctx.retrying(write) if retry else write())
         except LeaseLost:
             log.info("run %s was taken over before it settled", ctx.run_id)
             return
-        except StorageUnavailable:
-            # Logged by retrying(); the lease lapses and the run is claimed and replayed.
+        except StorageUnavailable as exc:
+            # The lease lapses and the run is claimed and replayed.
+            log.warning("run %s: could not record how it stopped (%s)", ctx.run_id, exc)
             return
         if notify:
             if ctx.parent_id is not None:
