@@ -14,7 +14,7 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── RunFinished               the run already reached a terminal state (signal to a done run)
     ├── NonDeterminismError       replay asked for a different operation than the journal holds
     ├── NotInWorkflow             an in-workflow function (now(), a step, ...) called outside one
-    ├── StorageUnavailable        the database cannot be reached (and the call was not retried)
+    ├── StorageUnavailable        the database cannot take the call now (connection, lock, disk)
     ├── StepFailed                inside a workflow: a step exhausted its attempts
     ├── WorkflowFailed            from ``handle.result()``: the run failed
     │   └── RunCancelled          from ``handle.result()``: the run was cancelled
@@ -161,9 +161,12 @@ class NotInWorkflow(PerdureError):
 
 
 class StorageUnavailable(PerdureError):
-    """The database could not be reached (or the connection broke mid-operation and the
-    operation could not be retried safely). Nothing is known to be lost: fenced writes are
-    either committed or not, and a run's lease lapses if its worker cannot write."""
+    """The database cannot take the call now: it cannot be reached, the connection broke
+    mid-operation and the operation could not be retried safely, a lock is held too long (by
+    another process, even a frozen one), the disk is full, the file system is read-only. Waiting
+    may cure it; the driver's exception is ``__cause__``. Nothing is known to be lost: fenced
+    writes are either committed or not. Inside a worker it never fails a run: the run's writes
+    are retried while its lease holds, then the run is let go and claimed again later."""
 
 
 class LeaseLost(PerdureError):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, cast
 
 from perdure.clock import Clock
-from perdure.errors import Cancelled, LeaseLost, SerializationError
+from perdure.errors import Cancelled, LeaseLost, SerializationError, StorageUnavailable
 from perdure.observe.observer import Execution, Observer
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
@@ -17,9 +20,11 @@ from perdure.workflow.definitions import PASS_THROUGH, Workflow
 from perdure.workflow.payloads import Payloads
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
-from perdure.workflow.stops import Blocked, Lost, Suspend
+from perdure.workflow.stops import Blocked, Lost, Suspend, Unavailable
 
 __all__ = ["Runner"]
+
+log = logging.getLogger("perdure.runs")
 
 
 class Runner:
@@ -53,6 +58,12 @@ class Runner:
         if ctx is not None and ctx.stop is None:
             ctx.stop = Lost(why)
 
+    def renewed(self, run_id: str, epoch: int, lease_until: float) -> None:
+        """The heartbeat renewed the run's lease (at ``epoch``) until ``lease_until``."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and ctx.epoch == epoch:
+            ctx.lease_until = lease_until
+
     def poke(self, run_id: str) -> None:
         """Something the run may wait for happened in this process: re-check now."""
         ctx = self.contexts.get(run_id)
@@ -77,15 +88,18 @@ class Runner:
             ctx.cancel_requested = True
             ctx.poke()
 
-    async def drive(self, claimed: ClaimedRun) -> None:
-        """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost."""
+    async def drive(self, claimed: ClaimedRun, lease_until: float = math.inf) -> None:
+        """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost (or
+        the database stays unavailable while its lease, until ``lease_until``, holds)."""
         wf = self.workflows.get(claimed.workflow)
         if wf is None or wf.version != claimed.version:
             # Claims take only the workflow versions this worker has, so this is a guard: a
             # run this worker has no code for is a deployment error, never a failure.
             await self._no_code(claimed)
             return
-        # Epoch 1 is the run's first claim ever: nothing can have been journaled yet.
+        # Epoch 1 is the run's first claim ever: nothing can have been journaled yet. A
+        # database that cannot answer here leaves the run leased and nothing recorded: the
+        # worker logs it and the run is claimed again when its lease lapses.
         journal = [] if claimed.epoch == 1 else await self.store.load_journal(claimed.id)
         watch = self.observer.execution(claimed, len(journal))
         ctx = RunContext(claimed.id, claimed.epoch, self.worker, wf, self.store, self.clock,
@@ -96,7 +110,7 @@ class Runner:
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
                          notify=self.notify, published=self.on_published,
-                         payloads=self.payloads, hooks=watch)
+                         payloads=self.payloads, hooks=watch, lease_until=lease_until)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
@@ -119,13 +133,21 @@ class Runner:
                 await self._settle(ctx, lambda: self.store.park_run(
                     ctx.run_id, ctx.epoch, self.worker, status=RunStatus.PENDING,
                     wake_at=self.clock.time(), now=self.clock.time()), "handed_back",
-                    notify=False)
+                    notify=False, retry=False)
             else:
                 cause = stop if isinstance(stop, Lost) else ctx.stop
                 watch.end("lost", seq=ctx.seq, now=self.clock.time(), reason=str(cause)
                           if cause is not None else "the execution was cancelled")
             if isinstance(stop, asyncio.CancelledError):
                 raise
+        except Unavailable:
+            # Nothing was recorded as the run's outcome: it is the database's failure, not
+            # the workflow's. Hand it back at once if the database takes that write (another
+            # worker, or this one, replays it); else its lease lapses and it is claimed then.
+            with contextlib.suppress(StorageUnavailable, LeaseLost):
+                await self.store.park_run(ctx.run_id, ctx.epoch, self.worker,
+                                          status=RunStatus.PENDING, wake_at=self.clock.time(),
+                                          now=self.clock.time())
         finally:
             active_run.reset(token)
             self.contexts.pop(claimed.id, None)
@@ -225,16 +247,21 @@ class Runner:
                 f"version {ctx.workflow.version!r}) and resume the run."))
 
     async def _settle(self, ctx: RunContext, write: Callable[[], Any], outcome: str, *,
-                      notify: bool = True, **detail: Any) -> None:
-        """Write how the run stopped (``outcome``, with its ``detail`` for the observer);
-        then (unless ``notify`` is off) tell its waiters and a parent driven in this
-        process."""
+                      notify: bool = True, retry: bool = True, **detail: Any) -> None:
+        """Write how the run stopped (``outcome``, with its ``detail`` for the observer),
+        retried while the database is unavailable and the lease holds (unless ``retry`` is
+        off: a drain must not outlast its grace period); then (unless ``notify`` is off) tell
+        its waiters and a parent driven in this process."""
         watch = cast(Execution, ctx.hooks)  # drive() gives every context its execution
         try:
-            await write()
+            await (ctx.retrying(write) if retry else write())
         except LeaseLost:
             watch.end("lost", seq=ctx.seq, now=self.clock.time(),
                       reason="taken over before it settled")
+            return
+        except StorageUnavailable as exc:
+            # The lease lapses and the run is claimed and replayed.
+            log.warning("run %s: could not record how it stopped (%s)", ctx.run_id, exc)
             return
         watch.end(outcome, seq=ctx.seq, now=self.clock.time(), **detail)
         if notify:

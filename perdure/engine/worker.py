@@ -1,8 +1,13 @@
 """The worker: claims runnable runs, keeps their leases, notices dead peers, drains.
 
 Wake-ups: a run started or woken in this process sets an in-memory event; the worker also
-sleeps no longer than until the next known due time, and checks cheaply (``changed()``) for
-commits by other processes at a short interval — the safety net, not the main path.
+sleeps no longer than until the next known due time. What other processes commit (a new run, a
+cancel request, a signal to a run held in memory) arrives by push where the backend has it
+(PostgreSQL's NOTIFY); a watcher with a timer of its own also checks cheaply (``changed()``) at
+a short interval — on SQLite the main path, elsewhere the safety net.
+
+Storage errors never stop the loops: a claim, a heartbeat or a check that fails is logged and
+tried again; the runs in memory retry their own writes while their leases hold.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.engine.runner import Runner
+from perdure.errors import StorageUnavailable
 from perdure.hosts import hostname, pid_start
 from perdure.observe.health import Readiness
 from perdure.records import ClaimedRun, ErrorInfo
@@ -56,8 +62,9 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
-        # Another process made something happen (a NOTIFY, or a commit seen by polling).
+        # Another process made something happen (a NOTIFY): the watcher looks at once.
         self._remote = False
+        self._watch_now: asyncio.Future[None] | None = None
         # With push, polling is only the safety net against a missed notification.
         self._poll_every = max(poll_interval, 1.0) if store.pushes else poll_interval
 
@@ -78,7 +85,8 @@ class Worker:
         await self._heartbeat_once()
         await self._reap_dead_peers()
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),
-                       asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat")]
+                       asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
+                       asyncio.create_task(self._watch_loop(), name="perdure-watch")]
 
     def readiness(self) -> Readiness:
         """Ready while it claims and its last claim and heartbeat reached the database.
@@ -113,10 +121,10 @@ class Worker:
                 await self._claim_cycle()
                 backoff = self.poll_interval
             except Exception as exc:
-                # The database went away (a restart, a lock timeout): keep the worker alive
-                # and try again, backing off up to a few seconds.
+                # The database went away (a restart, a lock timeout, a full disk): keep the
+                # worker alive and try again, backing off up to a few seconds.
                 self._failed("claim", exc)
-                log.exception("claiming failed; retrying in %.2f s", backoff)
+                _log_failure("claiming", exc, f"retrying in {backoff:.2f} s")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -140,16 +148,17 @@ class Worker:
                 self.failures.pop("claim", None)
                 self.observer.claimed(claimed, now)
                 for run in claimed:
-                    self._spawn(run)
+                    self._spawn(run, now + self.lease)
                 if len(claimed) == batch:
                     continue  # there may be more
             must_claim = await self._idle_wait(free > 0)
             self.failures.pop("claim", None)  # it reached the database, or had no need to
 
     async def _idle_wait(self, has_room: bool) -> bool:
-        """Sleep until woken, until the next due time, or until the next cross-process check;
-        return whether something may have become claimable (a quiet poll tick says no, so an
-        idle worker does not take the write lock every tick)."""
+        """Sleep until woken (by this process, or by the watcher for another process's
+        commit), until the next due time, or until the next poll tick; return whether
+        something may have become claimable (a quiet poll tick says no, so an idle worker does
+        not take the write lock every tick)."""
         due_in: float | None = None
         if has_room:
             next_wake = await self.store.next_wake(self.keys)
@@ -166,18 +175,47 @@ class Worker:
         finally:
             for w in waiters:
                 w.cancel()
-        quiet_tick = waiters[-1] in done and len(done) == 1 and not self.wake.is_set()
-        if quiet_tick and await self.store.changed():
-            self._remote = True
-            quiet_tick = False
-        if self._remote:
-            # Another process committed something: a start, a wake-up, a signal to a run we
-            # hold in memory, a cancel request for one of ours.
-            self._remote = False
-            for run_id in await self.store.cancel_flags(self.id):
-                self.runner.request_cancel(run_id)
-            self.runner.poke_all()
-        return not quiet_tick
+        return not (waiters[-1] in done and len(done) == 1 and not self.wake.is_set())
+
+    # -- other processes --------------------------------------------------------------------
+
+    async def _watch_loop(self) -> None:
+        """Notice what other processes committed, on a timer of its own.
+
+        Not in the claim loop: a busy worker's claim loop is woken by every run that settles
+        and never sees a quiet tick, and a run of quick steps committing inline gives the
+        event loop a turn only now and then — each hop of a wake-up chain (a timer, a task,
+        ``asyncio.wait``) costs one such turn. Here a bare timer resolves a future this task
+        awaits: two turns from the tick to the check, and the check itself (``changed()``,
+        then the cancel flags) does not yield on SQLite.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            tick: asyncio.Future[None] = loop.create_future()
+            self._watch_now = tick
+            timer = loop.call_later(self._poll_every, _resolve, tick)
+            if self._remote:
+                _resolve(tick)
+            try:
+                await tick
+            finally:
+                timer.cancel()
+                self._watch_now = None
+            try:
+                await self._look_around()
+            except Exception as exc:
+                _log_failure("checking for other processes' changes", exc, "will retry")
+
+    async def _look_around(self) -> None:
+        remote, self._remote = self._remote, False
+        if not (await self.store.changed() or remote):
+            return
+        # Another process committed something: a start, a wake-up, a signal to a run we
+        # hold in memory, a cancel request for one of ours.
+        for run_id in await self.store.cancel_flags(self.id):
+            self.runner.request_cancel(run_id)
+        self.runner.poke_all()
+        self.wake.set()
 
     def _load(self) -> int:
         """Operations in flight: the runs driven, plus the concurrent steps of a lone run (a
@@ -190,16 +228,18 @@ class Worker:
 
     def _remote_wake(self) -> None:
         self._remote = True
+        if self._watch_now is not None:
+            _resolve(self._watch_now)
         self.wake.set()
 
-    def _spawn(self, run: ClaimedRun) -> None:
-        task = asyncio.create_task(self._drive(run), name=f"perdure-run-{run.id}")
+    def _spawn(self, run: ClaimedRun, lease_until: float) -> None:
+        task = asyncio.create_task(self._drive(run, lease_until), name=f"perdure-run-{run.id}")
         self.active[run.id] = (run.epoch, task)
         self._idle.clear()
 
-    async def _drive(self, run: ClaimedRun) -> None:
+    async def _drive(self, run: ClaimedRun, lease_until: float) -> None:
         try:
-            await self.runner.drive(run)
+            await self.runner.drive(run, lease_until)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -224,7 +264,7 @@ class Worker:
                 await self._heartbeat_once()
             except Exception as exc:
                 self._failed("heartbeat", exc)
-                log.exception("heartbeat failed; will retry")
+                _log_failure("heartbeat", exc, "will retry")
 
     async def _heartbeat_once(self) -> None:
         now = self.clock.time()
@@ -241,7 +281,9 @@ class Worker:
         # Judge only the runs this heartbeat covered: one claimed while it was in flight is
         # ours even though the heartbeat could not report it.
         for run_id, (epoch, task) in driven.items():
-            if owned.get(run_id) != epoch and not task.done():
+            if owned.get(run_id) == epoch:
+                self.runner.renewed(run_id, epoch, now + self.lease)
+            elif not task.done():
                 # Another worker holds it now: stop driving at once (its writes would be
                 # fenced off anyway). The runner logs it as a "lost" run event.
                 self.runner.halt(run_id, "the lease was lost: another worker holds the run")
@@ -293,3 +335,15 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _resolve(tick: asyncio.Future[None]) -> None:
+    if not tick.done():
+        tick.set_result(None)
+
+
+def _log_failure(what: str, exc: Exception, then: str) -> None:
+    if isinstance(exc, StorageUnavailable):  # expected while the database is away
+        log.warning("%s failed: %s; %s", what, exc, then)
+    else:
+        log.error("%s failed; %s", what, then, exc_info=exc)

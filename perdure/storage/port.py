@@ -126,9 +126,10 @@ class Storage(Protocol):
         of a finished run (nothing is written then)."""
 
     async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
-                             name: str, now: float) -> str | None:
+                             name: str, now: float, retry: bool = False) -> str | None:
         """Take the oldest unconsumed signal ``name`` and journal its payload at ``seq`` in one
-        transaction (fenced); None when there is none."""
+        transaction (fenced); None when there is none. With ``retry`` (an earlier call's
+        outcome is unknown), a signal already consumed at ``seq`` is returned again."""
 
     async def start_child(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
                           child: NewRun) -> None:

@@ -80,7 +80,7 @@ async def _create(ctx: RunContext, seq: int) -> Callback[Any]:
     try:
         await ctx.flush()
         now = ctx.clock.time()
-        await ctx.guard(ctx.store.create_callback(
+        await ctx.guard(lambda: ctx.store.create_callback(
             ctx.run_id, ctx.epoch, ctx.worker,
             JournalEntry(seq, "callback", "callback", "completed", 1, json.dumps(token),
                          finished_at=now),

@@ -74,12 +74,14 @@ async def _start_child(ctx: RunContext, seq: int, wf: Workflow[Any, R], args: tu
     child_id = child_id or f"{ctx.run_id}/{seq}"
     text = await ctx.store_payload(text, f"the arguments of child workflow {wf.name!r}")
     await ctx.flush()
-    await ctx.guard(ctx.store.start_child(
-        ctx.run_id, ctx.epoch, ctx.worker,
-        JournalEntry(seq, "child", wf.name, "completed", 1, json.dumps(child_id),
-                     finished_at=ctx.clock.time()),
-        NewRun(child_id, wf.name, wf.version, text, ctx.clock.time(), parent_id=ctx.run_id,
-               parent_seq=seq, trace_context=ctx.hooks.trace_context())))
+    now = ctx.clock.time()
+    started = JournalEntry(seq, "child", wf.name, "completed", 1, json.dumps(child_id),
+                           finished_at=now)
+    child = NewRun(child_id, wf.name, wf.version, text, now, parent_id=ctx.run_id,
+                   parent_seq=seq, trace_context=ctx.hooks.trace_context())
+    # Idempotent: a retry finds the child created and the entry written by a first attempt.
+    await ctx.guard(lambda: ctx.store.start_child(ctx.run_id, ctx.epoch, ctx.worker, started,
+                                                  child))
     ctx.hooks.child_started(child_id, wf.name)
     ctx.notify()
     return ChildHandle(child_id, wf)
@@ -91,7 +93,7 @@ async def _join(ctx: RunContext, seq: int, child: ChildHandle[R]) -> R:
         while True:
             mark = ctx.mark()
             await ctx.deliver_cancel(seq, "join", child.id)
-            row = await ctx.store.get_run(child.id)
+            row = await ctx.guard(lambda: ctx.store.get_run(child.id))
             if row is not None and RunStatus(row.status).terminal:
                 # The child's stored result or error is journaled as it is (already in its
                 # stored form: encrypted, or a blob reference).

@@ -8,6 +8,9 @@ then either returns the journaled outcome for that number (replay) or executes a
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
@@ -19,6 +22,7 @@ from perdure.errors import (
     LeaseLost,
     PayloadTooLarge,
     PayloadUnavailable,
+    StorageUnavailable,
 )
 from perdure.records import JournalEntry
 from perdure.storage.port import Storage
@@ -26,10 +30,14 @@ from perdure.workflow.definitions import Step, Workflow
 from perdure.workflow.hooks import NO_HOOKS, RunHooks
 from perdure.workflow.payloads import Payloads
 from perdure.workflow.scope import run_or_raise
-from perdure.workflow.stops import Blocked, Lost, Stop, Suspend
+from perdure.workflow.stops import Blocked, Lost, Stop, Suspend, Unavailable
 from perdure.workflow.talk import TalkState
 
 T = TypeVar("T")
+log = logging.getLogger("perdure")
+
+#: back-off between attempts of a write the database could not take (seconds, real time)
+_RETRY_FIRST, _RETRY_MAX = 0.02, 1.0
 
 __all__ = ["CompletedStep", "RunContext", "StepExecutor", "current"]
 
@@ -96,7 +104,10 @@ class RunContext:
     talk: TalkState = field(default_factory=TalkState)
     #: what this execution reports as it goes (logs, traces, metrics), given by the engine
     hooks: RunHooks = NO_HOOKS
-    _pending: list[asyncio.Future[None]] = field(default_factory=list)
+    #: until when (``clock`` time) our lease is known to hold; renewed by the heartbeat. A
+    #: write the database cannot take is retried until then.
+    lease_until: float = math.inf
+    _pending: list[tuple[JournalEntry, asyncio.Future[None]]] = field(default_factory=list)
     _writes: int = 0
     #: the engine's payload pipeline (size limit, codec, blob offload)
     payloads: Payloads = field(default_factory=Payloads)
@@ -149,8 +160,11 @@ class RunContext:
         """Queue a journal write without waiting for it (for values only the run itself has
         seen, such as ``now()``): it commits before any later write of this run, and
         :meth:`flush` runs before anything leaves the run (a step, the result)."""
-        self._pending.append(self.store.put_entry(self.run_id, self.epoch, self.worker, entry))
+        self._pending.append((entry, self._put(entry)))
         self.recovered = False
+
+    def _put(self, entry: JournalEntry) -> asyncio.Future[None]:
+        return self.store.put_entry(self.run_id, self.epoch, self.worker, entry)
 
     async def write(self, entry: JournalEntry) -> None:
         """Journal ``entry`` and wait until it is committed (fenced by our epoch)."""
@@ -162,25 +176,64 @@ class RunContext:
             # now and then, so that a long run of quick steps cannot starve the heartbeat.
             await asyncio.sleep(0)
 
-    async def guard(self, write: Awaitable[T]) -> T:
-        """Await a fenced write, turning a fenced-off one into :class:`Lost`."""
+    async def guard(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Await a storage call made for this run (``write()`` makes a fresh attempt): a
+        fenced-off one becomes :class:`Lost`; one the database cannot take is retried while
+        our lease holds, and then becomes :class:`Unavailable` — never an exception the
+        workflow sees, because the database's trouble is not the workflow's failure."""
         try:
-            return await write
+            return await self.retrying(write)
         except LeaseLost as exc:
             self.halt(Lost(str(exc)))
-            raise AssertionError("unreachable") from None  # pragma: no cover
+        except StorageUnavailable as exc:
+            self.halt(Unavailable(f"the database is unavailable: {exc}"))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``await call()``, calling it again with back-off while it raises
+        :class:`StorageUnavailable` and our lease holds (then the error is raised). Every call
+        the engine makes for a run is safe to repeat: fenced, and idempotent once committed."""
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                return await call()
+            except StorageUnavailable as exc:
+                # Real time: the database comes back in the real world, not in workflow time.
+                if self.clock.time() + delay >= self.lease_until:
+                    log.warning("run %s: the database stayed unavailable while the lease "
+                                "held; letting the run go (%s)", self.run_id, exc)
+                    raise
+                if delay == _RETRY_FIRST:
+                    log.warning("run %s: the database is unavailable; retrying while the "
+                                "lease holds (%s)", self.run_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
 
     async def flush(self) -> None:
-        """Wait for every queued write; turn a fenced-off write into :class:`Lost`."""
+        """Wait for every queued write (one the database could not take is written again,
+        see :meth:`guard`); turn a fenced-off write into :class:`Lost`."""
         while self._pending:
             pending, self._pending = self._pending, []
-            try:
-                if len(pending) == 1:  # the common case: no gather() machinery
-                    await pending[0]
-                else:
-                    await asyncio.gather(*pending)
-            except LeaseLost as exc:
-                self.halt(Lost(str(exc)))
+            if len(pending) == 1:  # the common case: no wait() machinery
+                entry, fut = pending[0]
+                try:
+                    await fut
+                    continue
+                except LeaseLost as exc:
+                    self.halt(Lost(str(exc)))
+                except StorageUnavailable:
+                    pass
+                await self.guard(functools.partial(self._put, entry))
+                continue
+            await asyncio.wait([fut for _, fut in pending])
+            errors = [fut.exception() for _, fut in pending]
+            for (entry, _), error in zip(pending, errors, strict=True):  # in the run's order
+                if isinstance(error, LeaseLost):
+                    self.halt(Lost(str(error)))
+                if isinstance(error, StorageUnavailable):
+                    await self.guard(functools.partial(self._put, entry))
+                elif error is not None:
+                    raise error
 
     # -- payloads ---------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ async def _set_event(ctx: RunContext, seq: int, key: str, text: str) -> None:
         text = await ctx.store_payload(text, f"event {key!r}")
         await ctx.flush()  # what the run journaled before is durable before it is published
         now = ctx.clock.time()
-        await ctx.guard(ctx.store.set_event(
+        await ctx.guard(lambda: ctx.store.set_event(
             ctx.run_id, ctx.epoch, ctx.worker,
             JournalEntry(seq, "event", key, "completed", 1, text, finished_at=now),
             key=key, value=text, now=now))

@@ -123,7 +123,7 @@ async def _take(ctx: RunContext, seq: int, name: str, timeout: float | None,
         mark = ctx.mark()
         await ctx.deliver_cancel(seq, "request", name)
         await ctx.flush()
-        output = await ctx.guard(ctx.store.consume_request(
+        output = await ctx.guard(lambda: ctx.store.consume_request(
             ctx.run_id, ctx.epoch, ctx.worker, seq=seq, name=name, now=ctx.clock.time()))
         if output is not None:
             ctx.recovered = False
@@ -151,7 +151,7 @@ async def _answer(ctx: RunContext, seq: int, req: Request[Any], output: str,
     try:
         await ctx.flush()
         now = ctx.clock.time()
-        await ctx.guard(ctx.store.reply_request(
+        await ctx.guard(lambda: ctx.store.reply_request(
             ctx.run_id, ctx.epoch, ctx.worker,
             JournalEntry(seq, "reply", req.name, "completed", 1, output, finished_at=now),
             request_id=req.id, reply=reply, error=error, now=now))

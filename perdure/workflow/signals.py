@@ -6,7 +6,9 @@ in send order, each exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import functools
+import itertools
+from collections.abc import Awaitable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -57,8 +59,7 @@ async def _signal(ctx: RunContext, seq: int, name: str, timeout: float | None,
         mark = ctx.mark()
         await ctx.deliver_cancel(seq, "signal", name)
         await ctx.flush()
-        payload = await ctx.guard(ctx.store.consume_signal(
-            ctx.run_id, ctx.epoch, ctx.worker, seq=seq, name=name, now=ctx.clock.time()))
+        payload = await ctx.guard(functools.partial(_consume, ctx, seq, name, itertools.count()))
         if payload is not None:
             text = await ctx.load_payload(payload, f"the payload of signal {name!r}")
             return codec.loads(text or "null", payload_type)
@@ -70,3 +71,11 @@ async def _signal(ctx: RunContext, seq: int, name: str, timeout: float | None,
             raise SignalTimeout(f"no signal {name!r} arrived in time")
         await ctx.pause(due, (f"signal:{name}",), f"waiting for signal {name!r}", linger=True,
                         mark=mark)
+
+
+def _consume(ctx: RunContext, seq: int, name: str, attempts: itertools.count[int]
+             ) -> Awaitable[str | None]:
+    # A retry (the first attempt's outcome is unknown) returns the signal an earlier attempt
+    # consumed at ``seq``, if it committed, instead of taking the next one.
+    return ctx.store.consume_signal(ctx.run_id, ctx.epoch, ctx.worker, seq=seq, name=name,
+                                    now=ctx.clock.time(), retry=next(attempts) > 0)

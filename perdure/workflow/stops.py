@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Blocked", "Lost", "Stop", "Suspend"]
+__all__ = ["Blocked", "Lost", "Stop", "Suspend", "Unavailable"]
 
 
 class Stop(BaseException):
@@ -44,3 +44,9 @@ class Blocked(Stop):
 
 class Lost(Stop):
     """Another worker owns the run now (our epoch is stale)."""
+
+
+class Unavailable(Stop):
+    """The database stayed unreachable (a dropped connection, a full disk) for as long as our
+    lease held: an infrastructure failure, never the workflow's. Stop driving the run and write
+    nothing; it is claimed again, and replayed, once the database is back."""

@@ -133,7 +133,7 @@ async def _write(ctx: RunContext, seq: int, kind: str, name: str, position: int,
             text = await ctx.store_payload(text, f"item {position} of stream {name!r}")
         await ctx.flush()
         now = ctx.clock.time()
-        await ctx.guard(ctx.store.write_stream(
+        await ctx.guard(lambda: ctx.store.write_stream(
             ctx.run_id, ctx.epoch, ctx.worker,
             JournalEntry(seq, kind, name, "completed", 1, str(position), finished_at=now),
             stream=name, position=position, value=text, now=now))

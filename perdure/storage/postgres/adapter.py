@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from perdure.storage.postgres.config import (
     settings,
     validate_schema,
 )
+from perdure.storage.postgres.errors import storage_error
 from perdure.storage.postgres.pool import (
     Connection,
     Pool,
@@ -199,12 +201,17 @@ class PostgresStorage(PostgresTalk):
         """Run ``op(conn, retrying)`` on a pooled connection.
 
         A deadlock victim or serialization failure (rolled back, nothing happened) is re-run.
-        After a broken connection, ``op`` is re-run once on a new connection if ``retry``
-        (the caller vouches that it is idempotent, or ``op`` checks, given ``retrying``,
-        whether its first attempt committed); else :class:`StorageUnavailable` is raised.
+        After a broken connection, ``op`` is re-run on a new connection if ``retry`` (the
+        caller vouches that it is idempotent, or ``op`` checks, given ``retrying``, whether an
+        earlier attempt committed), again and again while connections keep breaking (a storm
+        of terminated sessions), for up to ``reconnect_timeout`` seconds; else
+        :class:`StorageUnavailable` is raised. Every other driver error becomes a typed one
+        (see ``postgres/errors.py``).
         """
         retried = False
         rollbacks = 0
+        give_up = time.monotonic() + self.settings.reconnect_timeout
+        delay = 0.0
         while True:
             conn = await self._pool.acquire()
             try:
@@ -221,15 +228,16 @@ class PostgresStorage(PostgresTalk):
                 if isinstance(exc, asyncpg.TransactionRollbackError) and rollbacks < 5:
                     rollbacks += 1
                     continue
-                if broken and retry and not retried:
+                if broken and retry and time.monotonic() + delay < give_up:
                     log.info("PostgreSQL connection lost (%s); retrying", type(exc).__name__)
                     retried = True
+                    await asyncio.sleep(delay)
+                    delay = min(max(delay * 2, 0.01), 0.5)
                     continue
-                if broken:
-                    raise StorageUnavailable(
-                        f"lost the connection to PostgreSQL at {self._redacted}: "
-                        f"{type(exc).__name__}: {self._scrub(str(exc))}") from exc
-                raise
+                error = storage_error(exc, self._redacted, self._scrub, broken=broken)
+                if error is exc:
+                    raise
+                raise error from exc
             self._pool.release(conn)
             return result
 
@@ -366,7 +374,7 @@ class PostgresStorage(PostgresTalk):
         return "sent" if row["inserted"] else "duplicate"
 
     async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
-                             name: str, now: float) -> str | None:
+                             name: str, now: float, retry: bool = False) -> str | None:
         """Consume the oldest pending signal ``name`` and journal it, in one statement. A
         retry returns the signal the first attempt consumed at ``seq``, if it committed."""
         params = {"run_id": run_id, "epoch": epoch, "worker": worker, "seq": seq,
@@ -375,7 +383,7 @@ class PostgresStorage(PostgresTalk):
         again = self._args("consume_signal", {**params, "retry": True})
 
         async def op(conn: Connection, retrying: bool) -> str | None:
-            row = await conn.fetchrow(*(again if retrying else first))
+            row = await conn.fetchrow(*(again if retrying or retry else first))
             if not row["owned"]:
                 raise lost(run_id, epoch)
             return None if row["payload"] is None else str(row["payload"])
@@ -474,8 +482,14 @@ class PostgresStorage(PostgresTalk):
         """Take the worker's session advisory lock (held on the session connection for the
         worker's life), then announce it. Lock first: a registered worker whose lock is free
         is dead to everyone else."""
-        await self._session.start()
-        await self._session.lock(worker)
+        try:
+            await self._session.start()
+            await self._session.lock(worker)
+        except Exception as exc:
+            error = storage_error(exc, self._redacted, self._scrub)
+            if error is exc:
+                raise
+            raise error from exc
         await self._fetch("upsert_worker", {"id": worker, "host": host, "pid": pid,
                                             "pid_start": pid_start, "now": float(now)})
 

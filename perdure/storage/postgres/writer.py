@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from perdure.errors import LeaseLost
+from perdure.errors import LeaseLost, StorageUnavailable
 
 __all__ = ["Entry", "JournalWriter"]
 
@@ -53,7 +53,7 @@ class JournalWriter:
         """Queue ``entry`` now; the future resolves when it committed (or was fenced off)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closing or self._task is None:
-            fut.set_exception(RuntimeError("the storage is closed"))
+            fut.set_exception(StorageUnavailable("the storage is closed"))
             return fut
         self._queue.append((entry, fut))
         self._ready.set()
@@ -82,7 +82,7 @@ class JournalWriter:
             while self._queue:
                 _, fut = self._queue.popleft()
                 if not fut.done():
-                    fut.set_exception(RuntimeError("the storage was closed before the write"))
+                    fut.set_exception(StorageUnavailable("the storage was closed before the write"))
 
     def _take_batch(self) -> list[tuple[Entry, asyncio.Future[None]]]:
         """The next batch: queued entries in order, except that an entry whose (run_id, seq)
@@ -111,7 +111,7 @@ class JournalWriter:
         except asyncio.CancelledError:
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(RuntimeError("the storage was closed before the write"))
+                    fut.set_exception(StorageUnavailable("the storage was closed before the write"))
             raise
         except Exception as exc:
             # The database is unreachable (after the adapter's reconnect and retry): every

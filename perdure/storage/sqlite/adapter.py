@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from perdure.errors import InvalidConfiguration
+from perdure.errors import InvalidConfiguration, StorageUnavailable
 from perdure.hosts import pid_alive
 from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 from perdure.storage.params import entry_params, history_rows, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.blobs import SqliteBlobs
+from perdure.storage.sqlite.errors import is_transient, storage_error
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
 
@@ -44,7 +45,8 @@ class SqliteStorage(SqliteTalk):
         self.synchronous = synchronous
         self._busy_ms = int(busy_timeout * 1000)
         self._q = queries("sqlite", self.prefix)
-        self._db = DbThread(self._connect, busy_ms=self._busy_ms)
+        self._db = DbThread(self._connect, busy_ms=self._busy_ms,
+                            translate=lambda exc: storage_error(exc, path))
         self._data_version: int | None = None
         self._load: Callable[[], int] = lambda: 0
         self._applied: list[str] = []  # by the last open()
@@ -65,6 +67,11 @@ class SqliteStorage(SqliteTalk):
             self._migrate(conn)
         except sqlite3.Error as exc:
             conn.close()
+            if is_transient(exc):
+                # A lock another process holds (even a frozen one), a full disk: the file is
+                # right, waiting may cure it.
+                raise StorageUnavailable(
+                    f"cannot open SQLite database {self.path!r}: {exc}") from exc
             raise InvalidConfiguration(
                 f"cannot open SQLite database {self.path!r}: {exc}") from exc
         return conn
@@ -112,7 +119,8 @@ class SqliteStorage(SqliteTalk):
             conn.execute("COMMIT")
             self._applied = applied
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
             raise
 
     async def open(self) -> list[str]:
@@ -232,8 +240,10 @@ class SqliteStorage(SqliteTalk):
         return result
 
     async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
-                             name: str, now: float) -> str | None:
-        """Consume the oldest pending signal ``name`` and journal it, in one transaction."""
+                             name: str, now: float, retry: bool = False) -> str | None:
+        """Consume the oldest pending signal ``name`` and journal it, in one transaction.
+        (``retry`` changes nothing here: a transaction SQLite could not commit left nothing
+        behind.)"""
         pick, mark, put = self._q["next_signal"], self._q["mark_signal"], self._q["put_entry"]
 
         def op(conn: sqlite3.Connection) -> str | None:

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from perdure.errors import StorageUnavailable
+
 __all__ = ["DbThread"]
 
 T = TypeVar("T")
@@ -28,9 +30,13 @@ _STOP = object()
 class DbThread:
     """Runs callables against one connection; consecutive writes share one transaction."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, busy_ms: int) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, busy_ms: int,
+                 translate: Callable[[BaseException], BaseException]) -> None:
         self._connect = connect
         self._busy_ms = busy_ms
+        #: the adapter's mapping of driver errors to typed ones, applied to every failed
+        #: operation before its caller sees it
+        self._translate = translate
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -67,7 +73,7 @@ class DbThread:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._thread.is_alive() or self._conn is None:
-            fut.set_exception(RuntimeError("the storage is closed"))
+            fut.set_exception(_closed())
             return fut
         item: _Item = (op, write, fut, loop)
         with self._state:
@@ -79,7 +85,7 @@ class DbThread:
         try:
             with self._using:
                 conn = self._conn
-                outcomes = ([(False, RuntimeError("the storage is closed"))] if conn is None
+                outcomes = ([(False, _closed())] if conn is None
                             else self._execute_now(conn, item))
         finally:
             with self._state:
@@ -95,7 +101,7 @@ class DbThread:
         if ok:
             fut.set_result(value)
         else:
-            fut.set_exception(value)
+            fut.set_exception(self._translate(value))
         return fut
 
     def _main(self) -> None:
@@ -126,7 +132,8 @@ class DbThread:
                         outcomes = self._execute(conn, batch)
                     with self._state:
                         self._inflight -= len(batch)
-                    _deliver([(fut, loop, ok, value) for (_, _, fut, loop), (ok, value)
+                    _deliver([(fut, loop, ok, value if ok else self._translate(value))
+                              for (_, _, fut, loop), (ok, value)
                               in zip(batch, outcomes, strict=True)])
         finally:
             with self._using:
@@ -162,14 +169,19 @@ class DbThread:
                         try:
                             result = op(conn)
                         except BaseException:
-                            conn.execute("ROLLBACK TO op")
-                            conn.execute("RELEASE op")
+                            if conn.in_transaction:
+                                conn.execute("ROLLBACK TO op")
+                                conn.execute("RELEASE op")
                             raise
                         conn.execute("RELEASE op")
                     else:
                         result = op(conn)
                     outcomes.append((True, result))
                 except Exception as exc:
+                    if in_txn and not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (a full disk, an I/O
+                        # error): the writes that succeeded before are gone as well.
+                        raise _Aborted(exc) from exc
                     outcomes.append((False, exc))
             if in_txn:
                 # A lone write needs no savepoint: if it failed, the whole transaction (its
@@ -179,12 +191,22 @@ class DbThread:
                     if write)
                 conn.execute("ROLLBACK" if lone_failed else "COMMIT")
         except Exception as exc:  # BEGIN or COMMIT failed: no write of this batch happened
+            cause = exc.cause if isinstance(exc, _Aborted) else exc
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes += [(False, exc)] * (len(batch) - len(outcomes))
-            outcomes = [(False, exc) if item[1] else outcome
+                with contextlib.suppress(sqlite3.Error):  # a failing rollback changes nothing
+                    conn.execute("ROLLBACK")
+            outcomes += [(False, cause)] * (len(batch) - len(outcomes))
+            outcomes = [(False, cause) if item[1] else outcome
                         for item, outcome in zip(batch, outcomes, strict=True)]
         return outcomes
+
+
+class _Aborted(Exception):
+    """The batch's transaction is gone (SQLite rolled it back after ``cause``)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _deliver(outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, bool, Any]]
@@ -206,6 +228,10 @@ def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             fut.set_result(value)
         else:
             fut.set_exception(value)
+
+
+def _closed() -> StorageUnavailable:
+    return StorageUnavailable("the storage is closed")
 
 
 def _is_busy(exc: object) -> bool:
