@@ -8,6 +8,7 @@ exactly where it stopped.
 from perdure.clock import Clock, SystemClock, VirtualClock
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.outbox import Outbox
 from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.errors import (
     Cancelled,
@@ -29,10 +30,19 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
-from perdure.records import ErrorInfo, JournalEntry, RunInfo, RunStatus
+from perdure.records import (
+    DeadLetter,
+    ErrorInfo,
+    JournalEntry,
+    OutboxEvent,
+    OutboxStats,
+    RunInfo,
+    RunStatus,
+)
 from perdure.retry import RetryPolicy
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
+from perdure.workflow.outbox import emit
 from perdure.workflow.parallel import gather
 from perdure.workflow.signals import wait_for_signal
 from perdure.workflow.timers import sleep, sleep_until
@@ -45,6 +55,7 @@ __all__ = [
     "ChildFailed",
     "ChildHandle",
     "Clock",
+    "DeadLetter",
     "Engine",
     "ErrorInfo",
     "InvalidConfiguration",
@@ -53,6 +64,9 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
+    "Outbox",
+    "OutboxEvent",
+    "OutboxStats",
     "PerdureError",
     "RetryPolicy",
     "RunBlocked",
@@ -74,6 +88,7 @@ __all__ = [
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",
+    "emit",
     "gather",
     "now",
     "random",

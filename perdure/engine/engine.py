@@ -15,6 +15,8 @@ from perdure.clock import Clock, SystemClock
 from perdure.codec import functions as codec
 from perdure.codec.functions import FunctionCodec
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.outbox import Outbox
+from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
 from perdure.engine.worker import Worker
 from perdure.errors import (
@@ -25,6 +27,7 @@ from perdure.errors import (
     UnknownWorkflowError,
 )
 from perdure.records import JournalEntry, RunInfo, RunStatus
+from perdure.retry import RetryPolicy
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
@@ -56,6 +59,14 @@ class Engine:
     the run instead of holding its coroutine; ``shutdown_grace`` is how long ``close()`` lets
     in-flight runs finish before handing them back; ``synchronous`` is SQLite's durability
     (``"full"`` by default); ``clock`` injects time (see ``perdure.testing``).
+
+    Outbox: ``outbox`` is the sink that delivers the events workflows emit (``perdure.emit``):
+    an async callable taking an ``OutboxEvent`` (or ``perdure.WebhookSink``), called by one
+    publisher at a time across every process on the database, in emit order per key, at
+    least once; ``outbox_retry`` (a ``RetryPolicy``; 10 attempts over about 15 minutes by
+    default) says how often and how far apart a failing event is retried before it moves to
+    the dead letters; ``outbox_timeout`` bounds one delivery attempt (seconds). The events,
+    the dead letters and their counts are on ``engine.outbox``.
     """
 
     def __init__(self, url: str = "sqlite:///perdure.db", *,
@@ -63,12 +74,15 @@ class Engine:
                  table_prefix: str = "perdure_", concurrency: int = 100, lease: float = 10.0,
                  heartbeat: float | None = None, park_after: float = 5.0,
                  poll_interval: float = 0.05, shutdown_grace: float = 10.0,
-                 synchronous: str | None = None, clock: Clock | None = None) -> None:
+                 synchronous: str | None = None, clock: Clock | None = None,
+                 outbox: Sink | None = None, outbox_retry: RetryPolicy | None = None,
+                 outbox_timeout: float = 30.0) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
-            synchronous=synchronous, clock=clock)
+            synchronous=synchronous, clock=clock, outbox=outbox, outbox_retry=outbox_retry,
+            outbox_timeout=outbox_timeout)
         self.url = url
         self.workflows = _registry(workflows)
         _positive("concurrency", concurrency, integer=True)
@@ -82,6 +96,13 @@ class Engine:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
         if shutdown_grace < 0:
             raise InvalidConfiguration("shutdown_grace must not be negative")
+        self._sink = None if outbox is None else check_sink(outbox)
+        if outbox_retry is not None and not isinstance(outbox_retry, RetryPolicy):
+            raise InvalidConfiguration(f"outbox_retry must be a RetryPolicy, not "
+                                       f"{type(outbox_retry).__name__}")
+        self._outbox_retry = outbox_retry or DEFAULT_RETRY
+        _positive("outbox_timeout", outbox_timeout)
+        self._outbox_timeout = float(outbox_timeout)
         self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
         self.clock: Clock = clock or SystemClock()
         self.is_worker = worker
@@ -95,6 +116,9 @@ class Engine:
         self._worker: Worker | None = None
         self._open = False
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
+        self._publisher: Publisher | None = None
+        #: the outbox's events and dead letters (``perdure.emit``; delivered by ``outbox=``)
+        self.outbox = Outbox(self)
 
     def with_url(self, url: str) -> Engine:
         """A new engine with the same workflows and options on another database."""
@@ -118,12 +142,23 @@ class Engine:
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
                 poll_interval=self.poll_interval, worker_id=self.worker_id)
             await self._worker.start()
+        if self.is_worker and self._sink is not None:
+            sink, is_async = self._sink
+            self._publisher = Publisher(
+                store=self.store, clock=self.clock, sink=sink, is_async=is_async,
+                worker_id=self.worker_id, retry=self._outbox_retry, lease=self.lease,
+                heartbeat=self.heartbeat, poll_interval=self.poll_interval,
+                timeout=self._outbox_timeout, register=self._worker is None)
+            await self._publisher.start()
 
     async def close(self, grace: float | None = None) -> None:
         """Drain (stop claiming, let in-flight runs finish for ``grace`` seconds, hand the
         rest back to other workers) and disconnect."""
         if not self._open:
             return
+        if self._publisher is not None:
+            await self._publisher.stop(self.shutdown_grace if grace is None else grace)
+            self._publisher = None
         if self._worker is not None:
             await self._worker.drain(self.shutdown_grace if grace is None else grace)
             self._worker = None
@@ -136,6 +171,9 @@ class Engine:
         """Stop at once, as a crash would (for tests and harnesses): every run is abandoned
         where it is and nothing new is written; writes already queued to the storage may
         still commit, just as they might before a real crash."""
+        if self._publisher is not None:
+            await self._publisher.abort()
+            self._publisher = None
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None

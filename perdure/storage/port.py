@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, RunRow
+from perdure.storage.outbox_port import OutboxStore
 
 __all__ = ["NewRun", "Storage", "wf_key"]
 
@@ -44,6 +45,9 @@ class Storage(Protocol):
     #: True when the backend pushes wake-ups from other processes (``set_waker``), so the
     #: worker's polling of ``changed()`` is only a slow safety net
     pushes: bool
+    @property
+    def outbox(self) -> OutboxStore:
+        """The outbox tables: emitted events, their delivery and the dead letters."""
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""

@@ -440,3 +440,158 @@ SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM dropped) AS 
 -- name: admin_applied
 SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :now::float8
   AND owner IS NULL
+
+-- Outbox (see sqlite/0009_outbox.sql). The publisher's writes are fenced by its lease term:
+-- `fence` locks the lease row FOR SHARE (a takeover, an UPDATE of it, waits for the write or
+-- the write sees the new holder and writes nothing). A NOTIFY with payload 'outbox' on the
+-- adapter's channel wakes the publisher (not the workers) when events become deliverable.
+
+-- name: outbox_put
+-- The emit: fenced like a journal write (FOR SHARE on the run's row, see put_entries), the
+-- entry written once (a retry after a lost acknowledgement finds it and adds nothing), and the
+-- event inserted only with it. An event id already present is the same event (a resumed run
+-- emitting at the same point).
+WITH owned AS (
+    SELECT id FROM {p}runs
+    WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+    FOR SHARE
+), entry AS (
+    INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                            started_at, finished_at)
+    SELECT owned.id, :seq::int, :kind, :name, :status, :attempts::int, :output, :error,
+           :due_at::float8, :started_at::float8, :finished_at::float8
+    FROM owned
+    ON CONFLICT (run_id, seq) DO NOTHING
+    RETURNING seq
+), event AS (
+    INSERT INTO {p}outbox (id, run_id, seq, name, key, payload, created_at, next_at)
+    SELECT :event_id, :run_id, entry.seq, :event_name, :key, :payload, :now::float8, :now
+    FROM entry
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+), note AS (
+    SELECT pg_notify(:channel, 'outbox') FROM event
+)
+SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM note) AS notified
+
+-- name: outbox_lead
+-- Take or renew the publisher's lease: free, lapsed, ours already, or held by a worker that
+-- is no longer registered (the reaper forgot it: it died). A change of holder bumps the term.
+UPDATE {p}outbox_leader
+SET term = CASE WHEN owner = :worker THEN term ELSE term + 1 END,
+    owner = :worker, lease_until = :lease_until::float8
+WHERE name = 'publisher'
+  AND (owner = :worker OR owner IS NULL OR lease_until < :now::float8
+       OR NOT EXISTS (SELECT 1 FROM {p}workers w WHERE w.id = owner))
+RETURNING term
+
+-- name: outbox_resign
+UPDATE {p}outbox_leader SET owner = NULL, lease_until = 0
+WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
+
+-- name: outbox_due
+-- Events due now that are first of their key (no earlier undelivered event of the same key);
+-- events without a key are independent of each other.
+SELECT o.id, o.name, o.key, o.payload, o.run_id, o.position, o.created_at, o.attempts,
+       o.last_error, o.next_at
+FROM {p}outbox o
+WHERE o.next_at <= :now::float8
+  AND (o.key IS NULL OR NOT EXISTS (SELECT 1 FROM {p}outbox e
+                                    WHERE e.key = o.key AND e.position < o.position))
+ORDER BY o.position
+LIMIT :limit
+
+-- name: outbox_next_due
+SELECT min(o.next_at) FROM {p}outbox o
+WHERE o.key IS NULL OR NOT EXISTS (SELECT 1 FROM {p}outbox e
+                                   WHERE e.key = o.key AND e.position < o.position)
+
+-- name: outbox_delivered
+WITH fence AS (
+    SELECT 1 FROM {p}outbox_leader
+    WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
+    FOR SHARE
+), gone AS (
+    DELETE FROM {p}outbox WHERE id = ANY(:ids::text[]) AND EXISTS (SELECT 1 FROM fence)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM gone) AS deleted
+
+-- name: outbox_retry
+WITH fence AS (
+    SELECT 1 FROM {p}outbox_leader
+    WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
+    FOR SHARE
+), upd AS (
+    UPDATE {p}outbox SET attempts = :attempts::int, next_at = :next_at::float8,
+                         last_error = :error
+    WHERE id = :id AND EXISTS (SELECT 1 FROM fence)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM upd) AS updated
+
+-- name: outbox_bury
+WITH fence AS (
+    SELECT 1 FROM {p}outbox_leader
+    WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
+    FOR SHARE
+), gone AS (
+    DELETE FROM {p}outbox WHERE id = :id AND EXISTS (SELECT 1 FROM fence)
+    RETURNING position, id, run_id, seq, name, key, payload, created_at
+), dead AS (
+    INSERT INTO {p}outbox_dead (position, id, run_id, seq, name, key, payload, created_at,
+                                attempts, last_error, failed_at)
+    SELECT position, id, run_id, seq, name, key, payload, created_at, :attempts::int, :error,
+           :now::float8
+    FROM gone
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM dead) AS buried
+
+-- name: outbox_pending
+SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, next_at
+FROM {p}outbox
+WHERE (:key::text IS NULL OR key = :key)
+ORDER BY position
+LIMIT :limit
+
+-- name: outbox_dead_list
+SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, failed_at
+FROM {p}outbox_dead
+ORDER BY position
+LIMIT :limit
+
+-- name: outbox_replay
+-- Dead letters back into the outbox at their old position, with a fresh set of attempts.
+WITH gone AS (
+    DELETE FROM {p}outbox_dead WHERE :all::boolean OR id = ANY(:ids::text[])
+    RETURNING position, id, run_id, seq, name, key, payload, created_at
+), back AS (
+    INSERT INTO {p}outbox (position, id, run_id, seq, name, key, payload, created_at,
+                           attempts, next_at, last_error)
+    SELECT position, id, run_id, seq, name, key, payload, created_at, 0, :now::float8, NULL
+    FROM gone
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), note AS (
+    SELECT pg_notify(:channel, 'outbox') FROM (SELECT 1 FROM back LIMIT 1) AS any_
+)
+SELECT (SELECT count(*) FROM gone) AS moved, (SELECT count(*) FROM note) AS notified
+
+-- name: outbox_purge
+WITH gone AS (
+    DELETE FROM {p}outbox_dead
+    WHERE (:all::boolean OR id = ANY(:ids::text[]))
+      AND (:before::float8 IS NULL OR failed_at < :before)
+    RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: outbox_stats
+SELECT (SELECT count(*) FROM {p}outbox),
+       (SELECT count(*) FROM {p}outbox WHERE attempts > 0),
+       (SELECT count(*) FROM {p}outbox_dead),
+       (SELECT min(created_at) FROM {p}outbox),
+       (SELECT owner FROM {p}outbox_leader
+        WHERE name = 'publisher' AND lease_until >= :now::float8)

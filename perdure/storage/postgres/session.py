@@ -48,6 +48,9 @@ class Session:
         self.workers: set[str] = set()  # whose locks we hold (and re-take after a reconnect)
         self._held: set[str] = set()  # of those, the ones the current connection holds
         self.wake: Callable[[], None] | None = None
+        #: called instead of ``wake`` for an ``outbox`` notification (events to deliver: the
+        #: outbox publisher's business, not the workers')
+        self.outbox_wake: Callable[[], None] | None = None
         #: a notification (or a reconnect) happened since ``changed()`` last looked
         self.notified = False
         self.reconnects = 0
@@ -141,6 +144,10 @@ class Session:
     def _on_notify(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
         if pid in self._own_pids():
             return  # our own process already acted on it (the engine wakes itself)
+        if payload == "outbox":
+            if self.outbox_wake is not None:
+                self.outbox_wake()
+            return
         self._fire()
 
     def _fire(self) -> None:
@@ -169,6 +176,8 @@ class Session:
                     log.info("PostgreSQL session connection re-established")
                 self._connected_once = True
                 self._fire()  # notifications sent while we were away are lost: look again
+                if self.outbox_wake is not None:
+                    self.outbox_wake()
             await self._watch()
 
     async def _watch(self) -> None:

@@ -15,6 +15,7 @@ from perdure.records import ClaimedRun, JournalEntry, RunRow
 from perdure.storage.params import entry_params, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite.outbox import SqliteOutbox
 from perdure.storage.sqlite.thread import DbThread
 
 __all__ = ["SqliteStorage"]
@@ -45,6 +46,7 @@ class SqliteStorage:
         self._db = DbThread(self._connect, busy_ms=self._busy_ms)
         self._data_version: int | None = None
         self._load: Callable[[], int] = lambda: 0
+        self.outbox = SqliteOutbox(self._q, self._submit)
 
     # -- life cycle -------------------------------------------------------------------------
 

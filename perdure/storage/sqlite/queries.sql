@@ -165,3 +165,109 @@ RETURNING id
 
 -- name: cancel_flags
 SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND cancel_requested = 1
+
+-- Outbox (see 0009_outbox.sql). The publisher's writes are fenced by its lease term:
+-- `outbox_fence` names the holder, and they write nothing when it is someone else.
+
+-- name: outbox_owned
+SELECT 1 FROM {p}runs WHERE id = :run_id AND epoch = :epoch AND owner = :worker
+
+-- name: outbox_put_entry
+-- The emit's journal entry; written once (a retry after an unknown outcome finds it there).
+INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                        started_at, finished_at)
+VALUES (:run_id, :seq, :kind, :name, :status, :attempts, :output, :error, :due_at,
+        :started_at, :finished_at)
+ON CONFLICT (run_id, seq) DO NOTHING
+
+-- name: outbox_insert
+-- An event id already present is the same event (a resumed run emitting at the same point).
+INSERT INTO {p}outbox (id, run_id, seq, name, key, payload, created_at, next_at)
+VALUES (:id, :run_id, :seq, :event_name, :key, :payload, :now, :now)
+ON CONFLICT (id) DO NOTHING
+
+-- name: outbox_lead
+-- Take or renew the publisher's lease: free, lapsed, ours already, or held by a worker that
+-- is no longer registered (the reaper forgot it: it died). A change of holder bumps the term.
+UPDATE {p}outbox_leader
+SET term = CASE WHEN owner = :worker THEN term ELSE term + 1 END,
+    owner = :worker, lease_until = :lease_until
+WHERE name = 'publisher'
+  AND (owner = :worker OR owner IS NULL OR lease_until < :now
+       OR owner NOT IN (SELECT id FROM {p}workers))
+RETURNING term
+
+-- name: outbox_resign
+UPDATE {p}outbox_leader SET owner = NULL, lease_until = 0
+WHERE name = 'publisher' AND owner = :worker AND term = :term
+
+-- name: outbox_fence
+SELECT 1 FROM {p}outbox_leader WHERE name = 'publisher' AND owner = :worker AND term = :term
+
+-- name: outbox_due
+-- Events due now that are first of their key (no earlier undelivered event of the same key);
+-- events without a key are independent of each other.
+SELECT o.id, o.name, o.key, o.payload, o.run_id, o.position, o.created_at, o.attempts,
+       o.last_error, o.next_at
+FROM {p}outbox o
+WHERE o.next_at <= :now
+  AND (o.key IS NULL OR NOT EXISTS (SELECT 1 FROM {p}outbox e
+                                    WHERE e.key = o.key AND e.position < o.position))
+ORDER BY o.position
+LIMIT :limit
+
+-- name: outbox_next_due
+SELECT min(o.next_at) FROM {p}outbox o
+WHERE o.key IS NULL OR NOT EXISTS (SELECT 1 FROM {p}outbox e
+                                   WHERE e.key = o.key AND e.position < o.position)
+
+-- name: outbox_delete
+DELETE FROM {p}outbox WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: outbox_retry
+UPDATE {p}outbox SET attempts = :attempts, next_at = :next_at, last_error = :error
+WHERE id = :id
+
+-- name: outbox_bury
+INSERT INTO {p}outbox_dead (position, id, run_id, seq, name, key, payload, created_at,
+                            attempts, last_error, failed_at)
+SELECT position, id, run_id, seq, name, key, payload, created_at, :attempts, :error, :now
+FROM {p}outbox WHERE id = :id
+ON CONFLICT DO NOTHING
+
+-- name: outbox_pending
+SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, next_at
+FROM {p}outbox
+WHERE (:key IS NULL OR key = :key)
+ORDER BY position
+LIMIT :limit
+
+-- name: outbox_dead_list
+SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, failed_at
+FROM {p}outbox_dead
+ORDER BY position
+LIMIT :limit
+
+-- name: outbox_replay
+-- Dead letters back into the outbox at their old position, with a fresh set of attempts.
+INSERT INTO {p}outbox (position, id, run_id, seq, name, key, payload, created_at, attempts,
+                       next_at, last_error)
+SELECT position, id, run_id, seq, name, key, payload, created_at, 0, :now, NULL
+FROM {p}outbox_dead
+WHERE :all OR id IN (SELECT value FROM json_each(:ids))
+ON CONFLICT DO NOTHING
+
+-- name: outbox_unbury
+DELETE FROM {p}outbox_dead WHERE :all OR id IN (SELECT value FROM json_each(:ids))
+
+-- name: outbox_purge
+DELETE FROM {p}outbox_dead
+WHERE (:all OR id IN (SELECT value FROM json_each(:ids)))
+  AND (:before IS NULL OR failed_at < :before)
+
+-- name: outbox_stats
+SELECT (SELECT count(*) FROM {p}outbox),
+       (SELECT count(*) FROM {p}outbox WHERE attempts > 0),
+       (SELECT count(*) FROM {p}outbox_dead),
+       (SELECT min(created_at) FROM {p}outbox),
+       (SELECT owner FROM {p}outbox_leader WHERE name = 'publisher' AND lease_until >= :now)

@@ -1,0 +1,85 @@
+"""The storage port's outbox: events emitted by workflows, their delivery, the dead letters.
+
+Part of :class:`~perdure.storage.port.Storage` (its ``outbox`` attribute), in a module of its
+own because it is an aggregate of its own: three tables (the outbox, the dead letters, the
+publisher's lease) that only the emit, the publisher and the operator commands touch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from perdure.records import DeadLetter, JournalEntry, OutboxEvent, OutboxStats
+
+__all__ = ["NewEvent", "OutboxStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to put in the outbox with its emit's journal entry."""
+
+    id: str
+    name: str
+    key: str | None
+    payload: str
+    now: float
+
+
+class OutboxStore(Protocol):
+    """What the emit, the publisher and the operators need from a backend's outbox tables.
+
+    The publisher's writes (``delivered``, ``retry``, ``bury``) are fenced by the lease term
+    ``lead`` returned; they raise ``LeaseLost`` when another worker holds the lease now.
+    """
+
+    async def put_event(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                        event: NewEvent) -> None:
+        """Journal ``entry`` and insert ``event`` in one transaction (fenced by the run's
+        epoch, like every journal write); idempotent when retried."""
+
+    async def lead(self, worker: str, *, now: float, lease_until: float) -> int | None:
+        """Take or renew the publisher's lease; its term, or None while another live worker
+        holds it."""
+
+    async def resign(self, worker: str, term: int) -> None:
+        """Give the lease up (a clean stop), so a standby takes it at once."""
+
+    async def due(self, *, now: float, limit: int) -> list[OutboxEvent]:
+        """Events due now that are the first undelivered one of their key, in emit order."""
+
+    async def next_due(self) -> float | None:
+        """When the next such event falls due (its retry time), or None when there is none."""
+
+    async def delivered(self, worker: str, term: int, ids: Sequence[str]) -> None:
+        """Remove delivered events (fenced)."""
+
+    async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
+                    error: str, next_at: float) -> None:
+        """Record a failed attempt and when to try again (fenced)."""
+
+    async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
+                   now: float) -> None:
+        """Move an event that failed its last attempt to the dead letters (fenced)."""
+
+    async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
+        """Undelivered events in emit order (optionally of one key)."""
+
+    async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        """Dead letters in emit order."""
+
+    async def replay(self, ids: Sequence[str] | None, now: float) -> int:
+        """Move dead letters (all of them with ``ids=None``) back into the outbox, due now.
+        Returns how many moved."""
+
+    async def purge(self, ids: Sequence[str] | None, before: float | None) -> int:
+        """Delete dead letters (all, or those ``ids``), failed before ``before`` if given.
+        Returns how many were deleted."""
+
+    async def stats(self, now: float) -> OutboxStats:
+        """The database's counts (the process-local ones are left at zero)."""
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when events may have become deliverable: after this process put or
+        replayed some, and (PostgreSQL) on a notification from another process."""

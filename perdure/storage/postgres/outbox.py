@@ -1,0 +1,131 @@
+"""The PostgreSQL adapter's outbox: SQL only (the ``outbox_*`` queries), on the adapter's pool.
+
+Every operation is one statement, retried once after a lost connection (each is idempotent:
+see queries.sql). Push: the emit and the replay send a NOTIFY with payload ``outbox`` on the
+adapter's channel; the session connection hands it to the publisher's waker, not the workers'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from perdure.errors import LeaseLost
+from perdure.records import DeadLetter, JournalEntry, OutboxEvent, OutboxStats
+from perdure.storage.outbox_port import NewEvent
+from perdure.storage.params import entry_params, lost
+
+if TYPE_CHECKING:
+    from perdure.storage.postgres.adapter import PostgresStorage
+
+__all__ = ["PostgresOutbox"]
+
+
+class PostgresOutbox:
+    """The outbox tables of one :class:`~perdure.storage.postgres.PostgresStorage`."""
+
+    def __init__(self, storage: PostgresStorage) -> None:
+        self._storage = storage
+        self._wake: Callable[[], None] = lambda: None
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """Called after this process put or replayed events, and on another process's
+        ``outbox`` notification (the session connection listens; started here if needed)."""
+        self._wake = wake
+        self._storage.listen_outbox(wake)
+
+    async def _row(self, name: str, params: dict[str, Any]) -> Any:
+        return await self._storage._fetchrow(name, params)
+
+    async def put_event(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                        event: NewEvent) -> None:
+        """Journal the emit and insert its event in one statement, fenced."""
+        params = entry_params(run_id, epoch, worker, entry)
+        params.update({"event_id": event.id, "event_name": event.name, "key": event.key,
+                       "payload": event.payload, "now": float(event.now)})
+        row = await self._row("outbox_put", params)
+        if not row["owned"]:
+            raise lost(run_id, epoch)
+        self._wake()
+
+    async def lead(self, worker: str, *, now: float, lease_until: float) -> int | None:
+        """Take or renew the lease; the term, or None."""
+        row = await self._row("outbox_lead", {"worker": worker, "now": float(now),
+                                              "lease_until": float(lease_until)})
+        return None if row is None else int(row["term"])
+
+    async def resign(self, worker: str, term: int) -> None:
+        """Release the lease."""
+        await self._storage._fetch("outbox_resign", {"worker": worker, "term": term})
+
+    async def _fenced(self, name: str, term: int, params: dict[str, Any]) -> None:
+        row = await self._row(name, {**params, "term": term})
+        if not row["held"]:
+            raise LeaseLost(f"the outbox publisher's lease (term {term}) is held by another "
+                            "worker")
+
+    async def due(self, *, now: float, limit: int) -> list[OutboxEvent]:
+        """Due events, first of their key, in emit order."""
+        rows = await self._storage._fetch("outbox_due", {"now": float(now), "limit": limit})
+        return [_event(r) for r in rows]
+
+    async def next_due(self) -> float | None:
+        """The earliest retry time among first-of-their-key events."""
+        row = await self._row("outbox_next_due", {})
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def delivered(self, worker: str, term: int, ids: Sequence[str]) -> None:
+        """Delete delivered events, fenced."""
+        await self._fenced("outbox_delivered", term, {"worker": worker, "ids": list(ids)})
+
+    async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
+                    error: str, next_at: float) -> None:
+        """Record a failed attempt, fenced."""
+        await self._fenced("outbox_retry", term, {"worker": worker, "id": event_id,
+                                                  "attempts": attempts, "error": error,
+                                                  "next_at": float(next_at)})
+
+    async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
+                   now: float) -> None:
+        """Move an event to the dead letters, fenced."""
+        await self._fenced("outbox_bury", term, {"worker": worker, "id": event_id,
+                                                 "attempts": attempts, "error": error,
+                                                 "now": float(now)})
+
+    async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
+        """Undelivered events in emit order."""
+        rows = await self._storage._fetch("outbox_pending", {"limit": limit, "key": key})
+        return [_event(r) for r in rows]
+
+    async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        """Dead letters in emit order."""
+        rows = await self._storage._fetch("outbox_dead_list", {"limit": limit})
+        return [DeadLetter(OutboxEvent(r[0], r[1], r[2], r[3], r[4], int(r[5]), float(r[6]),
+                                       int(r[7]), r[8]), int(r[7]), str(r[8]), float(r[9]))
+                for r in rows]
+
+    async def replay(self, ids: Sequence[str] | None, now: float) -> int:
+        """Dead letters back into the outbox; how many."""
+        row = await self._row("outbox_replay", {"all": ids is None, "ids": list(ids or ()),
+                                                "now": float(now)})
+        moved = int(row["moved"])
+        if moved:
+            self._wake()
+        return moved
+
+    async def purge(self, ids: Sequence[str] | None, before: float | None) -> int:
+        """Delete dead letters; how many."""
+        row = await self._row("outbox_purge", {"all": ids is None, "ids": list(ids or ()),
+                                               "before": before})
+        return int(row[0])
+
+    async def stats(self, now: float) -> OutboxStats:
+        """The database's counts."""
+        r = await self._row("outbox_stats", {"now": float(now)})
+        return OutboxStats(int(r[0]), int(r[1]), int(r[2]),
+                           None if r[3] is None else float(r[3]), r[4])
+
+
+def _event(r: Any) -> OutboxEvent:
+    return OutboxEvent(r[0], r[1], r[2], r[3], r[4], int(r[5]), float(r[6]), int(r[7]) + 1,
+                       r[8], float(r[9]))

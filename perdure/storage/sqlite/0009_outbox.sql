@@ -1,0 +1,52 @@
+-- The transactional outbox, SQLite, version 9.
+--
+-- outbox         events emitted by workflows (perdure.emit), not yet delivered. A row is
+--                inserted in the same transaction as the emitting run's journal entry, so an
+--                event exists exactly when its emit is journaled. `position` is the emit
+--                order: a key's events are delivered in position order, one at a time (an
+--                event waits while an earlier one of its key is undelivered). `id` (run id and
+--                seq) is stable, handed to receivers to deduplicate. A failed attempt bumps
+--                `attempts` and moves `next_at`; a delivered event is deleted.
+-- outbox_dead    events that failed every attempt (the dead letters), with their last error,
+--                kept until an operator replays them (back into the outbox, at their old
+--                position) or purges them.
+-- outbox_leader  one row: the publisher's lease. Only the worker holding it delivers; `term`
+--                grows with every change of holder and fences the holder's writes, so a
+--                deposed publisher can no longer delete or bury anything.
+CREATE TABLE {p}outbox (
+    position   INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    run_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    key        TEXT,
+    payload    TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_at    REAL NOT NULL,
+    last_error TEXT
+);
+-- "Is an earlier event of this key still undelivered?", asked for every candidate event.
+CREATE INDEX {p}outbox_key ON {p}outbox (key, position) WHERE key IS NOT NULL;
+
+CREATE TABLE {p}outbox_dead (
+    position   INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    run_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    key        TEXT,
+    payload    TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts   INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    failed_at  REAL NOT NULL
+);
+
+CREATE TABLE {p}outbox_leader (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT,
+    term        INTEGER NOT NULL,
+    lease_until REAL NOT NULL
+);
+INSERT INTO {p}outbox_leader (name, owner, term, lease_until) VALUES ('publisher', NULL, 0, 0);
