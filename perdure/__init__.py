@@ -10,10 +10,12 @@ from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.outbox import Outbox
 from perdure.engine.sync import SyncEngine, SyncHandle
+from perdure.engine.webhook import WebhookSink, verify_webhook
 from perdure.errors import (
     Cancelled,
     ChildFailed,
     InvalidConfiguration,
+    InvalidSignature,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
@@ -28,6 +30,7 @@ from perdure.errors import (
     StepFailed,
     StorageUnavailable,
     UnknownWorkflowError,
+    WebhookRejected,
     WorkflowFailed,
 )
 from perdure.records import (
@@ -59,6 +62,7 @@ __all__ = [
     "Engine",
     "ErrorInfo",
     "InvalidConfiguration",
+    "InvalidSignature",
     "JournalEntry",
     "LeaseLost",
     "NonDeterminismError",
@@ -85,6 +89,8 @@ __all__ = [
     "SystemClock",
     "UnknownWorkflowError",
     "VirtualClock",
+    "WebhookRejected",
+    "WebhookSink",
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",
@@ -99,6 +105,7 @@ __all__ = [
     "step",
     "step_key",
     "uuid4",
+    "verify_webhook",
     "wait_for_signal",
     "workflow",
 ]

@@ -18,6 +18,8 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── Cancelled                 inside a workflow: the run is being cancelled
     ├── SignalTimeout             inside a workflow: ``wait_for_signal`` timed out
     ├── ChildFailed               inside a workflow: a child workflow failed
+    ├── WebhookRejected           from ``WebhookSink``: the receiver did not answer 2xx
+    ├── InvalidSignature          from ``verify_webhook``: a received webhook is not authentic
     └── LeaseLost                 internal: this worker no longer owns the run (fencing)
 
     NonRetryable                  raised *by a step* to stop retrying at once (an Exception,
@@ -34,6 +36,7 @@ __all__ = [
     "Cancelled",
     "ChildFailed",
     "InvalidConfiguration",
+    "InvalidSignature",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
@@ -48,6 +51,7 @@ __all__ = [
     "StepFailed",
     "StorageUnavailable",
     "UnknownWorkflowError",
+    "WebhookRejected",
     "WorkflowFailed",
 ]
 
@@ -170,6 +174,15 @@ class ChildFailed(_CarriesCause):
             cause_type=cause_type, cause_message=cause_message, cause_traceback=cause_traceback,
         )
         self.child_id = child_id
+
+
+class WebhookRejected(PerdureError):
+    """A webhook receiver answered an outbox delivery with something other than a 2xx (the
+    publisher records it as a failed attempt and retries)."""
+
+
+class InvalidSignature(PerdureError):
+    """A received webhook's signature is missing, malformed, wrong, or too old."""
 
 
 class NonRetryable(Exception):

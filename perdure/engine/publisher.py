@@ -131,6 +131,10 @@ class Publisher:
                 await self.outbox.resign(self.id, term)
             if self.register:
                 await self.store.unregister_worker(self.id)
+        close = getattr(self.sink, "aclose", None)  # a WebhookSink's connections
+        if close is not None and inspect.iscoroutinefunction(close):
+            with contextlib.suppress(Exception):
+                await close()
 
     async def abort(self) -> None:
         """Stop at once, writing nothing (a simulated crash, for tests)."""

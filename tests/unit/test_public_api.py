@@ -17,6 +17,9 @@ EXPECTED = {
     "VirtualClock", "Workflow", "WorkflowFailed", "WorkflowHandle", "gather", "now", "random",
     "run_id", "sleep", "sleep_until", "start_child", "step", "step_key", "uuid4",
     "wait_for_signal", "workflow",
+    # the outbox
+    "DeadLetter", "InvalidSignature", "Outbox", "OutboxEvent", "OutboxStats", "WebhookRejected",
+    "WebhookSink", "emit", "verify_webhook",
 }
 
 
