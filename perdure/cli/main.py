@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from perdure.cli import runs, worker
+from perdure.cli import outbox, runs, worker
 from perdure.cli.options import DEFAULT_DB
 from perdure.errors import PerdureError
 
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sig.add_argument("--key", help="idempotency key: a resend with the same key is a no-op")
     can = sub.add_parser("cancel", parents=[common], help="cancel a run")
     can.add_argument("id")
+    outbox.add_parser(sub, common)
     return p
 
 
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "worker":
             return worker.run(args)
+        if args.command == "outbox":
+            return asyncio.run(outbox.run(args))
         return asyncio.run(runs.run(args))
     except PerdureError as exc:
         print(f"perdure: {type(exc).__name__}: {exc}", file=sys.stderr)
