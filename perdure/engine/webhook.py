@@ -101,6 +101,16 @@ def verify_webhook(secret: str | bytes, body: bytes, headers: Mapping[str, str],
     return result
 
 
+def _http_url(url: object) -> bool:
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 class WebhookSink:
     """An outbox sink that POSTs each event to ``url`` as signed JSON (see the module).
 
@@ -112,8 +122,7 @@ class WebhookSink:
     def __init__(self, url: str, *, secret: str | bytes, timeout: float = 10.0,
                  headers: Mapping[str, str] | None = None) -> None:
         self._httpx = _httpx()
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
-                or not urlsplit(url).netloc:
+        if not _http_url(url):
             raise InvalidConfiguration(f"a webhook URL must be an http:// or https:// URL, "
                                        f"not {redact(url) if isinstance(url, str) else url!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
