@@ -32,8 +32,9 @@ class Received:
     body: dict[str, Any]
     headers: dict[str, str]
     signed: bool  # the signature verified
-    status: int = 0  # what it answered (0: held, never answered)
+    status: int = 0  # what it answered (0: held, never answered; -1: the body was cut off)
     sender: str = ""  # the X-Test-Pid header, if any
+    held: bool = False  # arrived while the server stalled: held, never answered
 
 
 @dataclass
@@ -72,26 +73,39 @@ class WebhookServer:
         self._httpd.server_close()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+        length = int(handler.headers.get("Content-Length", 0))
+        body = handler.rfile.read(length)
         headers = dict(handler.headers.items())
+        if len(body) < length:
+            # The sender died between its headers and its body (a SIGKILL mid-request).
+            with self._changed:
+                self.received.append(Received(headers.get("Perdure-Event-Id", ""), "", None,
+                                              0, {}, headers, False, status=-1,
+                                              sender=headers.get("X-Test-Pid", "")))
+                self._changed.notify_all()
+            return
         try:
             verify_webhook(self.secret, body, headers)
             signed = True
         except InvalidSignature:
             signed = False
-        data = json.loads(body)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = {"id": "", "name": "", "key": None, "malformed": body.decode("latin-1")}
         got = Received(data["id"], data["name"], data["key"],
                        int(headers.get("Perdure-Delivery-Attempt", "0")), data, headers, signed,
                        sender=headers.get("X-Test-Pid", ""))
         with self._changed:
             self.received.append(got)
-            stall = self._stall.is_set()
+            stall = got.held = self._stall.is_set()
             self._changed.notify_all()
         if stall:
             self._release.wait()
             status = 503
         else:
-            status = 500 if (self.refuse(got) or not signed) else 204
+            status = (400 if "malformed" in data
+                      else 500 if (not signed or self.refuse(got)) else 204)
             got.status = status
         try:
             handler.send_response(status)
