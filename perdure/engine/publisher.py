@@ -92,6 +92,10 @@ class Publisher:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._done = asyncio.Event()  # an in-flight delivery finished
+        # Deliveries acknowledged and waiting to be deleted together (one statement, one
+        # commit for every delivery that finished meanwhile: a group commit).
+        self._acks: list[tuple[int, str, asyncio.Future[None]]] = []
+        self._acking: asyncio.Task[None] | None = None
         # counters for monitoring (engine.outbox.stats())
         self.delivered = 0
         self.failed_attempts = 0
@@ -144,6 +148,8 @@ class Publisher:
 
     async def _cancel_all(self) -> None:
         tasks = [*self._inflight.values(), *self._tasks]
+        if self._acking is not None:
+            tasks.append(self._acking)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -248,7 +254,7 @@ class Publisher:
             except Exception as exc:
                 await self._failed(term, event, exc)
                 return
-            await self.outbox.delivered(self.id, term, [event.id])
+            await self._ack(term, event.id)
             self.delivered += 1
         except LeaseLost as exc:
             if self.term == term:
@@ -261,6 +267,33 @@ class Publisher:
         finally:
             self._inflight.pop(event.id, None)
             self._done.set()
+
+    async def _ack(self, term: int, event_id: str) -> None:
+        """Delete a delivered event: with every other delivery that finished meanwhile."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.append((term, event_id, fut))
+        if self._acking is None:
+            self._acking = asyncio.create_task(self._flush_acks(), name="perdure-outbox-acks")
+        await fut
+
+    async def _flush_acks(self) -> None:
+        try:
+            while self._acks:
+                batch, self._acks = self._acks, []
+                for term in sorted({t for t, _, _ in batch}):
+                    items = [(i, f) for t, i, f in batch if t == term]
+                    try:
+                        await self.outbox.delivered(self.id, term, [i for i, _ in items])
+                    except Exception as exc:
+                        for _, fut in items:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                    else:
+                        for _, fut in items:
+                            if not fut.done():
+                                fut.set_result(None)
+        finally:
+            self._acking = None
 
     async def _call(self, event: OutboxEvent) -> None:
         if self.is_async:

@@ -46,6 +46,9 @@ async def test_events_arrive_signed_in_order_after_refusals(make_engine: Any) ->
         await (await engine.start(ship, ["a", "b"], id="w")).result(timeout=10)
         await asyncio.to_thread(server.wait_for, lambda rs: sum(r.status == 204 for r in rs)
                                 == 3)
+        async with asyncio.timeout(15):  # and the publisher recorded it (the server is up)
+            while (await engine.outbox.stats()).pending:
+                await asyncio.sleep(0.02)
     assert all(r.signed for r in server.received)
     assert [(r.id, r.attempt, r.status) for r in server.received if r.key == "ключ/a"] == [
         ("w:0", 1, 500), ("w:0", 2, 204)]
