@@ -168,6 +168,9 @@ class Publisher:
         if term is None:
             return False
         log.info("worker %s is the outbox publisher (term %d)", self.id, term)
+        # Whatever happened to the tables before (an operator's hand, a bug), every key with
+        # undelivered events has its head ready from here on.
+        await self.outbox.recount(now)
         self.term, self._lease_until = term, now + self.lease
         return True
 
@@ -221,8 +224,9 @@ class Publisher:
         room = self.batch - len(self._inflight)
         started = 0
         if room > 0:
-            for event in await self.outbox.due(now=self.clock.time(), limit=self.batch):
-                if event.id in self._inflight or started >= room:
+            for event in await self.outbox.due(now=self.clock.time(), limit=room,
+                                               busy=list(self._inflight)):
+                if event.id in self._inflight:
                     continue
                 self._inflight[event.id] = asyncio.create_task(
                     self._deliver(term, event), name=f"perdure-outbox-{event.id}")
@@ -237,7 +241,7 @@ class Publisher:
                                             asyncio.create_task(self._done.wait()),
                                             asyncio.create_task(asyncio.sleep(self._poll_every))]
         if look_ahead:
-            due = await self.outbox.next_due()
+            due = await self.outbox.next_due(list(self._inflight))
             if due is not None:
                 waiters.append(asyncio.create_task(self.clock.sleep(due - self.clock.time())))
         try:
@@ -283,7 +287,8 @@ class Publisher:
                 for term in sorted({t for t, _, _ in batch}):
                     items = [(i, f) for t, i, f in batch if t == term]
                     try:
-                        await self.outbox.delivered(self.id, term, [i for i, _ in items])
+                        await self.outbox.delivered(self.id, term, [i for i, _ in items],
+                                                    self.clock.time())
                     except Exception as exc:
                         for _, fut in items:
                             if not fut.done():

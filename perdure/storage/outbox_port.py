@@ -46,14 +46,22 @@ class OutboxStore(Protocol):
     async def resign(self, worker: str, term: int) -> None:
         """Give the lease up (a clean stop), so a standby takes it at once."""
 
-    async def due(self, *, now: float, limit: int) -> list[OutboxEvent]:
-        """Events due now that are the first undelivered one of their key, in emit order."""
+    async def recount(self, now: float) -> None:
+        """Rebuild every key's count of undelivered events and make sure each key has its
+        head (the first undelivered event) ready: a repair a new publisher runs once."""
 
-    async def next_due(self) -> float | None:
-        """When the next such event falls due (its retry time), or None when there is none."""
+    async def due(self, *, now: float, limit: int, busy: Sequence[str] = ()
+                  ) -> list[OutboxEvent]:
+        """Events that may be tried now, oldest-ready first: the head of each key (the first
+        undelivered event, whose ``ready_at`` has passed) and events without a key; not those
+        in ``busy`` (being delivered already)."""
 
-    async def delivered(self, worker: str, term: int, ids: Sequence[str]) -> None:
-        """Remove delivered events (fenced)."""
+    async def next_due(self, busy: Sequence[str] = ()) -> float | None:
+        """When the next such event (not in ``busy``) may be tried, or None."""
+
+    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float) -> None:
+        """Remove delivered events; the next event of each of their keys becomes ready at
+        ``now`` (fenced)."""
 
     async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
                     error: str, next_at: float) -> None:
@@ -61,7 +69,8 @@ class OutboxStore(Protocol):
 
     async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
                    now: float) -> None:
-        """Move an event that failed its last attempt to the dead letters (fenced)."""
+        """Move an event that failed its last attempt to the dead letters; the next event of
+        its key becomes ready (fenced)."""
 
     async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
         """Undelivered events in emit order (optionally of one key)."""
@@ -70,8 +79,8 @@ class OutboxStore(Protocol):
         """Dead letters in emit order."""
 
     async def replay(self, ids: Sequence[str] | None, now: float) -> int:
-        """Move dead letters (all of them with ``ids=None``) back into the outbox, due now.
-        Returns how many moved."""
+        """Move dead letters (all of them with ``ids=None``) back into the outbox at their old
+        positions, due now if first of their key. Returns how many moved."""
 
     async def purge(self, ids: Sequence[str] | None, before: float | None) -> int:
         """Delete dead letters (all, or those ``ids``), failed before ``before`` if given.

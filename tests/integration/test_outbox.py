@@ -286,12 +286,12 @@ async def test_outbox_writes_are_fenced(make_engine: Any) -> None:
     taken = await outbox.lead("w2", now=now + 2, lease_until=now + 3)  # w1's lapsed
     assert taken == term + 1
     with pytest.raises(LeaseLost):
-        await outbox.delivered("w1", term, ["x"])
+        await outbox.delivered("w1", term, ["x"], now)
     with pytest.raises(LeaseLost):
         await outbox.retry("w1", term, "x", attempts=1, error="e", next_at=now)
     with pytest.raises(LeaseLost):
         await outbox.bury("w1", term, "x", attempts=1, error="e", now=now)
-    await outbox.delivered("w2", taken, ["x"])  # the holder may (nothing to delete)
+    await outbox.delivered("w2", taken, ["x"], now)  # the holder may (nothing to delete)
     await outbox.resign("w2", taken)
     assert await outbox.lead("w1", now=now + 2, lease_until=now + 3) == taken + 1
     # A holder no longer registered (the reaper forgot it: it died) loses the lease at once.
@@ -374,3 +374,63 @@ async def test_a_plain_function_sink_runs_in_a_thread(tmp_path: Any) -> None:
         await (await engine.start(emits, [("a", None)], id="t")).result(timeout=10)
         await _drained(engine)
     assert got == ["t:0"]
+
+
+# -- a key's head under concurrency, and the repair ------------------------------------------
+
+async def _sql(db_url: str, statement: str) -> list[Any]:
+    """Run raw SQL on the test's database (to look at, or to damage, the tables)."""
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        try:
+            rows = conn.execute(statement).fetchall()
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+    import asyncpg
+
+    pg = await asyncpg.connect(db_url)
+    try:
+        return [tuple(r) for r in await pg.fetch(statement)]
+    finally:
+        await pg.close()
+
+
+async def test_concurrent_emits_on_one_key_are_delivered_one_at_a_time(
+        make_engine: Any, db_url: str) -> None:
+    sink = Recorder()
+    publisher = await make_engine(outbox=sink)
+    emitters = [await make_engine(emits) for _ in range(2)]  # two connections' worth
+    plans = {f"c{i}": [(f"c{i}-{j}", f"k{j % 3}") for j in range(6)] for i in range(16)}
+    handles = [await emitters[i % 2].start(emits, plan, id=run)
+               for i, (run, plan) in enumerate(plans.items())]
+    await asyncio.gather(*(h.result(timeout=30) for h in handles))
+    await sink.wait(lambda s: len(s.delivered) == 16 * 6, timeout=30)
+    await _drained(publisher)
+    assert sorted(e.id for e in sink.delivered) == sorted(f"{r}:{j}" for r in plans
+                                                            for j in range(6))
+    assert sink.max_active_per_key == {"k0": 1, "k1": 1, "k2": 1}
+    for run in plans:  # a run's events of one key arrive in the order it emitted them
+        for key in ("k0", "k1", "k2"):
+            mine = [e.payload["n"] for e in sink.delivered if e.run_id == run and e.key == key]
+            assert mine == [n for n, k in plans[run] if k == key]
+    assert await _sql(db_url, "SELECT key, pending FROM perdure_outbox_keys") == []
+
+
+async def test_a_new_publisher_repairs_damaged_key_counts(make_engine: Any,
+                                                          db_url: str) -> None:
+    emitter = await make_engine(emits)
+    await (await emitter.start(emits, [("a", "k"), ("b", "k"), ("c", "j"), ("d", None)],
+                               id="x")).result(timeout=10)
+    # An operator's hand (or a bug): the counts are gone and no event is ready any more.
+    await _sql(db_url, "DELETE FROM perdure_outbox_keys")
+    await _sql(db_url, "UPDATE perdure_outbox SET ready_at = NULL")
+    sink = Recorder()
+    await make_engine(outbox=sink)
+    await sink.wait(lambda s: len(s.delivered) == 4)
+    assert sink.names("k") == ["a", "b"]
+    await _drained(emitter)
+    assert await _sql(db_url, "SELECT key, pending FROM perdure_outbox_keys") == []

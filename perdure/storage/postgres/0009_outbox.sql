@@ -10,11 +10,18 @@ CREATE TABLE {p}outbox (
     payload    text NOT NULL,
     created_at double precision NOT NULL,
     attempts   integer NOT NULL DEFAULT 0,
-    next_at    double precision NOT NULL,
+    ready_at   double precision,
     last_error text
 );
--- "Is an earlier event of this key still undelivered?", asked for every candidate event.
+-- The work: events that may be tried, oldest first.
+CREATE INDEX {n}outbox_ready ON {p}outbox (ready_at, position) WHERE ready_at IS NOT NULL;
+-- The next event of a key, when its head is removed.
 CREATE INDEX {n}outbox_key ON {p}outbox (key, position) WHERE key IS NOT NULL;
+
+CREATE TABLE {p}outbox_keys (
+    key     text PRIMARY KEY,
+    pending integer NOT NULL
+);
 
 CREATE TABLE {p}outbox_dead (
     position   bigint PRIMARY KEY,

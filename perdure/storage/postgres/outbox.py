@@ -58,39 +58,70 @@ class PostgresOutbox:
         """Release the lease."""
         await self._storage._fetch("outbox_resign", {"worker": worker, "term": term})
 
-    async def _fenced(self, name: str, term: int, params: dict[str, Any]) -> None:
-        row = await self._row(name, {**params, "term": term})
-        if not row["held"]:
-            raise LeaseLost(f"the outbox publisher's lease (term {term}) is held by another "
-                            "worker")
+    async def _two_steps(self, first: str, params: dict[str, Any], now: float) -> Any:
+        """``first`` (which counts keys down or up, locking their rows), then outbox_promote
+        in the same transaction: a new statement, so it sees every event of those keys that
+        committed before the locks were granted. Retried after a lost connection: a step that
+        committed finds nothing left to do."""
+        step1 = self._storage._args(first, params)
 
-    async def due(self, *, now: float, limit: int) -> list[OutboxEvent]:
-        """Due events, first of their key, in emit order."""
-        rows = await self._storage._fetch("outbox_due", {"now": float(now), "limit": limit})
+        async def op(conn: Any, retrying: bool) -> Any:
+            async with conn.transaction():
+                row = await conn.fetchrow(*step1)
+                keys, emptied = list(row["keys"]), list(row.get("emptied") or [])
+                if keys or emptied:
+                    await conn.fetchrow(*self._storage._args("outbox_promote", {
+                        "keys": keys, "emptied": emptied, "now": float(now)}))
+                return row
+
+        return await self._storage._call(op, retry=True)
+
+    async def recount(self, now: float) -> None:
+        """Rebuild the keys' counts and heads from the events, emits held off meanwhile."""
+        args = [self._storage._args(name, {"now": float(now)}) for name in (
+            "outbox_recount_lock", "outbox_recount_clear", "outbox_recount_fill",
+            "outbox_recount_heads", "outbox_recount_free")]
+
+        async def op(conn: Any, retrying: bool) -> None:
+            async with conn.transaction():
+                for statement in args:
+                    await conn.execute(*statement)
+
+        await self._storage._call(op, retry=True)
+
+    async def due(self, *, now: float, limit: int, busy: Sequence[str] = ()
+                  ) -> list[OutboxEvent]:
+        """Events that may be tried now, oldest-ready first, except ``busy`` ones."""
+        rows = await self._storage._fetch("outbox_due", {"now": float(now), "limit": limit,
+                                                         "busy": list(busy)})
         return [_event(r) for r in rows]
 
-    async def next_due(self) -> float | None:
-        """The earliest retry time among first-of-their-key events."""
-        row = await self._row("outbox_next_due", {})
+    async def next_due(self, busy: Sequence[str] = ()) -> float | None:
+        """When the next event (not ``busy``) may be tried."""
+        row = await self._row("outbox_next_due", {"busy": list(busy)})
         return None if row is None or row[0] is None else float(row[0])
 
-    async def delivered(self, worker: str, term: int, ids: Sequence[str]) -> None:
-        """Delete delivered events, fenced."""
-        await self._fenced("outbox_delivered", term, {"worker": worker, "ids": list(ids)})
+    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float) -> None:
+        """Delete delivered events (promoting their keys' next ones), fenced."""
+        row = await self._two_steps("outbox_delivered", {"worker": worker, "term": term,
+                                                         "ids": list(ids)}, now)
+        _check_held(row, term)
 
     async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
                     error: str, next_at: float) -> None:
         """Record a failed attempt, fenced."""
-        await self._fenced("outbox_retry", term, {"worker": worker, "id": event_id,
-                                                  "attempts": attempts, "error": error,
-                                                  "next_at": float(next_at)})
+        row = await self._row("outbox_retry", {"worker": worker, "term": term, "id": event_id,
+                                               "attempts": attempts, "error": error,
+                                               "next_at": float(next_at)})
+        _check_held(row, term)
 
     async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
                    now: float) -> None:
-        """Move an event to the dead letters, fenced."""
-        await self._fenced("outbox_bury", term, {"worker": worker, "id": event_id,
-                                                 "attempts": attempts, "error": error,
-                                                 "now": float(now)})
+        """Move an event to the dead letters (promoting its key's next one), fenced."""
+        row = await self._two_steps("outbox_bury", {
+            "worker": worker, "term": term, "id": event_id, "attempts": attempts,
+            "error": error, "now": float(now)}, now)
+        _check_held(row, term)
 
     async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
         """Undelivered events in emit order."""
@@ -106,8 +137,9 @@ class PostgresOutbox:
 
     async def replay(self, ids: Sequence[str] | None, now: float) -> int:
         """Dead letters back into the outbox; how many."""
-        row = await self._row("outbox_replay", {"all": ids is None, "ids": list(ids or ()),
-                                                "now": float(now)})
+        row = await self._two_steps("outbox_replay", {"all": ids is None,
+                                                      "ids": list(ids or ()),
+                                                      "now": float(now)}, now)
         moved = int(row["moved"])
         if moved:
             self._wake()
@@ -126,6 +158,11 @@ class PostgresOutbox:
                            None if r[3] is None else float(r[3]), r[4])
 
 
+def _check_held(row: Any, term: int) -> None:
+    if not row["held"]:
+        raise LeaseLost(f"the outbox publisher's lease (term {term}) is held by another worker")
+
+
 def _event(r: Any) -> OutboxEvent:
     return OutboxEvent(r[0], r[1], r[2], r[3], r[4], int(r[5]), float(r[6]), int(r[7]) + 1,
-                       r[8], float(r[9]))
+                       r[8], None if r[9] is None else float(r[9]))

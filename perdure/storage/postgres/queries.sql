@@ -445,12 +445,19 @@ SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :
 -- `fence` locks the lease row FOR SHARE (a takeover, an UPDATE of it, waits for the write or
 -- the write sees the new holder and writes nothing). A NOTIFY with payload 'outbox' on the
 -- adapter's channel wakes the publisher (not the workers) when events become deliverable.
+--
+-- A key's head. Every statement that adds or removes a keyed event changes its key's count in
+-- outbox_keys, so they serialize on that row: an emit learns from the count it made (an
+-- upsert's RETURNING shows the newest row, after waiting for a concurrent writer) whether its
+-- event is the head; a removal that leaves events behind promotes the next one in a second
+-- statement of its transaction, whose snapshot, taken after the row lock, sees every event of
+-- the key that committed before (and later emits see its count).
 
 -- name: outbox_put
 -- The emit: fenced like a journal write (FOR SHARE on the run's row, see put_entries), the
 -- entry written once (a retry after a lost acknowledgement finds it and adds nothing), and the
--- event inserted only with it. An event id already present is the same event (a resumed run
--- emitting at the same point).
+-- event inserted only with it, ready if it is the first undelivered event of its key. An event
+-- id already present is the same event (a resumed run emitting at the same point).
 WITH owned AS (
     SELECT id FROM {p}runs
     WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
@@ -463,14 +470,21 @@ WITH owned AS (
     FROM owned
     ON CONFLICT (run_id, seq) DO NOTHING
     RETURNING seq
+), fresh AS (
+    SELECT seq FROM entry WHERE NOT EXISTS (SELECT 1 FROM {p}outbox WHERE id = :event_id)
+), counted AS (
+    INSERT INTO {p}outbox_keys (key, pending)
+    SELECT :key::text, 1 FROM fresh WHERE :key::text IS NOT NULL
+    ON CONFLICT (key) DO UPDATE SET pending = {p}outbox_keys.pending + 1
+    RETURNING pending
 ), event AS (
-    INSERT INTO {p}outbox (id, run_id, seq, name, key, payload, created_at, next_at)
-    SELECT :event_id, :run_id, entry.seq, :event_name, :key, :payload, :now::float8, :now
-    FROM entry
-    ON CONFLICT (id) DO NOTHING
-    RETURNING 1
+    INSERT INTO {p}outbox (id, run_id, seq, name, key, payload, created_at, ready_at)
+    SELECT :event_id, :run_id, fresh.seq, :event_name, :key, :payload, :now::float8,
+           CASE WHEN :key::text IS NULL OR (SELECT pending FROM counted) = 1 THEN :now END
+    FROM fresh
+    RETURNING ready_at
 ), note AS (
-    SELECT pg_notify(:channel, 'outbox') FROM event
+    SELECT pg_notify(:channel, 'outbox') FROM event WHERE ready_at IS NOT NULL
 )
 SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM note) AS notified
 
@@ -490,32 +504,57 @@ UPDATE {p}outbox_leader SET owner = NULL, lease_until = 0
 WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
 
 -- name: outbox_due
--- Events due now that are first of their key (no earlier undelivered event of the same key);
--- events without a key are independent of each other.
-SELECT o.id, o.name, o.key, o.payload, o.run_id, o.position, o.created_at, o.attempts,
-       o.last_error, o.next_at
-FROM {p}outbox o
-WHERE o.next_at <= :now::float8
-  AND (o.key IS NULL OR NOT EXISTS (SELECT 1 FROM {p}outbox e
-                                    WHERE e.key = o.key AND e.position < o.position))
-ORDER BY o.position
+-- Events that may be tried now (heads of their key, or without a key), oldest-ready first,
+-- except those being delivered already; through the ready index, however long the backlog.
+SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, ready_at
+FROM {p}outbox
+WHERE ready_at <= :now::float8 AND id <> ALL(:busy::text[])
+ORDER BY ready_at, position
 LIMIT :limit
 
 -- name: outbox_next_due
-SELECT min(o.next_at) FROM {p}outbox o
-WHERE o.key IS NULL OR NOT EXISTS (SELECT 1 FROM {p}outbox e
-                                   WHERE e.key = o.key AND e.position < o.position)
+SELECT min(ready_at) FROM {p}outbox
+WHERE ready_at IS NOT NULL AND id <> ALL(:busy::text[])
 
 -- name: outbox_delivered
+-- Step 1 of a removal (then outbox_promote, same transaction): delete the delivered events
+-- and count their keys down (locking the keys' rows).
 WITH fence AS (
     SELECT 1 FROM {p}outbox_leader
     WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
     FOR SHARE
 ), gone AS (
     DELETE FROM {p}outbox WHERE id = ANY(:ids::text[]) AND EXISTS (SELECT 1 FROM fence)
-    RETURNING 1
+    RETURNING key
+), counted AS (
+    UPDATE {p}outbox_keys k SET pending = k.pending - g.n
+    FROM (SELECT key, count(*) AS n FROM gone WHERE key IS NOT NULL GROUP BY key) AS g
+    WHERE k.key = g.key
+    RETURNING k.key, k.pending
 )
-SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM gone) AS deleted
+SELECT (SELECT count(*) FROM fence) AS held,
+       array(SELECT key FROM counted WHERE pending > 0 ORDER BY key) AS keys,
+       array(SELECT key FROM counted WHERE pending <= 0 ORDER BY key) AS emptied
+
+-- name: outbox_promote
+-- Step 2 of a removal (or a replay): keys left without events are forgotten; each of the
+-- others gets its first event ready, unless one of its events is ready already.
+WITH forget AS (
+    DELETE FROM {p}outbox_keys WHERE key = ANY(:emptied::text[]) AND pending <= 0
+), heads AS (
+    SELECT DISTINCT ON (key) position, key FROM {p}outbox
+    WHERE key = ANY(:keys::text[])
+    ORDER BY key, position
+), promoted AS (
+    UPDATE {p}outbox o SET ready_at = :now::float8
+    FROM heads h
+    WHERE o.position = h.position AND o.ready_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM {p}outbox r WHERE r.key = h.key AND r.ready_at IS NOT NULL)
+    RETURNING 1
+), note AS (
+    SELECT pg_notify(:channel, 'outbox') FROM (SELECT 1 FROM promoted LIMIT 1) AS any_
+)
+SELECT (SELECT count(*) FROM promoted) AS promoted, (SELECT count(*) FROM note) AS notified
 
 -- name: outbox_retry
 WITH fence AS (
@@ -523,7 +562,7 @@ WITH fence AS (
     WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
     FOR SHARE
 ), upd AS (
-    UPDATE {p}outbox SET attempts = :attempts::int, next_at = :next_at::float8,
+    UPDATE {p}outbox SET attempts = :attempts::int, ready_at = :next_at::float8,
                          last_error = :error
     WHERE id = :id AND EXISTS (SELECT 1 FROM fence)
     RETURNING 1
@@ -531,6 +570,7 @@ WITH fence AS (
 SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM upd) AS updated
 
 -- name: outbox_bury
+-- Step 1 of a burial (then outbox_promote): like outbox_delivered, keeping the event.
 WITH fence AS (
     SELECT 1 FROM {p}outbox_leader
     WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
@@ -546,11 +586,17 @@ WITH fence AS (
     FROM gone
     ON CONFLICT DO NOTHING
     RETURNING 1
+), counted AS (
+    UPDATE {p}outbox_keys k SET pending = k.pending - 1
+    FROM gone WHERE k.key = gone.key
+    RETURNING k.key, k.pending
 )
-SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM dead) AS buried
+SELECT (SELECT count(*) FROM fence) AS held, (SELECT count(*) FROM dead) AS buried,
+       array(SELECT key FROM counted WHERE pending > 0) AS keys,
+       array(SELECT key FROM counted WHERE pending <= 0) AS emptied
 
 -- name: outbox_pending
-SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, next_at
+SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, ready_at
 FROM {p}outbox
 WHERE (:key::text IS NULL OR key = :key)
 ORDER BY position
@@ -563,21 +609,29 @@ ORDER BY position
 LIMIT :limit
 
 -- name: outbox_replay
--- Dead letters back into the outbox at their old position, with a fresh set of attempts.
+-- Step 1 of a replay (then outbox_promote): dead letters back at their old positions with a
+-- fresh set of attempts (a keyed one waiting: its key's head is chosen by step 2).
 WITH gone AS (
     DELETE FROM {p}outbox_dead WHERE :all::boolean OR id = ANY(:ids::text[])
     RETURNING position, id, run_id, seq, name, key, payload, created_at
 ), back AS (
     INSERT INTO {p}outbox (position, id, run_id, seq, name, key, payload, created_at,
-                           attempts, next_at, last_error)
-    SELECT position, id, run_id, seq, name, key, payload, created_at, 0, :now::float8, NULL
+                           attempts, ready_at, last_error)
+    SELECT position, id, run_id, seq, name, key, payload, created_at, 0,
+           CASE WHEN key IS NULL THEN :now::float8 END, NULL
     FROM gone
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING key
+), counted AS (
+    INSERT INTO {p}outbox_keys (key, pending)
+    SELECT key, count(*) FROM back WHERE key IS NOT NULL GROUP BY key
+    ON CONFLICT (key) DO UPDATE SET pending = {p}outbox_keys.pending + excluded.pending
+    RETURNING key
 ), note AS (
-    SELECT pg_notify(:channel, 'outbox') FROM (SELECT 1 FROM back LIMIT 1) AS any_
+    SELECT pg_notify(:channel, 'outbox') FROM (SELECT 1 FROM back WHERE key IS NULL LIMIT 1) a
 )
-SELECT (SELECT count(*) FROM gone) AS moved, (SELECT count(*) FROM note) AS notified
+SELECT (SELECT count(*) FROM gone) AS moved, array(SELECT key FROM counted) AS keys,
+       (SELECT count(*) FROM note) AS notified
 
 -- name: outbox_purge
 WITH gone AS (
@@ -587,6 +641,33 @@ WITH gone AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone
+
+-- name: outbox_recount_lock
+-- Repair (a new publisher's first act, one transaction with the next two): emits wait while
+-- the keys' counts and heads are rebuilt from the events themselves, so that nothing done to
+-- the tables by hand can leave a key without a head.
+LOCK TABLE {p}outbox_keys IN EXCLUSIVE MODE
+
+-- name: outbox_recount_clear
+DELETE FROM {p}outbox_keys
+
+-- name: outbox_recount_fill
+INSERT INTO {p}outbox_keys (key, pending)
+SELECT key, count(*) FROM {p}outbox WHERE key IS NOT NULL GROUP BY key
+
+-- name: outbox_recount_heads
+WITH heads AS (
+    SELECT DISTINCT ON (key) position, key FROM {p}outbox
+    WHERE key IS NOT NULL
+    ORDER BY key, position
+)
+UPDATE {p}outbox o SET ready_at = :now::float8
+FROM heads h
+WHERE (o.position = h.position AND o.ready_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM {p}outbox r WHERE r.key = h.key AND r.ready_at IS NOT NULL))
+
+-- name: outbox_recount_free
+UPDATE {p}outbox SET ready_at = :now::float8 WHERE key IS NULL AND ready_at IS NULL
 
 -- name: outbox_stats
 SELECT (SELECT count(*) FROM {p}outbox),

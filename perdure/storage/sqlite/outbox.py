@@ -40,17 +40,25 @@ class SqliteOutbox:
     async def put_event(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
                         event: NewEvent) -> None:
         """Journal the emit and insert its event in one transaction, fenced."""
-        owned, put, insert = (self._q["outbox_owned"], self._q["outbox_put_entry"],
-                              self._q["outbox_insert"])
+        q = self._q
         params = entry_params(run_id, epoch, worker, entry)
         row = {"id": event.id, "run_id": run_id, "seq": entry.seq, "event_name": event.name,
-               "key": event.key, "payload": event.payload, "now": event.now}
+               "key": event.key, "payload": event.payload, "now": event.now,
+               "ready_at": event.now}
 
         def op(conn: sqlite3.Connection) -> None:
-            if conn.execute(owned, params).fetchone() is None:
+            if conn.execute(q["outbox_owned"], params).fetchone() is None:
                 raise lost(run_id, epoch)
-            if conn.execute(put, params).rowcount:
-                conn.execute(insert, row)
+            if not conn.execute(q["outbox_put_entry"], params).rowcount:
+                return  # journaled already: so is its event
+            if conn.execute(q["outbox_exists"], {"id": event.id}).fetchone() is not None:
+                return
+            if event.key is not None:
+                (count,) = conn.execute(q["outbox_count_key"],
+                                        {"key": event.key, "n": 1}).fetchone()
+                if count > 1:
+                    row["ready_at"] = None  # waits for the earlier events of its key
+            conn.execute(q["outbox_insert"], row)
 
         await self._run(op, write=True)
         self._wake()
@@ -73,50 +81,83 @@ class SqliteOutbox:
         await self._run(lambda conn: conn.execute(sql, {"worker": worker, "term": term}),
                         write=True)
 
-    def _fenced(self, worker: str, term: int, statements: Sequence[tuple[str, dict[str, Any]]]
-                ) -> Callable[[sqlite3.Connection], None]:
-        fence = self._q["outbox_fence"]
+    def _fence(self, conn: sqlite3.Connection, worker: str, term: int) -> None:
+        if conn.execute(self._q["outbox_fence"],
+                        {"worker": worker, "term": term}).fetchone() is None:
+            raise _deposed(term)
+
+    def _remove(self, conn: sqlite3.Connection, event_id: str, now: float) -> None:
+        """Delete an event; if it was its key's head, the next one of the key is promoted."""
+        q = self._q
+        row = conn.execute(q["outbox_remove"], {"id": event_id}).fetchone()
+        if row is None or row[0] is None:
+            return
+        left = conn.execute(q["outbox_uncount_key"], {"key": row[0]}).fetchone()
+        if left is None or left[0] <= 0:
+            conn.execute(q["outbox_forget_key"], {"key": row[0]})
+        else:
+            conn.execute(q["outbox_promote"], {"key": row[0], "now": now})
+
+    async def recount(self, now: float) -> None:
+        """Rebuild the keys' counts and heads from the events (a repair; see queries.sql)."""
+        q = self._q
 
         def op(conn: sqlite3.Connection) -> None:
-            if conn.execute(fence, {"worker": worker, "term": term}).fetchone() is None:
-                raise _deposed(term)
-            for sql, params in statements:
-                conn.execute(sql, params)
+            for name in ("outbox_recount", "outbox_recount_fill", "outbox_recount_heads",
+                         "outbox_recount_free"):
+                conn.execute(q[name], {"now": now})
 
-        return op
+        await self._run(op, write=True)
 
-    async def due(self, *, now: float, limit: int) -> list[OutboxEvent]:
-        """Due events, first of their key, in emit order."""
+    async def due(self, *, now: float, limit: int, busy: Sequence[str] = ()
+                  ) -> list[OutboxEvent]:
+        """Events that may be tried now, oldest-ready first, except ``busy`` ones."""
         sql = self._q["outbox_due"]
-        rows = await self._run(lambda conn: conn.execute(sql, {"now": now, "limit": limit})
-                               .fetchall(), write=False)
+        params = {"now": now, "limit": limit, "busy": json.dumps(list(busy))}
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall(), write=False)
         return [event_from_row(r) for r in rows]
 
-    async def next_due(self) -> float | None:
-        """The earliest retry time among first-of-their-key events."""
+    async def next_due(self, busy: Sequence[str] = ()) -> float | None:
+        """When the next event (not ``busy``) may be tried."""
         sql = self._q["outbox_next_due"]
-        row = await self._run(lambda conn: conn.execute(sql).fetchone(), write=False)
+        params = {"busy": json.dumps(list(busy))}
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
         return None if row is None or row[0] is None else float(row[0])
 
-    async def delivered(self, worker: str, term: int, ids: Sequence[str]) -> None:
-        """Delete delivered events, fenced."""
-        await self._run(self._fenced(worker, term, [
-            (self._q["outbox_delete"], {"ids": json.dumps(list(ids))})]), write=True)
+    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float) -> None:
+        """Delete delivered events (promoting their keys' next ones), fenced."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            self._fence(conn, worker, term)
+            for event_id in ids:
+                self._remove(conn, event_id, now)
+
+        await self._run(op, write=True)
 
     async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
                     error: str, next_at: float) -> None:
         """Record a failed attempt, fenced."""
-        await self._run(self._fenced(worker, term, [
-            (self._q["outbox_retry"], {"id": event_id, "attempts": attempts, "error": error,
-                                       "next_at": next_at})]), write=True)
+        sql = self._q["outbox_retry"]
+        params = {"id": event_id, "attempts": attempts, "error": error, "next_at": next_at}
+
+        def op(conn: sqlite3.Connection) -> None:
+            self._fence(conn, worker, term)
+            conn.execute(sql, params)
+
+        await self._run(op, write=True)
 
     async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
                    now: float) -> None:
-        """Move an event to the dead letters, fenced."""
-        await self._run(self._fenced(worker, term, [
-            (self._q["outbox_bury"], {"id": event_id, "attempts": attempts, "error": error,
-                                      "now": now}),
-            (self._q["outbox_delete"], {"ids": json.dumps([event_id])})]), write=True)
+        """Move an event to the dead letters (promoting its key's next one), fenced."""
+        sql = self._q["outbox_bury"]
+        params = {"id": event_id, "attempts": attempts, "error": error, "now": now}
+
+        def op(conn: sqlite3.Connection) -> None:
+            self._fence(conn, worker, term)
+            conn.execute(sql, params)
+            self._remove(conn, event_id, now)
+
+        await self._run(op, write=True)
 
     async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
         """Undelivered events in emit order."""
@@ -134,12 +175,24 @@ class SqliteOutbox:
 
     async def replay(self, ids: Sequence[str] | None, now: float) -> int:
         """Dead letters back into the outbox; how many."""
-        replay, unbury = self._q["outbox_replay"], self._q["outbox_unbury"]
-        params = {"all": ids is None, "ids": json.dumps(list(ids or ())), "now": now}
+        q = self._q
+        params = {"all": ids is None, "ids": json.dumps(list(ids or ()))}
 
         def op(conn: sqlite3.Connection) -> int:
-            conn.execute(replay, params)
-            return int(conn.execute(unbury, params).rowcount)
+            rows = conn.execute(q["outbox_dead_chosen"], params).fetchall()
+            keys: set[str] = set()
+            for position, event_id, run_id, seq, name, key, payload, created_at in rows:
+                conn.execute(q["outbox_unbury"], {"id": event_id})
+                back = conn.execute(q["outbox_reinsert"], {
+                    "position": position, "id": event_id, "run_id": run_id, "seq": seq,
+                    "event_name": name, "key": key, "payload": payload,
+                    "created_at": created_at, "ready_at": now if key is None else None})
+                if back.rowcount and key is not None:
+                    conn.execute(q["outbox_count_key"], {"key": key, "n": 1})
+                    keys.add(key)
+            for key in sorted(keys):  # the earliest event of each key is its head
+                conn.execute(q["outbox_promote"], {"key": key, "now": now})
+            return len(rows)
 
         moved: int = await self._run(op, write=True)
         if moved:
@@ -167,9 +220,9 @@ def _deposed(term: int) -> LeaseLost:
 
 def event_from_row(r: Sequence[Any]) -> OutboxEvent:
     """An outbox row (id, name, key, payload, run_id, position, created_at, attempts,
-    last_error, next_at) as the record a sink receives: ``attempt`` is the next one."""
+    last_error, ready_at) as the record a sink receives: ``attempt`` is the next one."""
     return OutboxEvent(r[0], r[1], r[2], r[3], r[4], int(r[5]), float(r[6]), int(r[7]) + 1,
-                       r[8], float(r[9]))
+                       r[8], None if r[9] is None else float(r[9]))
 
 
 def dead_from_row(r: Sequence[Any]) -> DeadLetter:
