@@ -92,6 +92,9 @@ class Publisher:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._done = asyncio.Event()  # an in-flight delivery finished
+        # Deliveries that ended while the outbox was being read: the answer may predate their
+        # outcome (a deleted event, a moved retry time), so it must not start them again.
+        self._finished: set[str] = set()
         # Deliveries acknowledged and waiting to be deleted together (one statement, one
         # commit for every delivery that finished meanwhile: a group commit).
         self._acks: list[tuple[int, str, asyncio.Future[None]]] = []
@@ -222,28 +225,35 @@ class Publisher:
         self.wake.clear()
         self._done.clear()
         room = self.batch - len(self._inflight)
-        started = 0
+        upcoming: float | None = None
         if room > 0:
-            for event in await self.outbox.due(now=self.clock.time(), limit=room,
-                                               busy=list(self._inflight)):
-                if event.id in self._inflight:
-                    continue
-                self._inflight[event.id] = asyncio.create_task(
-                    self._deliver(term, event), name=f"perdure-outbox-{event.id}")
-                started += 1
-            if started == room:
-                return  # there may be more: look again once something finished
-        await self._idle(room > 0)
+            now = self.clock.time()
+            self._finished.clear()
+            events, upcoming = await self.outbox.due(now=now, limit=room,
+                                                     busy=list(self._inflight))
+            for event in events:
+                if event.id not in self._finished:
+                    self._start(term, event)
+            if upcoming is not None and upcoming <= now:
+                return  # more are due: take them as soon as there is room
+        await self._idle(upcoming)
 
-    async def _idle(self, look_ahead: bool) -> None:
+    def _start(self, term: int, event: OutboxEvent) -> None:
+        """Deliver ``event`` in a task of its own (unless it is already, or there is no room:
+        then the next look at the outbox finds it)."""
+        if (not self._running or self.term != term or event.id in self._inflight
+                or len(self._inflight) >= self.batch):
+            return
+        self._inflight[event.id] = asyncio.create_task(self._deliver(term, event),
+                                                       name=f"perdure-outbox-{event.id}")
+
+    async def _idle(self, upcoming: float | None) -> None:
         """Wait for a wake-up, a delivery finishing, the next retry time or the poll tick."""
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(self.wake.wait()),
                                             asyncio.create_task(self._done.wait()),
                                             asyncio.create_task(asyncio.sleep(self._poll_every))]
-        if look_ahead:
-            due = await self.outbox.next_due(list(self._inflight))
-            if due is not None:
-                waiters.append(asyncio.create_task(self.clock.sleep(due - self.clock.time())))
+        if upcoming is not None:
+            waiters.append(asyncio.create_task(self.clock.sleep(upcoming - self.clock.time())))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -251,6 +261,11 @@ class Publisher:
                 w.cancel()
 
     async def _deliver(self, term: int, event: OutboxEvent) -> None:
+        # Whether the loop must look at the outbox again when this ends: not after a plain
+        # success (the key's next event was started with the acknowledgement, and everything
+        # else due was started before), but after a failure (a new retry time), or when this
+        # delivery frees the last slot of a full batch.
+        look = True
         try:
             try:
                 async with asyncio.timeout(self.timeout):
@@ -260,6 +275,7 @@ class Publisher:
                 return
             await self._ack(term, event.id)
             self.delivered += 1
+            look = len(self._inflight) >= self.batch
         except LeaseLost as exc:
             if self.term == term:
                 log.warning("outbox publisher %s stepped down: %s", self.id, exc)
@@ -270,7 +286,9 @@ class Publisher:
             log.exception("recording the delivery of event %s failed", event.id)
         finally:
             self._inflight.pop(event.id, None)
-            self._done.set()
+            self._finished.add(event.id)
+            if look:
+                self._done.set()
 
     async def _ack(self, term: int, event_id: str) -> None:
         """Delete a delivered event: with every other delivery that finished meanwhile."""
@@ -283,12 +301,14 @@ class Publisher:
     async def _flush_acks(self) -> None:
         try:
             while self._acks:
+                # One turn of the loop first: deliveries finishing together share the commit.
+                await asyncio.sleep(0)
                 batch, self._acks = self._acks, []
                 for term in sorted({t for t, _, _ in batch}):
                     items = [(i, f) for t, i, f in batch if t == term]
                     try:
-                        await self.outbox.delivered(self.id, term, [i for i, _ in items],
-                                                    self.clock.time())
+                        heads = await self.outbox.delivered(
+                            self.id, term, [i for i, _ in items], self.clock.time())
                     except Exception as exc:
                         for _, fut in items:
                             if not fut.done():
@@ -297,6 +317,8 @@ class Publisher:
                         for _, fut in items:
                             if not fut.done():
                                 fut.set_result(None)
+                        for head in heads:  # the next of each key: on at once
+                            self._start(term, head)
         finally:
             self._acking = None
 
@@ -316,11 +338,13 @@ class Publisher:
         text = text[:_MAX_ERROR]
         now = self.clock.time()
         if event.attempt >= self.retry.max_attempts:
-            await self.outbox.bury(self.id, term, event.id, attempts=event.attempt, error=text,
-                                   now=now)
+            heads = await self.outbox.bury(self.id, term, event.id, attempts=event.attempt,
+                                           error=text, now=now)
             self.dead_lettered += 1
             log.warning("outbox event %s (%s) failed %d attempt(s) and moved to the dead "
                         "letters: %s", event.id, event.name, event.attempt, text)
+            for head in heads:
+                self._start(term, head)
             return
         delay = self.retry.delay(event.attempt)
         await self.outbox.retry(self.id, term, event.id, attempts=event.attempt, error=text,

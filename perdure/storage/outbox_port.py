@@ -13,7 +13,7 @@ from typing import Protocol
 
 from perdure.records import DeadLetter, JournalEntry, OutboxEvent, OutboxStats
 
-__all__ = ["NewEvent", "OutboxStore"]
+__all__ = ["NewEvent", "OutboxStore", "split_due"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,26 +51,25 @@ class OutboxStore(Protocol):
         head (the first undelivered event) ready: a repair a new publisher runs once."""
 
     async def due(self, *, now: float, limit: int, busy: Sequence[str] = ()
-                  ) -> list[OutboxEvent]:
-        """Events that may be tried now, oldest-ready first: the head of each key (the first
-        undelivered event, whose ``ready_at`` has passed) and events without a key; not those
-        in ``busy`` (being delivered already)."""
+                  ) -> tuple[list[OutboxEvent], float | None]:
+        """Up to ``limit`` events that may be tried now, soonest first: the head of each key
+        (its first undelivered event, once its retry time passed) and events without a key;
+        not those in ``busy`` (being delivered already). With them, when to look again (now,
+        if more are due; else the next retry time; None if nothing waits)."""
 
-    async def next_due(self, busy: Sequence[str] = ()) -> float | None:
-        """When the next such event (not in ``busy``) may be tried, or None."""
-
-    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float) -> None:
-        """Remove delivered events; the next event of each of their keys becomes ready at
-        ``now`` (fenced)."""
+    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float
+                        ) -> list[OutboxEvent]:
+        """Remove delivered events (fenced); the next event of each of their keys becomes
+        ready at ``now`` and is returned."""
 
     async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
                     error: str, next_at: float) -> None:
         """Record a failed attempt and when to try again (fenced)."""
 
     async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
-                   now: float) -> None:
-        """Move an event that failed its last attempt to the dead letters; the next event of
-        its key becomes ready (fenced)."""
+                   now: float) -> list[OutboxEvent]:
+        """Move an event that failed its last attempt to the dead letters (fenced); the next
+        event of its key becomes ready and is returned."""
 
     async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
         """Undelivered events in emit order (optionally of one key)."""
@@ -92,3 +91,15 @@ class OutboxStore(Protocol):
     def set_waker(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` when events may have become deliverable: after this process put or
         replayed some, and (PostgreSQL) on a notification from another process."""
+
+
+def split_due(rows: list[OutboxEvent], now: float, limit: int
+              ) -> tuple[list[OutboxEvent], float | None]:
+    """``rows`` (up to ``limit + 1``, soonest first) as the events due now (at most
+    ``limit``) and the time to look again: now if more are due, else the first one's not due
+    yet, else None."""
+    due = [e for e in rows if e.next_attempt_at is not None and e.next_attempt_at <= now]
+    if len(due) > limit:
+        return due[:limit], now
+    rest = rows[len(due):]  # soonest first: the due ones are a prefix
+    return due, rest[0].next_attempt_at if rest else None

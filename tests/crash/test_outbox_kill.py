@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from perdure import Engine, Workflow
+from perdure import Engine
+from tests.conftest import PgCluster
 from tests.crash.app_outbox import SECRET, WORKFLOWS, announce, expected_order
 from tests.crash.harness import Cluster
 from tests.webhook_server import Received, WebhookServer
 
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
-RUNS, EVENTS, KILLS = 8, 6, 3
+RUNS, EVENTS, KILLS = 8, 10, 3  # 112 events; the kills come after 10, 20 and 30 deliveries
 
 
 @pytest.fixture
@@ -25,9 +26,20 @@ def crash_app() -> tuple[str, str]:
     return "tests.crash.app_outbox", "ENGINE"
 
 
-@pytest.fixture
-def crash_workflows() -> list[Workflow[Any, Any]]:
-    return WORKFLOWS
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[str]:
+    """The cluster's database: its SQLite file, or a fresh PostgreSQL database (where a
+    killed publisher is found dead by its free advisory lock rather than its pid)."""
+    if request.param == "postgres":
+        pg: PgCluster = request.getfixturevalue("pg")
+        name = pg.new_database()
+        cluster.url = pg.url(name)
+        try:
+            yield request.param
+        finally:
+            pg.drop(name)
+        return
+    yield request.param
 
 
 def _refuse(r: Received) -> bool:
@@ -35,8 +47,14 @@ def _refuse(r: Received) -> bool:
     return r.key is not None and r.body["payload"]["i"] % 3 == 1 and r.attempt == 1
 
 
-async def test_publisher_killed_mid_delivery(cluster: Cluster, client: Engine,
+async def test_publisher_killed_mid_delivery(cluster: Cluster, backend: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    async with Engine(cluster.url, workflows=WORKFLOWS, worker=False) as client:
+        await _kill_publishers(cluster, client, monkeypatch)
+
+
+async def _kill_publishers(cluster: Cluster, client: Engine,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
     with WebhookServer(SECRET, refuse=_refuse) as server:
         monkeypatch.setenv("OUTBOX_TEST_URL", server.url)
         workers = {}
@@ -65,14 +83,14 @@ async def test_publisher_killed_mid_delivery(cluster: Cluster, client: Engine,
             victim.kill()
             killed.add(str(victim.pid))
             server.release()
-            replacement = cluster.start(f"w{k + 3}")
+            replacement = cluster.start(f"w{k + 3}", log_level="INFO")
             workers[await replacement.ready()] = replacement
 
         for run in runs:
             assert await client.handle(run).result(timeout=30) == EVENTS
         ids = {f"{run}:{e.seq}" for run in runs for e in await client.journal(run)
                if e.kind == "emit"}
-        assert len(ids) == RUNS * (EVENTS + 2)
+        assert len(ids) == RUNS * (EVENTS + len(range(0, EVENTS, 3)))  # keyed + keyless
         await asyncio.to_thread(
             server.wait_for, lambda rs: {r.id for r in rs if r.status == 204} >= ids, 40)
         async with asyncio.timeout(20):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from perdure.errors import LeaseLost
 from perdure.records import DeadLetter, JournalEntry, OutboxEvent, OutboxStats
-from perdure.storage.outbox_port import NewEvent
+from perdure.storage.outbox_port import NewEvent, split_due
 from perdure.storage.params import entry_params, lost
 
 if TYPE_CHECKING:
@@ -58,21 +58,23 @@ class PostgresOutbox:
         """Release the lease."""
         await self._storage._fetch("outbox_resign", {"worker": worker, "term": term})
 
-    async def _two_steps(self, first: str, params: dict[str, Any], now: float) -> Any:
+    async def _two_steps(self, first: str, params: dict[str, Any], now: float
+                         ) -> tuple[Any, list[OutboxEvent]]:
         """``first`` (which counts keys down or up, locking their rows), then outbox_promote
         in the same transaction: a new statement, so it sees every event of those keys that
         committed before the locks were granted. Retried after a lost connection: a step that
         committed finds nothing left to do."""
         step1 = self._storage._args(first, params)
 
-        async def op(conn: Any, retrying: bool) -> Any:
+        async def op(conn: Any, retrying: bool) -> tuple[Any, list[OutboxEvent]]:
             async with conn.transaction():
                 row = await conn.fetchrow(*step1)
                 keys, emptied = list(row["keys"]), list(row.get("emptied") or [])
+                heads: list[Any] = []
                 if keys or emptied:
-                    await conn.fetchrow(*self._storage._args("outbox_promote", {
+                    heads = await conn.fetch(*self._storage._args("outbox_promote", {
                         "keys": keys, "emptied": emptied, "now": float(now)}))
-                return row
+                return row, [_event(h) for h in heads]
 
         return await self._storage._call(op, retry=True)
 
@@ -90,22 +92,20 @@ class PostgresOutbox:
         await self._storage._call(op, retry=True)
 
     async def due(self, *, now: float, limit: int, busy: Sequence[str] = ()
-                  ) -> list[OutboxEvent]:
-        """Events that may be tried now, oldest-ready first, except ``busy`` ones."""
-        rows = await self._storage._fetch("outbox_due", {"now": float(now), "limit": limit,
+                  ) -> tuple[list[OutboxEvent], float | None]:
+        """Events that may be tried now (soonest first, not ``busy``), and when to look
+        again."""
+        rows = await self._storage._fetch("outbox_due", {"limit": limit + 1,
                                                          "busy": list(busy)})
-        return [_event(r) for r in rows]
+        return split_due([_event(r) for r in rows], now, limit)
 
-    async def next_due(self, busy: Sequence[str] = ()) -> float | None:
-        """When the next event (not ``busy``) may be tried."""
-        row = await self._row("outbox_next_due", {"busy": list(busy)})
-        return None if row is None or row[0] is None else float(row[0])
-
-    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float) -> None:
-        """Delete delivered events (promoting their keys' next ones), fenced."""
-        row = await self._two_steps("outbox_delivered", {"worker": worker, "term": term,
-                                                         "ids": list(ids)}, now)
+    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float
+                        ) -> list[OutboxEvent]:
+        """Delete delivered events, fenced; the next events of their keys, now ready."""
+        row, heads = await self._two_steps("outbox_delivered", {
+            "worker": worker, "term": term, "ids": list(ids)}, now)
         _check_held(row, term)
+        return heads
 
     async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
                     error: str, next_at: float) -> None:
@@ -116,12 +116,13 @@ class PostgresOutbox:
         _check_held(row, term)
 
     async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
-                   now: float) -> None:
-        """Move an event to the dead letters (promoting its key's next one), fenced."""
-        row = await self._two_steps("outbox_bury", {
+                   now: float) -> list[OutboxEvent]:
+        """Move an event to the dead letters, fenced; the next event of its key, now ready."""
+        row, heads = await self._two_steps("outbox_bury", {
             "worker": worker, "term": term, "id": event_id, "attempts": attempts,
             "error": error, "now": float(now)}, now)
         _check_held(row, term)
+        return heads
 
     async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
         """Undelivered events in emit order."""
@@ -137,7 +138,7 @@ class PostgresOutbox:
 
     async def replay(self, ids: Sequence[str] | None, now: float) -> int:
         """Dead letters back into the outbox; how many."""
-        row = await self._two_steps("outbox_replay", {"all": ids is None,
+        row, _ = await self._two_steps("outbox_replay", {"all": ids is None,
                                                       "ids": list(ids or ()),
                                                       "now": float(now)}, now)
         moved = int(row["moved"])

@@ -504,17 +504,14 @@ UPDATE {p}outbox_leader SET owner = NULL, lease_until = 0
 WHERE name = 'publisher' AND owner = :worker AND term = :term::bigint
 
 -- name: outbox_due
--- Events that may be tried now (heads of their key, or without a key), oldest-ready first,
--- except those being delivered already; through the ready index, however long the backlog.
+-- Events that may be tried (heads of their key, or without a key), soonest first, except
+-- those being delivered already; through the ready index, however long the backlog. The
+-- caller asks for one more than it takes: the first one not due yet tells when to look again.
 SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, ready_at
 FROM {p}outbox
-WHERE ready_at <= :now::float8 AND id <> ALL(:busy::text[])
+WHERE ready_at IS NOT NULL AND id <> ALL(:busy::text[])
 ORDER BY ready_at, position
 LIMIT :limit
-
--- name: outbox_next_due
-SELECT min(ready_at) FROM {p}outbox
-WHERE ready_at IS NOT NULL AND id <> ALL(:busy::text[])
 
 -- name: outbox_delivered
 -- Step 1 of a removal (then outbox_promote, same transaction): delete the delivered events
@@ -538,7 +535,8 @@ SELECT (SELECT count(*) FROM fence) AS held,
 
 -- name: outbox_promote
 -- Step 2 of a removal (or a replay): keys left without events are forgotten; each of the
--- others gets its first event ready, unless one of its events is ready already.
+-- others gets its first event ready, unless one of its events is ready already. Returns the
+-- events made ready (the publisher starts on them at once).
 WITH forget AS (
     DELETE FROM {p}outbox_keys WHERE key = ANY(:emptied::text[]) AND pending <= 0
 ), heads AS (
@@ -550,11 +548,12 @@ WITH forget AS (
     FROM heads h
     WHERE o.position = h.position AND o.ready_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM {p}outbox r WHERE r.key = h.key AND r.ready_at IS NOT NULL)
-    RETURNING 1
+    RETURNING o.id, o.name, o.key, o.payload, o.run_id, o.position, o.created_at, o.attempts,
+              o.last_error, o.ready_at
 ), note AS (
     SELECT pg_notify(:channel, 'outbox') FROM (SELECT 1 FROM promoted LIMIT 1) AS any_
 )
-SELECT (SELECT count(*) FROM promoted) AS promoted, (SELECT count(*) FROM note) AS notified
+SELECT promoted.* FROM promoted WHERE (SELECT count(*) FROM note) >= 0
 
 -- name: outbox_retry
 WITH fence AS (

@@ -10,7 +10,7 @@ from typing import Any
 
 from perdure.errors import LeaseLost
 from perdure.records import DeadLetter, JournalEntry, OutboxEvent, OutboxStats
-from perdure.storage.outbox_port import NewEvent
+from perdure.storage.outbox_port import NewEvent, split_due
 from perdure.storage.params import entry_params, lost
 
 __all__ = ["SqliteOutbox", "event_from_row"]
@@ -86,17 +86,20 @@ class SqliteOutbox:
                         {"worker": worker, "term": term}).fetchone() is None:
             raise _deposed(term)
 
-    def _remove(self, conn: sqlite3.Connection, event_id: str, now: float) -> None:
-        """Delete an event; if it was its key's head, the next one of the key is promoted."""
+    def _remove(self, conn: sqlite3.Connection, event_id: str, now: float
+                ) -> OutboxEvent | None:
+        """Delete an event; if it was its key's head, the next one of the key is promoted
+        (and returned)."""
         q = self._q
         row = conn.execute(q["outbox_remove"], {"id": event_id}).fetchone()
         if row is None or row[0] is None:
-            return
+            return None
         left = conn.execute(q["outbox_uncount_key"], {"key": row[0]}).fetchone()
         if left is None or left[0] <= 0:
             conn.execute(q["outbox_forget_key"], {"key": row[0]})
-        else:
-            conn.execute(q["outbox_promote"], {"key": row[0], "now": now})
+            return None
+        head = conn.execute(q["outbox_promote"], {"key": row[0], "now": now}).fetchone()
+        return None if head is None else event_from_row(head)
 
     async def recount(self, now: float) -> None:
         """Rebuild the keys' counts and heads from the events (a repair; see queries.sql)."""
@@ -110,29 +113,25 @@ class SqliteOutbox:
         await self._run(op, write=True)
 
     async def due(self, *, now: float, limit: int, busy: Sequence[str] = ()
-                  ) -> list[OutboxEvent]:
-        """Events that may be tried now, oldest-ready first, except ``busy`` ones."""
+                  ) -> tuple[list[OutboxEvent], float | None]:
+        """Events that may be tried now (soonest first, not ``busy``), and when to look
+        again."""
         sql = self._q["outbox_due"]
-        params = {"now": now, "limit": limit, "busy": json.dumps(list(busy))}
+        params = {"limit": limit + 1, "busy": json.dumps(list(busy))}
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall(), write=False)
-        return [event_from_row(r) for r in rows]
+        return split_due([event_from_row(r) for r in rows], now, limit)
 
-    async def next_due(self, busy: Sequence[str] = ()) -> float | None:
-        """When the next event (not ``busy``) may be tried."""
-        sql = self._q["outbox_next_due"]
-        params = {"busy": json.dumps(list(busy))}
-        row = await self._run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
-        return None if row is None or row[0] is None else float(row[0])
+    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float
+                        ) -> list[OutboxEvent]:
+        """Delete delivered events, fenced; the next events of their keys, now ready."""
 
-    async def delivered(self, worker: str, term: int, ids: Sequence[str], now: float) -> None:
-        """Delete delivered events (promoting their keys' next ones), fenced."""
-
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> list[OutboxEvent]:
             self._fence(conn, worker, term)
-            for event_id in ids:
-                self._remove(conn, event_id, now)
+            heads = [self._remove(conn, event_id, now) for event_id in ids]
+            return [h for h in heads if h is not None]
 
-        await self._run(op, write=True)
+        result: list[OutboxEvent] = await self._run(op, write=True)
+        return result
 
     async def retry(self, worker: str, term: int, event_id: str, *, attempts: int,
                     error: str, next_at: float) -> None:
@@ -147,17 +146,19 @@ class SqliteOutbox:
         await self._run(op, write=True)
 
     async def bury(self, worker: str, term: int, event_id: str, *, attempts: int, error: str,
-                   now: float) -> None:
-        """Move an event to the dead letters (promoting its key's next one), fenced."""
+                   now: float) -> list[OutboxEvent]:
+        """Move an event to the dead letters, fenced; the next event of its key, now ready."""
         sql = self._q["outbox_bury"]
         params = {"id": event_id, "attempts": attempts, "error": error, "now": now}
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> list[OutboxEvent]:
             self._fence(conn, worker, term)
             conn.execute(sql, params)
-            self._remove(conn, event_id, now)
+            head = self._remove(conn, event_id, now)
+            return [] if head is None else [head]
 
-        await self._run(op, write=True)
+        result: list[OutboxEvent] = await self._run(op, write=True)
+        return result
 
     async def pending(self, *, limit: int, key: str | None) -> list[OutboxEvent]:
         """Undelivered events in emit order."""

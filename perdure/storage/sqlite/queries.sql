@@ -214,17 +214,14 @@ WHERE name = 'publisher' AND owner = :worker AND term = :term
 SELECT 1 FROM {p}outbox_leader WHERE name = 'publisher' AND owner = :worker AND term = :term
 
 -- name: outbox_due
--- Events that may be tried now (heads of their key, or without a key), oldest-ready first,
--- except those being delivered already; through the ready index, however long the backlog.
+-- Events that may be tried (heads of their key, or without a key), soonest first, except
+-- those being delivered already; through the ready index, however long the backlog. The
+-- caller asks for one more than it takes: the first one not due yet tells when to look again.
 SELECT id, name, key, payload, run_id, position, created_at, attempts, last_error, ready_at
 FROM {p}outbox
-WHERE ready_at <= :now AND id NOT IN (SELECT value FROM json_each(:busy))
+WHERE ready_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(:busy))
 ORDER BY ready_at, position
 LIMIT :limit
-
--- name: outbox_next_due
-SELECT min(ready_at) FROM {p}outbox
-WHERE ready_at IS NOT NULL AND id NOT IN (SELECT value FROM json_each(:busy))
 
 -- name: outbox_remove
 -- A delivered (or buried) event leaves the outbox; its key's count goes down with it.
@@ -242,6 +239,7 @@ UPDATE {p}outbox SET ready_at = :now
 WHERE position = (SELECT min(position) FROM {p}outbox WHERE key = :key)
   AND ready_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM {p}outbox WHERE key = :key AND ready_at IS NOT NULL)
+RETURNING id, name, key, payload, run_id, position, created_at, attempts, last_error, ready_at
 
 -- name: outbox_retry
 UPDATE {p}outbox SET attempts = :attempts, ready_at = :next_at, last_error = :error
