@@ -267,6 +267,11 @@ class Publisher:
         # delivery frees the last slot of a full batch.
         look = True
         try:
+            if self.term != term or self.clock.time() >= self._lease_until:
+                # Deposed, or the lease ran out unrenewed (this process was paused, say):
+                # another publisher may be delivering this key's later events by now.
+                self.term = None if self.term == term else self.term
+                return
             try:
                 async with asyncio.timeout(self.timeout):
                     await self._call(event)

@@ -4,7 +4,7 @@
 JSON envelope (the same bytes on every attempt)::
 
     {"id": "...", "name": "order.shipped", "key": "order-42", "run_id": "...",
-     "created_at": "2030-01-01T00:00:00+00:00", "payload": {...}}
+     "position": 1042, "created_at": "2030-01-01T00:00:00+00:00", "payload": {...}}
 
 and the headers say what it is without parsing it: ``Perdure-Event-Id`` (also sent as
 ``Idempotency-Key``), ``Perdure-Event-Name``, ``Perdure-Event-Key`` (absent without a key),
@@ -12,6 +12,7 @@ and the headers say what it is without parsing it: ``Perdure-Event-Id`` (also se
 where HEX is HMAC-SHA256 over ``f"{TS}."`` followed by the body, keyed by the secret (the
 scheme of Stripe's webhooks; the timestamp lets a receiver refuse old replays). Id, name and
 key are percent-encoded in the headers (RFC 3986; plain ASCII names read as they are).
+``position`` grows with every emit: within a key, a later event has a greater one.
 
 Any 2xx answer means delivered; anything else (another status, a timeout, a refused
 connection) is a failed attempt that the publisher retries. ``httpx`` is imported only here
@@ -70,7 +71,7 @@ def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
 def envelope(event: OutboxEvent) -> bytes:
     """The request body for ``event``: its payload's JSON text embedded as it was stored."""
     head = json.dumps({"id": event.id, "name": event.name, "key": event.key,
-                       "run_id": event.run_id,
+                       "run_id": event.run_id, "position": event.position,
                        "created_at": datetime.fromtimestamp(event.created_at, UTC).isoformat()},
                       separators=(",", ":"), ensure_ascii=False)
     return (head[:-1] + ',"payload":' + event.payload_json + "}").encode()

@@ -58,6 +58,8 @@ async def test_events_arrive_signed_in_order_after_refusals(make_engine: Any) ->
     assert first.body["payload"] == {"order": "a", "total": 12.5}
     assert (first.body["name"], first.body["key"], first.body["run_id"]) == (
         "order.shipped", "ключ/a", "w")
+    second = next(r for r in ok if r.id == "w:1")
+    assert second.body["position"] > first.body["position"]
     h = first.headers
     assert unquote(h["Perdure-Event-Key"]) == "ключ/a"  # percent-encoded: headers are ASCII
     assert h["Perdure-Event-Id"] == h["Idempotency-Key"] == "w:0"
