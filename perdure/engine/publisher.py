@@ -104,11 +104,6 @@ class Publisher:
         self.failed_attempts = 0
         self.dead_lettered = 0
 
-    @property
-    def leading(self) -> bool:
-        """Whether this publisher holds the lease (as far as it knows)."""
-        return self.term is not None
-
     async def start(self) -> None:
         """Register (if the engine has no worker that did) and start the loops."""
         if self.register:
