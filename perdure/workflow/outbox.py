@@ -52,7 +52,9 @@ def emit(name: str, payload: Any = None, *, key: str | None = None
     one transaction, and a replay returns the recorded id without emitting again. The engine's
     outbox sink (``Engine(outbox=...)``) delivers it later, at least once, in emit order among
     the events of the same ``key`` (events without a key are independent of each other). The
-    id is stable across delivery attempts: receivers deduplicate by it.
+    id is stable across delivery attempts: receivers deduplicate by it. (Emits awaited
+    concurrently, in one ``gather``, are concurrent: their order among themselves is the order
+    in which they commit, like the emits of two runs.)
 
     ``payload`` is encoded as JSON by its own type (a dataclass or a pydantic model becomes an
     object of its fields, a ``datetime`` an ISO string). Raises, at the call and with nothing
