@@ -65,8 +65,9 @@ class Engine:
     publisher at a time across every process on the database, in emit order per key, at
     least once; ``outbox_retry`` (a ``RetryPolicy``; 10 attempts over about 15 minutes by
     default) says how often and how far apart a failing event is retried before it moves to
-    the dead letters; ``outbox_timeout`` bounds one delivery attempt (seconds). The events,
-    the dead letters and their counts are on ``engine.outbox``.
+    the dead letters; ``outbox_timeout`` bounds one delivery attempt (seconds). A client
+    (``worker=False``) does not publish; an engine with a sink and no workflows only
+    publishes. The events, the dead letters and their counts are on ``engine.outbox``.
     """
 
     def __init__(self, url: str = "sqlite:///perdure.db", *,
