@@ -12,7 +12,9 @@ from perdure.codec.encryption import Encrypted
 from perdure.codec.envelope import PayloadCodec
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.outbox import Outbox
 from perdure.engine.sync import SyncEngine, SyncHandle
+from perdure.engine.webhook import WebhookSink, verify_webhook
 from perdure.errors import (
     BlobMissing,
     CallbackAlreadyCompleted,
@@ -24,6 +26,7 @@ from perdure.errors import (
     DecryptionError,
     EventTimeout,
     InvalidConfiguration,
+    InvalidSignature,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
@@ -43,10 +46,20 @@ from perdure.errors import (
     StorageUnavailable,
     StreamClosed,
     UnknownWorkflowError,
+    WebhookRejected,
     WorkflowFailed,
 )
 from perdure.observe.health import Readiness
-from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.records import (
+    DeadLetter,
+    ErrorInfo,
+    JournalEntry,
+    OutboxEvent,
+    OutboxStats,
+    ResumeRecord,
+    RunInfo,
+    RunStatus,
+)
 from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
 from perdure.storage.directory import DirectoryBlobs
@@ -54,6 +67,7 @@ from perdure.workflow.callbacks import Callback, callback
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
 from perdure.workflow.events import set_event
+from perdure.workflow.outbox import emit
 from perdure.workflow.parallel import gather
 from perdure.workflow.requests import Request, wait_for_request
 from perdure.workflow.signals import wait_for_signal
@@ -76,6 +90,7 @@ __all__ = [
     "ChildHandle",
     "Clock",
     "Compressed",
+    "DeadLetter",
     "DecryptionError",
     "DirectoryBlobs",
     "Encrypted",
@@ -83,11 +98,15 @@ __all__ = [
     "ErrorInfo",
     "EventTimeout",
     "InvalidConfiguration",
+    "InvalidSignature",
     "JournalEntry",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
+    "Outbox",
+    "OutboxEvent",
+    "OutboxStats",
     "PayloadCodec",
     "PayloadTooLarge",
     "PayloadUnavailable",
@@ -116,10 +135,13 @@ __all__ = [
     "SystemClock",
     "UnknownWorkflowError",
     "VirtualClock",
+    "WebhookRejected",
+    "WebhookSink",
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",
     "callback",
+    "emit",
     "gather",
     "now",
     "random",
@@ -132,6 +154,7 @@ __all__ = [
     "step_key",
     "stream",
     "uuid4",
+    "verify_webhook",
     "wait_for_request",
     "wait_for_signal",
     "workflow",

@@ -31,6 +31,8 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── CallbackAlreadyCompleted  a second completion of a (single-use) callback token
     ├── CallbackTimeout           inside a workflow: ``cb.wait`` timed out
     ├── CallbackFailed            inside a workflow: the callback was failed from outside
+    ├── WebhookRejected           from ``WebhookSink``: the receiver did not answer 2xx
+    ├── InvalidSignature          from ``verify_webhook``: a received webhook is not authentic
     └── LeaseLost                 internal: this worker no longer owns the run (fencing)
 
     NonRetryable                  raised *by a step* to stop retrying at once (an Exception,
@@ -59,6 +61,7 @@ __all__ = [
     "DecryptionError",
     "EventTimeout",
     "InvalidConfiguration",
+    "InvalidSignature",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
@@ -78,6 +81,7 @@ __all__ = [
     "StorageUnavailable",
     "StreamClosed",
     "UnknownWorkflowError",
+    "WebhookRejected",
     "WorkflowFailed",
 ]
 
@@ -298,6 +302,15 @@ class CallbackFailed(_CarriesCause):
         super().__init__(f"the callback was failed: {cause_type}: {cause_message}",
                          cause_type=cause_type, cause_message=cause_message,
                          cause_traceback=cause_traceback)
+
+
+class WebhookRejected(PerdureError):
+    """A webhook receiver answered an outbox delivery with something other than a 2xx (the
+    publisher records it as a failed attempt and retries)."""
+
+
+class InvalidSignature(PerdureError):
+    """A received webhook's signature is missing, malformed, wrong, or too old."""
 
 
 class NonRetryable(Exception):

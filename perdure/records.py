@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error"]
+__all__ = ["ClaimedRun", "DeadLetter", "ErrorInfo", "JournalEntry", "OutboxEvent", "OutboxStats",
+           "ResumeRecord", "ResumeRow", "RunInfo", "RunRow", "RunStatus", "bound_text",
+           "failed_compensations", "run_error"]
 
 #: the longest error message and traceback text stored (characters); longer ones keep their
 #: head and tail. A 5 MB exception message would otherwise be stored twice (the traceback
@@ -325,3 +327,66 @@ class ResumeRecord:
                    () if blocked else failed_compensations(row.error), ended, resumed,
                    tuple(superseded))
 
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """An event a workflow emitted with ``perdure.emit``, as the outbox sink receives it (and
+    as ``engine.outbox.pending()`` lists it).
+
+    ``id`` is stable (the emitting run's id and the call's sequence number): it is the same on
+    every delivery attempt, so a receiver deduplicates by it. ``position`` grows with every
+    emit; a key's events are delivered in position order. ``attempt`` is the delivery attempt
+    this is (1 for the first); ``last_error`` says why the previous one failed.
+    """
+
+    id: str
+    name: str
+    key: str | None
+    payload_json: str
+    run_id: str
+    position: int
+    created_at: float
+    attempt: int = 1
+    last_error: str | None = None
+    next_attempt_at: float | None = None
+
+    @property
+    def payload(self) -> Any:
+        """The payload as plain JSON data (dicts, lists, strings, numbers, booleans, None)."""
+        return json.loads(self.payload_json)
+
+    @property
+    def created(self) -> datetime:
+        """When the event was emitted (UTC)."""
+        return datetime.fromtimestamp(self.created_at, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event that failed every delivery attempt: kept until it is replayed or purged."""
+
+    event: OutboxEvent
+    attempts: int
+    error: str
+    failed_at: float
+
+    @property
+    def failed(self) -> datetime:
+        """When it was moved to the dead letters (UTC)."""
+        return datetime.fromtimestamp(self.failed_at, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Counts for monitoring the outbox: the database's (shared by every process) and this
+    process's publisher's (since the engine opened)."""
+
+    pending: int  #: events not yet delivered (the backlog)
+    retrying: int  #: of those, events whose last delivery attempt failed
+    dead: int  #: events in the dead letters
+    oldest_pending_at: float | None  #: emit time of the oldest undelivered event
+    leader: str | None  #: the worker id of the publisher holding the lease, if any
+    delivered: int = 0  #: delivered by this process
+    failed_attempts: int = 0  #: failed delivery attempts made by this process
+    dead_lettered: int = 0  #: events this process moved to the dead letters

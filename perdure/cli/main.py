@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure import __version__
-from perdure.cli import runs, worker
+from perdure.cli import outbox, runs, worker
 from perdure.cli.options import (
     CommandError,
     add_database_options,
@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                          description="Cancel a run: it may run cleanup steps, then its "
                                      "completed steps are compensated.")
     can.add_argument("id", help="the run id")
+    outbox.add_parser(sub, common)
     return p
 
 
@@ -168,7 +169,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return _fail(f"PERDURE_LOG_FORMAT={fmt!r} is not a log format (text, json)")
     logs.configure(level, fmt)
     try:
-        code = worker.run(args) if args.command == "worker" else asyncio.run(runs.run(args))
+        if args.command == "worker":
+            code = worker.run(args)
+        elif args.command == "outbox":
+            code = asyncio.run(outbox.run(args))
+        else:
+            code = asyncio.run(runs.run(args))
         sys.stdout.flush()  # here, so that a closed pipe is noticed while we can handle it
         return code
     except PerdureError as exc:

@@ -19,6 +19,8 @@ from perdure.codec.functions import FunctionCodec
 from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.outbox import Outbox
+from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
 from perdure.engine.talk import Talk
 from perdure.engine.worker import Worker
@@ -33,6 +35,7 @@ from perdure.errors import (
 from perdure.observe.health import Readiness
 from perdure.observe.observer import Observer
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
@@ -98,6 +101,15 @@ class Engine:
     ``offload_above`` bytes (256 KiB by default) out of the journal, which holds their content
     hash instead; ``codec`` (``perdure.Encrypted(...)``, ``perdure.Compressed()`` or any
     :class:`~perdure.codec.envelope.PayloadCodec`) transforms every stored payload.
+
+    Outbox: ``outbox`` is the sink that delivers the events workflows emit (``perdure.emit``):
+    an async callable taking an ``OutboxEvent`` (or ``perdure.WebhookSink``), called by one
+    publisher at a time across every process on the database, in emit order per key, at
+    least once; ``outbox_retry`` (a ``RetryPolicy``; 10 attempts over about 15 minutes by
+    default) says how often and how far apart a failing event is retried before it moves to
+    the dead letters; ``outbox_timeout`` bounds one delivery attempt (seconds). A client
+    (``worker=False``) does not publish; an engine with a sink and no workflows only
+    publishes. The events, the dead letters and their counts are on ``engine.outbox``.
     """
 
     def __init__(self, url: str = "sqlite:///perdure.db", *,
@@ -110,13 +122,16 @@ class Engine:
                  blobs: BlobStore | Literal["database"] | None = None,
                  offload_above: int | None = None,
                  tracing: bool | TracerProvider = False,
-                 metrics: bool | CollectorRegistry = False) -> None:
+                 metrics: bool | CollectorRegistry = False,
+                 outbox: Sink | None = None, outbox_retry: RetryPolicy | None = None,
+                 outbox_timeout: float = 30.0) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
             synchronous=synchronous, clock=clock, max_payload=max_payload, codec=codec,
-            blobs=blobs, offload_above=offload_above, tracing=tracing, metrics=metrics)
+            blobs=blobs, offload_above=offload_above, tracing=tracing, metrics=metrics,
+            outbox=outbox, outbox_retry=outbox_retry, outbox_timeout=outbox_timeout)
         self.url = url
         self.workflows = _registry(workflows)
         validate.count(concurrency, "concurrency")
@@ -128,6 +143,12 @@ class Engine:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
         shutdown_grace = validate.seconds(shutdown_grace, "shutdown_grace", zero=True)
         payload_options = _payload_options(max_payload, codec, blobs, offload_above)
+        self._sink = None if outbox is None else check_sink(outbox)
+        if outbox_retry is not None and not isinstance(outbox_retry, RetryPolicy):
+            raise InvalidConfiguration(f"outbox_retry must be a RetryPolicy, not "
+                                       f"{type(outbox_retry).__name__}")
+        self._outbox_retry = outbox_retry or DEFAULT_RETRY
+        self._outbox_timeout = validate.seconds(outbox_timeout, "outbox_timeout")
         self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
         #: the payload pipeline: size limit, codec, blob offload
         self.payloads = Payloads(
@@ -160,6 +181,9 @@ class Engine:
         self.talk = Talk(self.store, self.clock, poll_interval=poll_interval,
                          check_open=self._check_open, wake_run=self._wake_run,
                          payloads=self.payloads)
+        self._publisher: Publisher | None = None
+        #: the outbox's events and dead letters (``perdure.emit``; delivered by ``outbox=``)
+        self.outbox = Outbox(self)
 
     @property
     def safe_url(self) -> str:
@@ -213,6 +237,14 @@ class Engine:
             if self.metrics is not None:
                 self._untrack.append(self.metrics.track_in_memory(lambda: len(worker.active)))
             await self._worker.start()
+        if self.is_worker and self._sink is not None:
+            sink, is_async = self._sink
+            self._publisher = Publisher(
+                store=self.store, clock=self.clock, sink=sink, is_async=is_async,
+                worker_id=self.worker_id, retry=self._outbox_retry, lease=self.lease,
+                heartbeat=self.heartbeat, poll_interval=self.poll_interval,
+                timeout=self._outbox_timeout, register=self._worker is None)
+            await self._publisher.start()
 
     async def _connect(self) -> list[str]:
         delay = _CONNECT_RETRY_FIRST
@@ -236,6 +268,9 @@ class Engine:
                                                                             zero=True)
         if not self._open:
             return
+        if self._publisher is not None:
+            await self._publisher.stop(self.shutdown_grace if grace is None else grace)
+            self._publisher = None
         if self._worker is not None:
             await self._worker.drain(grace)
             self._worker = None
@@ -251,6 +286,9 @@ class Engine:
         """Stop at once, as a crash would (for tests and harnesses): every run is abandoned
         where it is and nothing new is written; writes already queued to the storage may
         still commit, just as they might before a real crash."""
+        if self._publisher is not None:
+            await self._publisher.abort()
+            self._publisher = None
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 from perdure.storage.blobs import BlobStore
+from perdure.storage.outbox_port import OutboxStore
 
 __all__ = ["CallbackState", "NewRun", "RequestState", "Storage", "TalkListener", "wf_key"]
 
@@ -74,6 +75,9 @@ class Storage(Protocol):
     #: True when the backend pushes wake-ups from other processes (``set_waker``), so the
     #: worker's polling of ``changed()`` is only a slow safety net
     pushes: bool
+    @property
+    def outbox(self) -> OutboxStore:
+        """The outbox tables: emitted events, their delivery and the dead letters."""
 
     async def open(self) -> list[str]:
         """Connect and apply pending migrations; return those applied (``NNNN_name``).

@@ -24,6 +24,9 @@ EXPECTED = {
     "Callback", "CallbackAlreadyCompleted", "CallbackFailed", "CallbackNotFound",
     "CallbackTimeout", "EventTimeout", "Request", "RequestRejected", "RequestTimeout", "Stream",
     "StreamClosed", "callback", "set_event", "stream", "wait_for_request",
+    # the outbox
+    "DeadLetter", "InvalidSignature", "Outbox", "OutboxEvent", "OutboxStats", "WebhookRejected",
+    "WebhookSink", "emit", "verify_webhook",
 }
 
 

@@ -39,6 +39,7 @@ from perdure.storage.postgres.config import (
     validate_schema,
 )
 from perdure.storage.postgres.errors import storage_error
+from perdure.storage.postgres.outbox import PostgresOutbox
 from perdure.storage.postgres.pool import (
     Connection,
     Pool,
@@ -101,6 +102,7 @@ class PostgresStorage(PostgresTalk):
                                 own_pids=lambda: self._pool.server_pids)
         self._opened = False
         self._ownership_locks: dict[str, asyncio.Lock] = {}
+        self.outbox = PostgresOutbox(self)
 
     def __repr__(self) -> str:
         return f"<PostgresStorage {self._redacted!r} prefix={self.qualified_prefix!r}>"
@@ -522,6 +524,13 @@ class PostgresStorage(PostgresTalk):
         """Call ``wake`` on every NOTIFY from another process (and once after the listener
         reconnected)."""
         self._session.wake = wake
+        if self._opened and not self._session.started:
+            self._session.start_soon()
+
+    def listen_outbox(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on another process's ``outbox`` notification (and after the listener
+        reconnected); starts the session connection if nothing did yet."""
+        self._session.outbox_wake = wake
         if self._opened and not self._session.started:
             self._session.start_soon()
 

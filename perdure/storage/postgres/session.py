@@ -53,6 +53,9 @@ class Session:
         #: the talk channel and its listener (set by listen_talk; None: not listening)
         self.talk_channel: str | None = None
         self.on_talk: Callable[[str | None], None] | None = None
+        #: called instead of ``wake`` for an ``outbox`` notification (events to deliver: the
+        #: outbox publisher's business, not the workers')
+        self.outbox_wake: Callable[[], None] | None = None
         #: a notification (or a reconnect) happened since ``changed()`` last looked
         self.notified = False
         self.reconnects = 0
@@ -163,6 +166,10 @@ class Session:
     def _on_notify(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
         if pid in self._own_pids():
             return  # our own process already acted on it (the engine wakes itself)
+        if payload == "outbox":
+            if self.outbox_wake is not None:
+                self.outbox_wake()
+            return
         self._fire()
 
     def _on_talk(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
@@ -198,6 +205,8 @@ class Session:
                 self._fire()  # notifications sent while we were away are lost: look again
                 if self.on_talk is not None:
                     self.on_talk(None)  # readers too
+                if self.outbox_wake is not None:
+                    self.outbox_wake()
             await self._watch()
 
     async def _watch(self) -> None:

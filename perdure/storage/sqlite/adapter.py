@@ -17,6 +17,7 @@ from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.errors import is_transient, storage_error
+from perdure.storage.sqlite.outbox import SqliteOutbox
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
 
@@ -50,6 +51,7 @@ class SqliteStorage(SqliteTalk):
         self._data_version: int | None = None
         self._load: Callable[[], int] = lambda: 0
         self._applied: list[str] = []  # by the last open()
+        self.outbox = SqliteOutbox(self._q, self._submit)
 
     # -- life cycle -------------------------------------------------------------------------
 
