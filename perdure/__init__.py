@@ -13,11 +13,13 @@ from perdure.errors import (
     Cancelled,
     ChildFailed,
     InvalidConfiguration,
+    JournalFormatError,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
     NotInWorkflow,
     PerdureError,
+    ReplayMismatch,
     RunBlocked,
     RunCancelled,
     RunFinished,
@@ -29,11 +31,20 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
-from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.records import (
+    ErrorInfo,
+    Incarnation,
+    JournalEntry,
+    ResumeRecord,
+    RunInfo,
+    RunStatus,
+)
 from perdure.retry import RetryPolicy
 from perdure.workflow.children import ChildHandle, start_child
+from perdure.workflow.continuation import ContinueAsNew, journal_size
 from perdure.workflow.definitions import Step, Workflow, step, workflow
 from perdure.workflow.parallel import gather
+from perdure.workflow.patches import deprecate_patch, patched
 from perdure.workflow.signals import wait_for_signal
 from perdure.workflow.timers import sleep, sleep_until
 from perdure.workflow.values import now, random, run_id, step_key, uuid4
@@ -45,15 +56,19 @@ __all__ = [
     "ChildFailed",
     "ChildHandle",
     "Clock",
+    "ContinueAsNew",
     "Engine",
     "ErrorInfo",
+    "Incarnation",
     "InvalidConfiguration",
     "JournalEntry",
+    "JournalFormatError",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
     "PerdureError",
+    "ReplayMismatch",
     "ResumeRecord",
     "RetryPolicy",
     "RunBlocked",
@@ -75,8 +90,11 @@ __all__ = [
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",
+    "deprecate_patch",
     "gather",
+    "journal_size",
     "now",
+    "patched",
     "random",
     "run_id",
     "sleep",

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-__all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunRow", "RunStatus", "failed_compensations", "run_error"]
+__all__ = ["ClaimedRun", "ErrorInfo", "Incarnation", "IncarnationRow", "JournalEntry",
+           "ResumeRecord", "ResumeRow", "RunInfo", "RunRow", "RunStatus", "failed_compensations",
+           "run_error"]
 
 
 class RunStatus(StrEnum):
@@ -25,6 +26,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"        #: raised; compensations (if any) have run
     CANCELLED = "cancelled"  #: cancelled; compensations (if any) have run
     BLOCKED = "blocked"      #: stopped for an operator (non-determinism); fix, then resume
+    PAUSED = "paused"        #: parked by an operator (``engine.pause``) until ``engine.resume``
 
     @property
     def terminal(self) -> bool:
@@ -129,8 +131,15 @@ class RunRow:
     cancel_requested: bool
     created_at: float
     updated_at: float
-    #: how many times an operator resumed the run after it failed (see ``step_key()``)
+    #: key generation: bumped by a resume after a failure and by a continue-as-new
     generation: int = 0
+    #: how many times the run continued as new
+    incarnation: int = 0
+    #: an operator asked to pause the run (it parks at its next durable await)
+    pause_requested: bool = False
+    #: the run this one is a fork of, and the seq from which it executed again
+    forked_from: str | None = None
+    forked_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +160,8 @@ class ClaimedRun:
     recovered: bool = False
     #: resumes after a failure so far: part of the idempotency keys of the steps it executes
     generation: int = 0
+    #: an operator asked to pause the run: it parks at its next durable await
+    pause_requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +217,19 @@ class RunInfo:
     #: steps whose compensation exhausted its attempts (a failed or cancelled run whose
     #: rollback is incomplete: someone must undo these by hand)
     failed_compensations: tuple[str, ...] = ()
-    #: how many times the run was resumed after it failed; steps it executes now have
-    #: idempotency keys of this generation (see ``step_key()``)
+    #: how many times the run was resumed after it failed or continued as new; steps it
+    #: executes now have idempotency keys of this generation (see ``step_key()``)
     generation: int = 0
+    #: how many times the run continued as new (``ContinueAsNew``); see
+    #: ``WorkflowHandle.incarnations()``
+    incarnation: int = 0
+    #: an operator paused the run (status ``paused``) or asked to (it parks at its next
+    #: durable await)
+    pause_requested: bool = False
+    #: the run this one was forked from (``engine.fork``), and the seq from which it executed
+    #: again (the entries before it were copied)
+    forked_from: str | None = None
+    forked_seq: int | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -229,7 +250,8 @@ class RunInfo:
         updated = _dt(row.updated_at)
         assert created is not None and updated is not None
         return cls(row.id, row.workflow, row.version, status, err, created, updated,
-                   row.parent_id, reason, row.cancel_requested, undone, row.generation)
+                   row.parent_id, reason, row.cancel_requested, undone, row.generation,
+                   row.incarnation, bool(row.pause_requested), row.forked_from, row.forked_seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,3 +297,36 @@ class ResumeRecord:
                    () if blocked else failed_compensations(row.error), ended, resumed,
                    tuple(superseded))
 
+
+
+@dataclass(frozen=True, slots=True)
+class IncarnationRow:
+    """An incarnation that continued as new, as the storage holds it."""
+
+    id: int
+    generation: int
+    version: str
+    input: str
+    ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Incarnation:
+    """One ended incarnation of a long-lived run: ``raise ContinueAsNew(...)`` ended it and
+    started the next with new arguments and a fresh journal. Kept for audit (replay never
+    reads it again)."""
+
+    number: int                          #: 0 for the run's first incarnation
+    generation: int                      #: its key generation (step keys ``RUN:SEQ:gN``)
+    version: str                         #: the workflow version it ran
+    input: str                           #: its arguments, as encoded JSON text
+    ended_at: datetime
+    journal: tuple[JournalEntry, ...]    #: its journal, as it was when it continued
+
+    @classmethod
+    def from_rows(cls, number: int, row: IncarnationRow,
+                  journal: Sequence[JournalEntry]) -> Incarnation:
+        """Build from the storage rows."""
+        ended = _dt(row.ended_at)
+        assert ended is not None
+        return cls(number, row.generation, row.version, row.input, ended, tuple(journal))

@@ -52,7 +52,7 @@ async def _run_worker(engine: Engine, grace: float | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await engine.open()
-    print(f"perdure worker {engine.worker_id} driving {', '.join(sorted(engine.workflows))} "
+    print(f"perdure worker {engine.worker_id} driving {engine.workflows.describe()} "
           f"on {engine!r}", flush=True)
     try:
         await stop.wait()

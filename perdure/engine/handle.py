@@ -11,6 +11,7 @@ from perdure.codec.functions import FunctionCodec
 from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
 from perdure.records import (
     ErrorInfo,
+    Incarnation,
     JournalEntry,
     ResumeRecord,
     RunInfo,
@@ -33,8 +34,8 @@ class RunClient(Protocol):
         """The engine's storage."""
         ...
 
-    def codec_for(self, workflow: str) -> FunctionCodec:
-        """The codec of a workflow's result."""
+    def codec_for(self, workflow: str, version: str | None = None) -> FunctionCodec:
+        """The codec of a workflow's result (at ``version``: several may be served)."""
         ...
 
     def settled_event(self, run_id: str) -> AbstractContextManager[asyncio.Event]:
@@ -79,6 +80,14 @@ class WorkflowHandle(Generic[R]):
         return [ResumeRecord.from_rows(row, entries)
                 for row, entries in await self._engine.store.load_history(self.id)]
 
+    async def incarnations(self) -> list[Incarnation]:
+        """The run's incarnations that ended with ``ContinueAsNew``, oldest first, each with
+        the arguments and version it ran with and its journal (raises ``RunNotFound``). The
+        current incarnation is the run itself: ``status()`` and ``journal()``."""
+        await self._row()
+        rows = await self._engine.store.load_incarnations(self.id)
+        return [Incarnation.from_rows(n, row, entries) for n, (row, entries) in enumerate(rows)]
+
     async def signal(self, name: str, payload: Any = None, *,
                      idempotency_key: str | None = None) -> bool:
         """Send a signal to this run; see ``Engine.signal``."""
@@ -120,7 +129,7 @@ class WorkflowHandle(Generic[R]):
     def _outcome(self, row: RunRow) -> Any:
         status = RunStatus(row.status)
         if status is RunStatus.COMPLETED:
-            codec = self._engine.codec_for(row.workflow)
+            codec = self._engine.codec_for(row.workflow, row.version)
             return lambda: codec.decode_result(row.output or "null")
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):
             err = ErrorInfo.from_json(row.error) or ErrorInfo("Error", "unknown")

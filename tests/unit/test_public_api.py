@@ -18,6 +18,9 @@ EXPECTED = {
     "VirtualClock", "Workflow", "WorkflowFailed", "WorkflowHandle", "gather", "now", "random",
     "run_id", "sleep", "sleep_until", "start_child", "step", "step_key", "uuid4",
     "wait_for_signal", "workflow",
+    # long-lived runs and changing code safely
+    "ContinueAsNew", "Incarnation", "JournalFormatError", "ReplayMismatch", "deprecate_patch",
+    "journal_size", "patched",
 }
 
 
