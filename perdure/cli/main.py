@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from perdure.cli import runs, worker
+from perdure.cli import lifecycle, runs, worker
 from perdure.cli.options import DEFAULT_DB
 from perdure.errors import PerdureError
 
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     res = sub.add_parser("resume", parents=[common], help="re-drive a blocked or failed run")
     res.add_argument("id")
     sub.add_parser("migrate", parents=[common], help="create or upgrade the schema")
+    lifecycle.add_commands(sub, runs, ls, common)
     sig = sub.add_parser("signal", parents=[common], help="send a signal to a run")
     sig.add_argument("id")
     sig.add_argument("name")

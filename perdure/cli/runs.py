@@ -1,10 +1,12 @@
-"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate``."""
+"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate`` (and
+those of ``lifecycle``: ``pause``, ``runs fork|export``, ``runs list --stranded``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from perdure.cli import lifecycle
 from perdure.cli.options import database_url
 from perdure.cli.output import print_run, print_runs
 from perdure.engine.engine import Engine
@@ -15,7 +17,9 @@ __all__ = ["run"]
 async def run(args: argparse.Namespace) -> int:
     """The commands that talk to the database as a client: runs, resume, signal, cancel."""
     async with Engine(database_url(args), worker=False, table_prefix=args.prefix) as engine:
-        if args.command == "migrate":
+        if await lifecycle.run(engine, args):
+            pass
+        elif args.command == "migrate":
             print(f"schema is up to date on {engine!r}")
         elif args.command == "runs" and args.runs_command == "list":
             print_runs(await engine.list_runs(status=args.status, workflow=args.workflow,
