@@ -54,6 +54,15 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
         print(f"resumed   generation {info.generation} (step keys end in :g{info.generation})")
     if info.parent_id:
         print(f"parent    {info.parent_id}")
+    if info.incarnation:
+        print(f"continued as new {info.incarnation} time(s): this is incarnation "
+              f"{info.incarnation} (earlier journals: handle.incarnations())")
+    if info.forked_from:
+        print(f"forked    from {info.forked_from} at seq {info.forked_seq} (entries before it "
+              "were copied)")
+    if info.pause_requested and info.status in (RunStatus.RUNNING, RunStatus.WAITING,
+                                                RunStatus.PENDING):
+        print("pausing   at its next durable await (an operator paused it)")
     if info.error is not None:
         print(f"error     {info.error.type}: {info.error.message}")
     if info.blocked_reason:

@@ -550,13 +550,14 @@ ORDER BY resume_id, seq
 
 -- name: fork_run
 -- A fork, one statement: a new run with the source's workflow, version and arguments, and the
--- source's journal entries before the fork point. Nothing is written if the id exists.
+-- source's journal entries before the fork point. Nothing is written if the id exists. Its
+-- epoch starts at 1, not 0: the runner reads no journal on a run's first claim (epoch 1).
 WITH src AS (
     SELECT id, workflow, version, wf_key, input FROM {p}runs WHERE id = :source
 ), ins AS (
     INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
                          created_at, updated_at, forked_from, forked_seq)
-    SELECT :id, workflow, version, wf_key, 'pending', input, 0, :now::float8, :now, :now, id,
+    SELECT :id, workflow, version, wf_key, 'pending', input, 1, :now::float8, :now, :now, id,
            :upto::int
     FROM src
     ON CONFLICT (id) DO NOTHING

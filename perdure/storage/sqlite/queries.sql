@@ -257,10 +257,11 @@ WHERE run_id = :run_id
 ORDER BY resume_id, seq
 
 -- name: insert_fork
--- A fork: a new run with the source's workflow, version and arguments ...
+-- A fork: a new run with the source's workflow, version and arguments ... Its epoch starts at
+-- 1, not 0: the runner reads no journal on a run's first claim (epoch 1), and a fork has one.
 INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
                      created_at, updated_at, forked_from, forked_seq)
-SELECT :id, workflow, version, wf_key, 'pending', input, 0, :now, :now, :now, id, :upto
+SELECT :id, workflow, version, wf_key, 'pending', input, 1, :now, :now, :now, id, :upto
 FROM {p}runs WHERE id = :source
 ON CONFLICT (id) DO NOTHING
 
