@@ -197,3 +197,46 @@ async def test_arguments_the_default_version_cannot_take_block_the_run(
         await handle.result(timeout=10)
     info = await handle.status()
     assert (info.version, info.incarnation) == ("1", 0)  # nothing was written
+
+
+OUTAGE = {"on": True}
+
+
+@step(max_attempts=1)
+async def flaky() -> None:
+    if OUTAGE["on"]:
+        raise RuntimeError("outage")
+
+
+@workflow
+async def kid(tag: str) -> str:
+    return tag
+
+
+@workflow
+async def tolerant_parent() -> str:
+    try:
+        await flaky()
+        tag = "fixed"
+    except perdure.StepFailed:
+        tag = "broken"
+    child = await perdure.start_child(kid, tag)
+    result = await child.result()
+    if result == "broken":
+        raise RuntimeError("the child saw the outage")
+    return result
+
+
+async def test_a_resumed_generation_starts_its_own_children(make_engine: Any) -> None:
+    # The child's default id is the parent's id and seq: a later generation (a resume after a
+    # failure here, a continue-as-new above) starts a child at the same seq again, and must
+    # not find the old child (and its old result) under that id.
+    OUTAGE["on"] = True
+    engine = await make_engine(tolerant_parent, kid)
+    handle = await engine.start(tolerant_parent, id="tp")
+    with pytest.raises(WorkflowFailed, match="the child saw the outage"):
+        await handle.result(timeout=10)
+    OUTAGE["on"] = False
+    await engine.resume("tp")
+    assert await handle.result(timeout=10) == "fixed"
+    assert sorted(r.id for r in await engine.list_runs(workflow="kid")) == ["tp/1", "tp/1:g1"]
