@@ -33,7 +33,7 @@ from perdure.workflow.stops import Blocked
 __all__ = ["ContinueAsNew", "journal_size"]
 
 
-class ContinueAsNew(BaseException):  # noqa: N818 - it is raised, and reads as an instruction
+class ContinueAsNew(BaseException):
     """Raise ``ContinueAsNew(*args, **kwargs)`` from a workflow to end its current incarnation
     and start the run again, with these arguments and an empty journal.
 

@@ -3,6 +3,7 @@ id; the old journals are kept as history; ``result()`` follows the chain."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from perdure import (
     step,
     workflow,
 )
+from perdure.cli.main import main
 from perdure.testing import wait_for_status
 
 keys: list[str] = []
@@ -240,3 +242,12 @@ async def test_a_resumed_generation_starts_its_own_children(make_engine: Any) ->
     await engine.resume("tp")
     assert await handle.result(timeout=10) == "fixed"
     assert sorted(r.id for r in await engine.list_runs(workflow="kid")) == ["tp/1", "tp/1:g1"]
+
+
+async def test_runs_show_tells_the_incarnation(make_engine: Any, db_url: str,
+                                               capsys: Any) -> None:
+    engine = await make_engine(counter)
+    await (await engine.start(counter, 5, id="shown")).result(timeout=10)
+    assert await asyncio.to_thread(main, ["runs", "show", "shown", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "continued as new 1 time(s): this is incarnation 1" in out

@@ -173,8 +173,8 @@ async def test_an_unfinished_run_may_end_where_its_journal_ends(
     # o-3 waits for its signal: code that goes on past that point is not judged ...
     assert replay(one_more_step, waiting).replayed == ["o-3"]
     # ... but code that stops short of what it recorded is.
-    with pytest.raises(ReplayMismatch, match="the code ends after 2 operation.s., but the "
-                                             "journal holds step 'charge' at seq 2"):
+    with pytest.raises(ReplayMismatch, match=r"the code ends after 2 operation\(s\), but the "
+                                             r"journal holds step .charge. at seq 2"):
         replay(_stops_early, waiting)
 
 
