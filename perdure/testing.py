@@ -32,10 +32,12 @@ def replay(workflows: Workflow[Any, Any] | Iterable[Workflow[Any, Any]],
 
     Every run of these workflows' names is replayed (against the given workflow of its exact
     version if there is one, else its name's default version); runs of other workflows are
-    skipped. Raises ``ReplayMismatch`` naming the run, the seq and what differs at the first
-    run the code does not replay (a reordered, renamed, added or removed operation, a payload
-    the current types cannot decode, a different ending), and ``JournalFormatError`` for a
-    file that is not an export of a known format version. Returns what was replayed.
+    skipped (pass the workflows their runs start as children too: a child start replays only
+    for a registered workflow, as on a worker). Raises ``ReplayMismatch`` naming the run, the
+    seq and what differs at the first run the code does not replay (a reordered, renamed,
+    added or removed operation, a payload the current types cannot decode, a different
+    ending), and ``JournalFormatError`` for a file that is not an export of a known format
+    version. Returns what was replayed.
 
     Blocking; from a running event loop (an async test) it runs on a thread of its own.
     """
