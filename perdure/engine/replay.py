@@ -70,6 +70,8 @@ class _NoStorage:
                 entry = args[3]
                 what = f"{entry.kind} {entry.name!r}"
                 seq = entry.seq
+            if self.ctx is not None:
+                self.ctx.halt(_End(seq, what))  # remembered: the workflow cannot swallow it
             raise _End(seq, what)
 
         return end

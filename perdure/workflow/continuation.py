@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from perdure.errors import SerializationError
+from perdure.errors import NotInWorkflow, SerializationError
 from perdure.workflow.context import current
+from perdure.workflow.scope import active_step
 from perdure.workflow.stops import Blocked
 
 __all__ = ["ContinueAsNew", "journal_size"]
@@ -65,5 +66,9 @@ class ContinueAsNew(BaseException):
 def journal_size() -> int:
     """How many durable operations the current incarnation has made so far (its journal's
     length, counting the ones in flight): deterministic, so a loop can decide on it when to
-    ``raise ContinueAsNew(...)``."""
+    ``raise ContinueAsNew(...)``. Workflow code only: in a step it would not be
+    deterministic."""
+    if active_step.get() is not None:
+        raise NotInWorkflow("perdure.journal_size() belongs to the workflow's code, not a "
+                            "step's")
     return current("perdure.journal_size()").seq

@@ -78,11 +78,23 @@ async def sized() -> list[int]:
     return sizes
 
 
+@step(max_attempts=1)
+async def size_in_a_step() -> int:
+    return perdure.journal_size()
+
+
+@workflow
+async def sized_in_a_step() -> int:
+    return await size_in_a_step()
+
+
 async def test_journal_size_counts_the_operations_of_the_incarnation(make_engine: Any) -> None:
-    engine = await make_engine(sized)
+    engine = await make_engine(sized, sized_in_a_step)
     assert await (await engine.start(sized)).result(timeout=10) == [0, 2, 4]
     with pytest.raises(NotInWorkflow):
         perdure.journal_size()
+    with pytest.raises(WorkflowFailed, match="NotInWorkflow"):
+        await (await engine.start(sized_in_a_step)).result(timeout=10)
 
 
 @workflow
