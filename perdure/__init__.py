@@ -27,6 +27,7 @@ from perdure.errors import (
     EventTimeout,
     InvalidConfiguration,
     InvalidSignature,
+    JournalFormatError,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
@@ -34,6 +35,7 @@ from perdure.errors import (
     PayloadTooLarge,
     PayloadUnavailable,
     PerdureError,
+    ReplayMismatch,
     RequestRejected,
     RequestTimeout,
     RunBlocked,
@@ -53,6 +55,7 @@ from perdure.observe.health import Readiness
 from perdure.records import (
     DeadLetter,
     ErrorInfo,
+    Incarnation,
     JournalEntry,
     OutboxEvent,
     OutboxStats,
@@ -65,10 +68,12 @@ from perdure.storage.blobs import BlobStore
 from perdure.storage.directory import DirectoryBlobs
 from perdure.workflow.callbacks import Callback, callback
 from perdure.workflow.children import ChildHandle, start_child
+from perdure.workflow.continuation import ContinueAsNew, journal_size
 from perdure.workflow.definitions import Step, Workflow, step, workflow
 from perdure.workflow.events import set_event
 from perdure.workflow.outbox import emit
 from perdure.workflow.parallel import gather
+from perdure.workflow.patches import deprecate_patch, patched
 from perdure.workflow.requests import Request, wait_for_request
 from perdure.workflow.signals import wait_for_signal
 from perdure.workflow.streams import Stream, stream
@@ -90,6 +95,7 @@ __all__ = [
     "ChildHandle",
     "Clock",
     "Compressed",
+    "ContinueAsNew",
     "DeadLetter",
     "DecryptionError",
     "DirectoryBlobs",
@@ -97,9 +103,11 @@ __all__ = [
     "Engine",
     "ErrorInfo",
     "EventTimeout",
+    "Incarnation",
     "InvalidConfiguration",
     "InvalidSignature",
     "JournalEntry",
+    "JournalFormatError",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
@@ -112,6 +120,7 @@ __all__ = [
     "PayloadUnavailable",
     "PerdureError",
     "Readiness",
+    "ReplayMismatch",
     "Request",
     "RequestRejected",
     "RequestTimeout",
@@ -141,9 +150,12 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowHandle",
     "callback",
+    "deprecate_patch",
     "emit",
     "gather",
+    "journal_size",
     "now",
+    "patched",
     "random",
     "run_id",
     "set_event",

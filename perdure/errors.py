@@ -13,6 +13,8 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── RunNotFound               no run with that id
     ├── RunFinished               the run already reached a terminal state (signal to a done run)
     ├── NonDeterminismError       replay asked for a different operation than the journal holds
+    │   └── ReplayMismatch        ``perdure.testing.replay``: the code diverges from a journal
+    ├── JournalFormatError        a journal file that is not a Perdure export of a known version
     ├── NotInWorkflow             an in-workflow function (now(), a step, ...) called outside one
     ├── StorageUnavailable        the database cannot take the call now (connection, lock, disk)
     ├── StepFailed                inside a workflow: a step exhausted its attempts
@@ -62,6 +64,7 @@ __all__ = [
     "EventTimeout",
     "InvalidConfiguration",
     "InvalidSignature",
+    "JournalFormatError",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
@@ -69,6 +72,7 @@ __all__ = [
     "PayloadTooLarge",
     "PayloadUnavailable",
     "PerdureError",
+    "ReplayMismatch",
     "RequestRejected",
     "RequestTimeout",
     "RunBlocked",
@@ -158,6 +162,25 @@ class RunFinished(PerdureError):
 
 class NonDeterminismError(PerdureError):
     """Replay asked for an operation that differs from the one the journal recorded."""
+
+
+class ReplayMismatch(NonDeterminismError):
+    """The current code does not replay an exported journal: raised by
+    ``perdure.testing.replay`` with the run, the seq and what differs."""
+
+    def __init__(self, run_id: str, seq: int | None, reason: str, *, path: str = "") -> None:
+        where = f" at seq {seq}" if seq is not None else ""
+        source = f" (from {path})" if path else ""
+        super().__init__(f"run {run_id!r}{source} does not replay{where}: {reason}")
+        self.run_id = run_id
+        self.seq = seq
+        self.reason = reason
+        self.path = path
+
+
+class JournalFormatError(PerdureError):
+    """A journal file is not a Perdure export, or has a format version this Perdure cannot
+    read."""
 
 
 class NotInWorkflow(PerdureError):

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ClaimedRun", "DeadLetter", "ErrorInfo", "JournalEntry", "OutboxEvent", "OutboxStats",
-           "ResumeRecord", "ResumeRow", "RunInfo", "RunRow", "RunStatus", "bound_text",
-           "failed_compensations", "run_error"]
+__all__ = ["ClaimedRun", "DeadLetter", "ErrorInfo", "Incarnation", "IncarnationRow",
+           "JournalEntry", "OutboxEvent", "OutboxStats", "ResumeRecord", "ResumeRow", "RunInfo",
+           "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error"]
 
 #: the longest error message and traceback text stored (characters); longer ones keep their
 #: head and tail. A 5 MB exception message would otherwise be stored twice (the traceback
@@ -44,6 +44,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"        #: raised; compensations (if any) have run
     CANCELLED = "cancelled"  #: cancelled; compensations (if any) have run
     BLOCKED = "blocked"      #: stopped for an operator (non-determinism); fix, then resume
+    PAUSED = "paused"        #: parked by an operator (``engine.pause``) until ``engine.resume``
 
     @property
     def terminal(self) -> bool:
@@ -154,8 +155,15 @@ class RunRow:
     cancel_requested: bool
     created_at: float
     updated_at: float
-    #: how many times an operator resumed the run after it failed (see ``step_key()``)
+    #: key generation: bumped by a resume after a failure and by a continue-as-new
     generation: int = 0
+    #: how many times the run continued as new
+    incarnation: int = 0
+    #: an operator asked to pause the run (it parks at its next durable await)
+    pause_requested: bool = False
+    #: the run this one is a fork of, and the seq from which it executed again
+    forked_from: str | None = None
+    forked_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +188,8 @@ class ClaimedRun:
     wake_at: float | None = None
     #: the trace context stored by the run's start (JSON text of a W3C carrier), if any
     trace_context: str | None = None
+    #: an operator asked to pause the run: it parks at its next durable await
+    pause_requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +248,8 @@ class RunInfo:
     #: steps whose compensation exhausted its attempts (a failed or cancelled run whose
     #: rollback is incomplete: someone must undo these by hand)
     failed_compensations: tuple[str, ...] = ()
-    #: how many times the run was resumed after it failed; steps it executes now have
-    #: idempotency keys of this generation (see ``step_key()``)
+    #: how many times the run was resumed after it failed or continued as new; steps it
+    #: executes now have idempotency keys of this generation (see ``step_key()``)
     generation: int = 0
     #: the run's arguments, as the codec recorded them (JSON text keyed by parameter)
     input: str | None = None
@@ -254,6 +264,16 @@ class RunInfo:
     #: set (with ``error`` left out) when this process cannot read the run's error: why,
     #: e.g. ``encrypted (key 'k1')``
     unreadable: str | None = None
+    #: how many times the run continued as new (``ContinueAsNew``); see
+    #: ``WorkflowHandle.incarnations()``
+    incarnation: int = 0
+    #: an operator paused the run (status ``paused``) or asked to (it parks at its next
+    #: durable await)
+    pause_requested: bool = False
+    #: the run this one was forked from (``engine.fork``), and the seq from which it executed
+    #: again (the entries before it were copied)
+    forked_from: str | None = None
+    forked_seq: int | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -281,7 +301,9 @@ class RunInfo:
                    input=row.input,
                    output=row.output if status is RunStatus.COMPLETED else None,
                    wake_at=_dt(row.wake_at) if status is RunStatus.WAITING else None,
-                   waiting_for=waiting_for, deadline=_dt(row.deadline))
+                   waiting_for=waiting_for, deadline=_dt(row.deadline),
+                   incarnation=row.incarnation, pause_requested=bool(row.pause_requested),
+                   forked_from=row.forked_from, forked_seq=row.forked_seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,3 +412,36 @@ class OutboxStats:
     delivered: int = 0  #: delivered by this process
     failed_attempts: int = 0  #: failed delivery attempts made by this process
     dead_lettered: int = 0  #: events this process moved to the dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class IncarnationRow:
+    """An incarnation that continued as new, as the storage holds it."""
+
+    id: int
+    generation: int
+    version: str
+    input: str
+    ended_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Incarnation:
+    """One ended incarnation of a long-lived run: ``raise ContinueAsNew(...)`` ended it and
+    started the next with new arguments and a fresh journal. Kept for audit (replay never
+    reads it again)."""
+
+    number: int                          #: 0 for the run's first incarnation
+    generation: int                      #: its key generation (step keys ``RUN:SEQ:gN``)
+    version: str                         #: the workflow version it ran
+    input: str                           #: its arguments, as encoded JSON text
+    ended_at: datetime
+    journal: tuple[JournalEntry, ...]    #: its journal, as it was when it continued
+
+    @classmethod
+    def from_rows(cls, number: int, row: IncarnationRow,
+                  journal: Sequence[JournalEntry]) -> Incarnation:
+        """Build from the storage rows."""
+        ended = _dt(row.ended_at)
+        assert ended is not None
+        return cls(number, row.generation, row.version, row.input, ended, tuple(journal))

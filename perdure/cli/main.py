@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure import __version__
-from perdure.cli import outbox, runs, worker
+from perdure.cli import lifecycle, outbox, runs, worker
 from perdure.cli.options import (
     CommandError,
     add_database_options,
@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", parents=[common], help="create or upgrade the schema",
                    description="Create or upgrade the schema and say which migrations it "
                                "applied.")
+    lifecycle.add_commands(sub, runs_sub, ls, common)
     sig = sub.add_parser("signal", parents=[common], help="send a signal to a run",
                          description="Send a signal to a run; it is buffered until the run "
                                      "waits for it.")

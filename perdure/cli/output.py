@@ -86,6 +86,16 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
                    else _short(info.input, width)))
     if info.output is not None:
         fields.append(("result", _short(info.output, width)))
+    if info.incarnation:
+        fields.append(("continued", f"as new {info.incarnation} time(s): this is incarnation "
+                                    f"{info.incarnation} (earlier journals: "
+                                    "handle.incarnations())"))
+    if info.forked_from:
+        fields.append(("forked", f"from {info.forked_from} at seq {info.forked_seq} (entries "
+                                 "before it were copied)"))
+    if info.pause_requested and info.status in (RunStatus.RUNNING, RunStatus.WAITING,
+                                                RunStatus.PENDING):
+        fields.append(("pausing", "at its next durable await (an operator paused it)"))
     if info.error is not None:
         fields.append(("error", _short(f"{info.error.type}: {info.error.message}", width)))
     elif info.unreadable is not None:

@@ -1,4 +1,5 @@
-"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate``.
+"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate``
+(and those of ``lifecycle``: ``pause``, ``runs fork|export``, ``runs list --stranded``).
 
 They open a client engine (``worker=False``): it fails fast with ``StorageUnavailable`` when the
 database cannot be reached, instead of waiting for it as a worker does.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from perdure.cli import lifecycle
 from perdure.cli.options import database_url
 from perdure.cli.output import print_run, print_runs
 from perdure.engine.engine import Engine
@@ -20,7 +22,9 @@ async def run(args: argparse.Namespace) -> int:
     """The commands that talk to the database as a client: runs, resume, signal, cancel."""
     payload = json.loads(args.payload) if args.command == "signal" else None  # before connecting
     async with Engine(database_url(args), worker=False, table_prefix=args.prefix) as engine:
-        if args.command == "migrate":
+        if await lifecycle.run(engine, args):
+            pass
+        elif args.command == "migrate":
             applied = engine.migrations_applied
             print(f"applied {len(applied)} migration(s) to {engine.safe_url}: "
                   f"{', '.join(applied)}" if applied

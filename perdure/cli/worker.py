@@ -196,7 +196,7 @@ async def _work(engine: Engine, grace: float | None, stop: asyncio.Event,
         print("stopped before the database could be reached", flush=True)
         return
     opening.result()
-    print(f"perdure worker {engine.worker_id} driving {', '.join(sorted(engine.workflows))} "
+    print(f"perdure worker {engine.worker_id} driving {engine.workflows.describe()} "
           f"on {engine!r}", flush=True)
     for server in servers:
         print(f"serving {' '.join(server.app.paths())} on {server.url}", flush=True)

@@ -19,6 +19,7 @@ from perdure.codec.functions import FunctionCodec
 from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.lifecycle import RunLifecycle
 from perdure.engine.outbox import Outbox
 from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
@@ -42,6 +43,7 @@ from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
 from perdure.workflow.definitions import Workflow
 from perdure.workflow.payloads import Payloads
+from perdure.workflow.registry import Registry
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -66,7 +68,7 @@ _CONNECT_RETRY_FIRST = 0.25
 _CONNECT_RETRY_MAX = 10.0
 
 
-class Engine:
+class Engine(RunLifecycle):
     """Starts, drives and inspects durable workflow runs on one database.
 
     ``Engine(url, workflows=[...])`` is a worker: it claims and executes runs of those
@@ -133,7 +135,7 @@ class Engine:
             blobs=blobs, offload_above=offload_above, tracing=tracing, metrics=metrics,
             outbox=outbox, outbox_retry=outbox_retry, outbox_timeout=outbox_timeout)
         self.url = url
-        self.workflows = _registry(workflows)
+        self.workflows = Registry(workflows)
         validate.count(concurrency, "concurrency")
         lease = validate.seconds(lease, "lease")
         park_after = validate.seconds(park_after, "park_after")
@@ -231,7 +233,7 @@ class Engine:
                             payloads=self.payloads, observer=self.observer)
             self._worker = worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
-                keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
+                keys=[wf_key(name, version) for name, version in self.workflows.pairs()],
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
                 poll_interval=self.poll_interval, worker_id=self.worker_id)
             if self.metrics is not None:
@@ -462,9 +464,10 @@ class Engine:
         return [await self.payloads.run_info(r) for r in rows]
 
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
-        """Re-drive a blocked or failed run after a fix.
+        """Re-drive a blocked or failed run after a fix, or continue a paused one.
 
-        A blocked run replays from its journal. A failed run starts a new generation: it
+        A paused run (``pause``) becomes claimable again (a pause not yet reached is
+        withdrawn). A blocked run replays from its journal. A failed run starts a new generation: it
         re-executes from its first failed step, and every step whose compensation ran executes
         again, under new idempotency keys (``step_key()`` gets a ``:gN`` suffix, so a provider
         that deduplicates by key does not answer with the refunded charge); completed steps
@@ -476,9 +479,14 @@ class Engine:
         if row is None:
             raise RunNotFound(run_id)
         status = RunStatus(row.status)
+        if status is RunStatus.PAUSED or (row.pause_requested and status in (
+                RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)):
+            return await self._unpause(run_id)
         if status not in (RunStatus.BLOCKED, RunStatus.FAILED):
-            raise PerdureError(f"run {run_id!r} is {status}; only blocked or failed runs can "
-                               "be resumed")
+            raise PerdureError(f"run {run_id!r} is {status}; only blocked or failed runs "
+                               "(and paused ones) can be resumed")
+        if row.pause_requested:  # resuming also withdraws a pause the run never reached
+            await self.store.unpause(run_id, self.clock.time())
         redo: list[int] = []
         if status is RunStatus.FAILED:
             redo = _entries_to_redo(await self.store.load_journal(run_id))
@@ -493,9 +501,11 @@ class Engine:
 
     # -- internals used by handles and the worker -------------------------------------------
 
-    def codec_for(self, workflow: str) -> FunctionCodec:
-        """The codec of a registered workflow (or a generic one for others)."""
-        wf = self.workflows.get(workflow)
+    def codec_for(self, workflow: str, version: str | None = None) -> FunctionCodec:
+        """The codec of a registered workflow at ``version``; else of its default version (a
+        client may know only the newest); a generic one for a workflow it does not have."""
+        wf = None if version is None else self.workflows.version(workflow, version)
+        wf = wf or self.workflows.get(workflow)
         return wf.codec if wf is not None else _ANY_CODEC
 
     @contextlib.contextmanager
@@ -533,10 +543,14 @@ class Engine:
             self._worker.wake.set()
 
     def _lookup(self, wf: Workflow[Any, R] | str) -> Workflow[Any, R]:
-        name = wf if isinstance(wf, str) else getattr(wf, "name", None)
-        found = self.workflows.get(name) if isinstance(name, str) else None
-        if found is None or (not isinstance(wf, str) and found is not wf):
-            known = ", ".join(sorted(self.workflows)) or "none"
+        # A name starts its default version; a workflow object starts exactly that version.
+        found: Workflow[Any, R] | None
+        if isinstance(wf, str):
+            found = self.workflows.get(wf)
+        else:
+            found = wf if self.workflows.has(wf) else None
+        if found is None:
+            known = self.workflows.describe()
             what = repr(wf) if isinstance(wf, str | Workflow) else f"{wf!r} (not a @workflow)"
             raise UnknownWorkflowError(
                 f"workflow {what} is not registered on this engine (registered: {known}); "
@@ -550,21 +564,6 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine {redact(self.url)!r} workflows={sorted(self.workflows)}>"
-
-
-def _registry(workflows: Iterable[Workflow[Any, Any]]) -> dict[str, Workflow[Any, Any]]:
-    if isinstance(workflows, Workflow):
-        workflows = [workflows]
-    registry: dict[str, Workflow[Any, Any]] = {}
-    for wf in workflows:
-        if not isinstance(wf, Workflow):
-            raise InvalidConfiguration(f"{wf!r} is not a workflow: decorate it with @workflow")
-        if wf.name in registry and registry[wf.name] is not wf:
-            raise InvalidConfiguration(
-                f"two workflows are named {wf.name!r}; give one a distinct name with "
-                "@workflow(name=...)")
-        registry[wf.name] = wf
-    return registry
 
 
 def _payload_options(max_payload: object, codec: object, blobs: object,

@@ -14,6 +14,7 @@ from perdure.codec.functions import FunctionCodec
 from perdure.errors import RunBlocked, RunCancelled, RunNotFound, WorkflowFailed
 from perdure.records import (
     ErrorInfo,
+    Incarnation,
     JournalEntry,
     ResumeRecord,
     RunInfo,
@@ -40,8 +41,8 @@ class RunClient(Protocol):
         """The engine's storage."""
         ...
 
-    def codec_for(self, workflow: str) -> FunctionCodec:
-        """The codec of a workflow's result."""
+    def codec_for(self, workflow: str, version: str | None = None) -> FunctionCodec:
+        """The codec of a workflow's result (at ``version``: several may be served)."""
         ...
 
     @property
@@ -96,6 +97,14 @@ class WorkflowHandle(Generic[R]):
         await self._row()
         return [ResumeRecord.from_rows(row, entries)
                 for row, entries in await self._engine.store.load_history(self.id)]
+
+    async def incarnations(self) -> list[Incarnation]:
+        """The run's incarnations that ended with ``ContinueAsNew``, oldest first, each with
+        the arguments and version it ran with and its journal (raises ``RunNotFound``). The
+        current incarnation is the run itself: ``status()`` and ``journal()``."""
+        await self._row()
+        rows = await self._engine.store.load_incarnations(self.id)
+        return [Incarnation.from_rows(n, row, entries) for n, (row, entries) in enumerate(rows)]
 
     async def signal(self, name: str, payload: Any = None, *,
                      idempotency_key: str | None = None) -> bool:
@@ -190,7 +199,7 @@ class WorkflowHandle(Generic[R]):
         ``PayloadUnavailable`` when this process cannot read the stored outcome."""
         status = RunStatus(row.status)
         if status is RunStatus.COMPLETED:
-            codec = self._engine.codec_for(row.workflow)
+            codec = self._engine.codec_for(row.workflow, row.version)
             output = await self._engine.payloads.load(row.output)
             return lambda: codec.decode_result(output or "null")
         if status in (RunStatus.FAILED, RunStatus.CANCELLED):

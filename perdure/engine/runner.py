@@ -16,8 +16,10 @@ from perdure.observe.observer import Execution, Observer
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
+from perdure.workflow.continuation import ContinueAsNew
 from perdure.workflow.definitions import PASS_THROUGH, Workflow
 from perdure.workflow.payloads import Payloads
+from perdure.workflow.registry import Registry
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
 from perdure.workflow.stops import Blocked, Lost, Suspend, Unavailable
@@ -31,7 +33,7 @@ class Runner:
     """Executes claimed runs for one worker."""
 
     def __init__(self, *, store: Storage, clock: Clock, worker: str,
-                 workflows: dict[str, Workflow[Any, Any]], park_after: float,
+                 workflows: Registry, park_after: float,
                  on_settled: Callable[[str, str | None], None],
                  notify: Callable[[], None],
                  on_published: Callable[[str], None] = lambda run_id: None,
@@ -81,6 +83,14 @@ class Runner:
             ctx.linger = False
             ctx.poke()
 
+    def request_pause(self, run_id: str, paused: bool = True) -> None:
+        """An operator paused (or, with ``paused=False``, resumed) a run this worker drives:
+        it parks at its next durable await (a wait in memory re-checks now)."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None and ctx.pause_requested != paused:
+            ctx.pause_requested = paused
+            ctx.poke()
+
     def request_cancel(self, run_id: str) -> None:
         """Deliver a cancellation to a run this worker drives, at its current durable await."""
         ctx = self.contexts.get(run_id)
@@ -91,8 +101,8 @@ class Runner:
     async def drive(self, claimed: ClaimedRun, lease_until: float = math.inf) -> None:
         """Replay and continue ``claimed`` until it finishes, parks, blocks or is lost (or
         the database stays unavailable while its lease, until ``lease_until``, holds)."""
-        wf = self.workflows.get(claimed.workflow)
-        if wf is None or wf.version != claimed.version:
+        wf = self.workflows.version(claimed.workflow, claimed.version)
+        if wf is None:
             # Claims take only the workflow versions this worker has, so this is a guard: a
             # run this worker has no code for is a deployment error, never a failure.
             await self._no_code(claimed)
@@ -110,7 +120,8 @@ class Runner:
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
                          notify=self.notify, published=self.on_published,
-                         payloads=self.payloads, hooks=watch, lease_until=lease_until)
+                         payloads=self.payloads, hooks=watch, lease_until=lease_until,
+                         pause_requested=claimed.pause_requested)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:
@@ -189,6 +200,9 @@ class Runner:
             value = await wf.fn(*args, **kwargs)
         except PASS_THROUGH:
             raise
+        except ContinueAsNew as new:
+            await self._continue(ctx, new)
+            return
         except BaseException as exc:
             # Also SystemExit and the like: the workflow's own error fails its run, never the
             # worker process (which drives other runs).
@@ -211,6 +225,27 @@ class Runner:
         await self._settle(ctx, lambda: self.store.finish_run(
             ctx.run_id, ctx.epoch, self.worker, status=RunStatus.COMPLETED, output=output,
             error=None, now=self.clock.time()), "completed")
+
+    async def _continue(self, ctx: RunContext, new: ContinueAsNew) -> None:
+        """End this incarnation and requeue the run with new arguments (see
+        ``workflow.continuation``): after what it left running has been journaled, and only
+        if the replay consumed the whole journal."""
+        if ctx.stop is not None:
+            raise ctx.stop
+        await ctx.settle_inflight()
+        if ctx.cancel_delivered:
+            await self._fail(ctx, Cancelled("the run was cancelled"))
+            return
+        self._check_finished(ctx)
+        await ctx.flush()
+        try:
+            await self.store.continue_run(ctx.run_id, ctx.epoch, self.worker,
+                                          version=new.version, input=new.input,
+                                          now=self.clock.time())
+        except LeaseLost:
+            log.info("run %s was taken over before it continued as new", ctx.run_id)
+            return
+        self.notify()  # the next incarnation is claimable now
 
     async def _fail(self, ctx: RunContext, exc: BaseException) -> None:
         """The saga path: compensate, then record the failure (or the cancellation)."""
@@ -244,7 +279,7 @@ class Runner:
                 f"non-determinism: the run ended after {ctx.seq} operation(s) but the journal "
                 f"holds more, starting with {first.kind} {first.name!r} at seq {first.seq}. "
                 f"Deploy the code this run started with (workflow {ctx.workflow.name!r} "
-                f"version {ctx.workflow.version!r}) and resume the run."))
+                f"version {ctx.workflow.version!r}) and resume the run.", seq=first.seq))
 
     async def _settle(self, ctx: RunContext, write: Callable[[], Any], outcome: str, *,
                       notify: bool = True, retry: bool = True, **detail: Any) -> None:

@@ -201,3 +201,13 @@ class SyncEngine:
                   limit: int = 100) -> list[RunInfo]:
         """Runs, newest first."""
         return self._call(self._engine.list_runs(status=status, workflow=workflow, limit=limit))
+
+    def pause(self, run_id: str) -> bool:
+        """Pause a run at its next durable await; see ``Engine.pause``."""
+        return self._call(self._engine.pause(run_id))
+
+    def fork(self, run_id: str, *, from_seq: int, id: str | None = None) -> SyncHandle[Any]:
+        """A new run re-executing ``run_id`` from ``from_seq``; see ``Engine.fork``."""
+        handle = self._call(self._engine.fork(run_id, from_seq=from_seq, id=id))
+        assert self._loop is not None
+        return SyncHandle(handle, self._loop)

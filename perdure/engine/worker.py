@@ -23,6 +23,7 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.engine.runner import Runner
+from perdure.engine.stranded import log_stranded
 from perdure.errors import StorageUnavailable
 from perdure.hosts import hostname, pid_start
 from perdure.observe.health import Readiness
@@ -39,7 +40,7 @@ class Worker:
 
     def __init__(self, *, store: Storage, clock: Clock, runner: Runner, keys: Sequence[str],
                  concurrency: int, lease: float, heartbeat: float, poll_interval: float,
-                 worker_id: str) -> None:
+                 worker_id: str, stranded_every: float = 60.0) -> None:
         self.store = store
         self.clock = clock
         self.runner = runner
@@ -49,6 +50,7 @@ class Worker:
         self.heartbeat_every = heartbeat
         self.poll_interval = poll_interval
         self.id = worker_id
+        self.stranded_every = stranded_every
         self.host = hostname()
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
@@ -76,7 +78,8 @@ class Worker:
     async def start(self) -> None:
         """Register, free the runs of dead peers, and start the loops."""
         await self.store.register_worker(self.id, host=self.host, pid=self.pid,
-                                         pid_start=self.pid_start, now=self.clock.time())
+                                         pid_start=self.pid_start, now=self.clock.time(),
+                                         serves=self.keys)
         self.store.set_waker(self._remote_wake)
         self.store.set_load(self._load)
         # Take the change counter's baseline before the first claim: a commit by another
@@ -86,7 +89,8 @@ class Worker:
         await self._reap_dead_peers()
         self._tasks = [asyncio.create_task(self._claim_loop(), name="perdure-claim"),
                        asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
-                       asyncio.create_task(self._watch_loop(), name="perdure-watch")]
+                       asyncio.create_task(self._watch_loop(), name="perdure-watch"),
+                       asyncio.create_task(self._stranded_loop(), name="perdure-stranded")]
 
     def readiness(self) -> Readiness:
         """Ready while it claims and its last claim and heartbeat reached the database.
@@ -214,6 +218,8 @@ class Worker:
         # hold in memory, a cancel request for one of ours.
         for run_id in await self.store.cancel_flags(self.id):
             self.runner.request_cancel(run_id)
+        for run_id in await self.store.pause_flags(self.id):
+            self.runner.request_pause(run_id)
         self.runner.poke_all()
         self.wake.set()
 
@@ -274,7 +280,7 @@ class Worker:
             owned = await self.store.heartbeat(self.id, runs=list(driven),
                                                lease_until=now + self.lease, now=now,
                                                host=self.host, pid=self.pid,
-                                               pid_start=self.pid_start)
+                                               pid_start=self.pid_start, serves=self.keys)
         finally:
             self._heartbeat_sent = None
         self.failures.pop("heartbeat", None)
@@ -288,6 +294,16 @@ class Worker:
                 # fenced off anyway). The runner logs it as a "lost" run event.
                 self.runner.halt(run_id, "the lease was lost: another worker holds the run")
                 task.cancel()
+
+    async def _stranded_loop(self) -> None:
+        """Log the runs no live worker serves, at start and every ``stranded_every`` seconds
+        (real time: an operator's log, not workflow time)."""
+        while True:
+            try:
+                await log_stranded(self.store, now=self.clock.time(), lease=self.lease)
+            except Exception:
+                log.exception("looking for stranded runs failed; will retry")
+            await asyncio.sleep(self.stranded_every)
 
     async def _reap_dead_peers(self) -> None:
         freed = 0

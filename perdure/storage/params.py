@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure.errors import LeaseLost
-from perdure.records import JournalEntry, ResumeRow
+from perdure.records import IncarnationRow, JournalEntry, ResumeRow
 from perdure.storage.port import NewRun, wf_key
 
-__all__ = ["entry_params", "history_rows", "lost", "new_run_params"]
+__all__ = ["entry_params", "history_rows", "incarnation_rows", "lost", "new_run_params"]
 
 
 def lost(run_id: object, epoch: object) -> LeaseLost:
@@ -43,3 +43,13 @@ def history_rows(resumes: Sequence[Sequence[Any]], entries: Sequence[Sequence[An
     for r in entries:
         by_resume.setdefault(int(r[0]), []).append(JournalEntry(*r[1:]))
     return [(ResumeRow(*r), by_resume.get(int(r[0]), [])) for r in resumes]
+
+
+def incarnation_rows(incarnations: Sequence[Sequence[Any]], entries: Sequence[Sequence[Any]]
+                     ) -> list[tuple[IncarnationRow, list[JournalEntry]]]:
+    """Pair the rows of ``load_incarnations`` with those of ``load_incarnation_entries``."""
+    by_id: dict[int, list[JournalEntry]] = {}
+    for r in entries:
+        by_id.setdefault(int(r[0]), []).append(JournalEntry(*r[1:]))
+    return [(IncarnationRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), float(r[4])),
+             by_id.get(int(r[0]), [])) for r in incarnations]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
+from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow, RunRow
 from perdure.storage.blobs import BlobStore
 from perdure.storage.outbox_port import OutboxStore
 
@@ -147,15 +147,18 @@ class Storage(Protocol):
         """Runs this worker drives whose cancellation was requested (by another process)."""
 
     async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
-                        now: float, host: str, pid: int, pid_start: str | None
-                        ) -> dict[str, int]:
+                        now: float, host: str, pid: int, pid_start: str | None,
+                        serves: Sequence[str] = ()) -> dict[str, int]:
         """Renew, in one write, the leases of the ``runs`` the worker drives (and only those:
-        a run it holds but no longer drives must lapse); returns those it still owns."""
+        a run it holds but no longer drives must lapse); returns those it still owns. The
+        worker's registration (with the workflow keys it ``serves``) is renewed too."""
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
-                              pid_start: str | None, now: float) -> None:
-        """Announce a live worker (PostgreSQL: also take its session advisory lock, which the
-        server releases the instant the worker's connection dies)."""
+                              pid_start: str | None, now: float,
+                              serves: Sequence[str] = ()) -> None:
+        """Announce a live worker and the workflow keys it serves (PostgreSQL: also take its
+        session advisory lock, which the server releases the instant the worker's connection
+        dies)."""
 
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -186,6 +189,47 @@ class Storage(Protocol):
 
     async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
         """The run's resumes, oldest first, each with the journal entries it superseded."""
+
+    # -- long-lived runs and changing code --------------------------------------------------
+
+    async def continue_run(self, run_id: str, epoch: int, worker: str, *, version: str,
+                           input: str, now: float) -> None:
+        """Continue-as-new, atomically (fenced): keep the ending incarnation (its arguments,
+        version and whole journal) in the history, empty the journal, and requeue the run with
+        ``input`` at ``version`` in a new generation and incarnation."""
+
+    async def load_incarnations(self, run_id: str
+                                ) -> list[tuple[IncarnationRow, list[JournalEntry]]]:
+        """The incarnations that continued as new, oldest first, each with its journal."""
+
+    async def fork_run(self, source_id: str, new_id: str, *, upto_seq: int,
+                       now: float) -> bool:
+        """Create run ``new_id`` with ``source_id``'s workflow, version and arguments, and copy
+        the source's journal entries before ``upto_seq``, atomically. False if ``new_id``
+        exists (nothing is written then)."""
+
+    async def request_pause(self, run_id: str, now: float) -> str | None:
+        """Pause the run: a pending or parked run becomes ``paused`` now, a running one is
+        flagged (it parks as paused at its next durable await). Returns its status after, or
+        None when the run is missing or finished (nothing is written then)."""
+
+    async def unpause(self, run_id: str, now: float) -> bool:
+        """Resume a paused run (claimable now) or withdraw a pause not yet reached. False if
+        the run was neither paused nor asked to pause."""
+
+    async def pause_flags(self, worker: str) -> list[str]:
+        """Runs this worker drives whose pause was requested (by another process)."""
+
+    async def stranded_runs(self, *, live_after: float, workflow: str | None,
+                            limit: int) -> list[RunRow]:
+        """Unfinished runs whose workflow and version no worker that heartbeat since
+        ``live_after`` serves, newest first."""
+
+    async def stranded_summary(self, *, live_after: float) -> list[tuple[str, str, int]]:
+        """(workflow, version, how many) of the stranded runs."""
+
+    async def served_keys(self, *, live_after: float) -> list[str]:
+        """The workflow keys served by the workers that heartbeat since ``live_after``."""
 
     async def changed(self) -> bool:
         """Whether another process committed since the last call (a cheap cross-process

@@ -41,7 +41,8 @@ def start_child(wf: Workflow[Any, R], *args: Any, id: str | None = None,
                 **kwargs: Any) -> Coroutine[Any, Any, ChildHandle[R]]:
     """Start a child workflow run, exactly once for this point of the parent.
 
-    Its id defaults to the parent's id and this call's sequence number. The child must be
+    Its id defaults to the parent's id and this call's sequence number (and the parent's
+    generation after a continue-as-new or a resume of a failed run). The child must be
     registered on the engine: if this worker lacks it, the parent stops in ``blocked`` (a
     deployment error, never compensated) until it is resumed on a worker that has it. The
     child's failure surfaces as ``ChildFailed`` from ``result()``, and cancelling the parent
@@ -50,8 +51,7 @@ def start_child(wf: Workflow[Any, R], *args: Any, id: str | None = None,
     ctx = current("perdure.start_child()")
     if id is not None:
         validate.name(id, "a child run id", max_length=255)
-    name = getattr(wf, "name", None)
-    if not isinstance(wf, Workflow) or ctx.registry.get(name) is not wf:  # type: ignore[arg-type]
+    if not ctx.registry.has(wf):
         # A deployment mistake, not the workflow's error: failing the run would compensate
         # what it did (refund a shipped order). Block it; resume once the worker has the code.
         what = f"workflow {wf.name!r} version {wf.version!r}" if isinstance(wf, Workflow) \
@@ -71,7 +71,10 @@ async def _start_child(ctx: RunContext, seq: int, wf: Workflow[Any, R], args: tu
         return ChildHandle(json.loads(entry.output or "null"), wf)
     await ctx.deliver_cancel(seq, "child", wf.name)
     text = wf.codec.encode_args(args, kwargs, limit=ctx.payloads.max_payload)
-    child_id = child_id or f"{ctx.run_id}/{seq}"
+    if child_id is None:
+        # Seqs restart in a new generation (a continue-as-new, a resume after a failure): the
+        # generation keeps the default id apart from the child started at this seq before.
+        child_id = f"{ctx.run_id}/{seq}" + (f":g{ctx.generation}" if ctx.generation else "")
     text = await ctx.store_payload(text, f"the arguments of child workflow {wf.name!r}")
     await ctx.flush()
     now = ctx.clock.time()

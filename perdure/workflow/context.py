@@ -29,6 +29,7 @@ from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
 from perdure.workflow.hooks import NO_HOOKS, RunHooks
 from perdure.workflow.payloads import Payloads
+from perdure.workflow.registry import Registry
 from perdure.workflow.scope import run_or_raise
 from perdure.workflow.stops import Blocked, Lost, Stop, Suspend, Unavailable
 from perdure.workflow.talk import TalkState
@@ -71,7 +72,8 @@ class RunContext:
     park_after: float
     journal: dict[int, JournalEntry]
     execute_step: StepExecutor
-    registry: dict[str, Workflow[Any, Any]] = field(default_factory=dict)
+    #: the workflows (every version) this worker serves: children and continue-as-new
+    registry: Registry = field(default_factory=Registry)
     deadline: float | None = None
     parent_id: str | None = None
     #: resumes after a failure so far: part of the keys of the steps executed now
@@ -107,10 +109,19 @@ class RunContext:
     #: until when (``clock`` time) our lease is known to hold; renewed by the heartbeat. A
     #: write the database cannot take is retried until then.
     lease_until: float = math.inf
+    #: an operator asked to pause the run: it parks at its next durable await
+    pause_requested: bool = False
+    #: patch ids answered so far (``patched``: True or False; ``deprecate_patch``: None)
+    patches: dict[str, bool | None] = field(default_factory=dict)
     _pending: list[tuple[JournalEntry, asyncio.Future[None]]] = field(default_factory=list)
     _writes: int = 0
     #: the engine's payload pipeline (size limit, codec, blob offload)
     payloads: Payloads = field(default_factory=Payloads)
+
+    def __post_init__(self) -> None:
+        #: the highest seq the loaded journal holds (-1: empty): below it the run replays what
+        #: an earlier execution recorded, above it the code runs new
+        self.journal_end = max(self.journal, default=-1)
 
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
                   ) -> Coroutine[Any, Any, Any]:
@@ -135,7 +146,7 @@ class RunContext:
                 f"non-determinism at seq {seq}: the journal recorded {entry.kind} "
                 f"{entry.name!r} but the code now calls {kind} {name!r}. Deploy the code "
                 f"this run started with (workflow {self.workflow.name!r} version "
-                f"{self.workflow.version!r}) and resume the run."))
+                f"{self.workflow.version!r}) and resume the run.", seq=seq))
         return entry
 
     def halt(self, stop: Stop) -> NoReturn:
@@ -305,6 +316,7 @@ class RunContext:
         """
         while self.clock.time() < when:
             mark = self.mark()
+            await self.pause_point()
             if cancellable and self.cancel_pending():
                 return
             await self.pause(when, (), reason, linger=False, mark=mark)
@@ -351,6 +363,15 @@ class RunContext:
             timer.cancel()
         return mark.is_set()
 
+    async def pause_point(self) -> None:
+        """A durable await: if an operator asked to pause the run, park it here (its writes
+        flushed first). The park is a plain wait whose due time is now; the database turns it
+        into status ``paused`` while the request stands, and a claimable run if it was
+        withdrawn meanwhile (see ``park_run``)."""
+        if self.pause_requested:
+            await self.flush()
+            self.halt(Suspend(self.clock.time(), "paused by an operator"))
+
     def cancel_pending(self) -> bool:
         """Whether a cancellation (requested, or the deadline passed) awaits delivery."""
         if self.cancel_delivered:
@@ -360,7 +381,10 @@ class RunContext:
         return self.cancel_requested
 
     async def deliver_cancel(self, seq: int, kind: str, name: str) -> None:
-        """Raise ``Cancelled`` at this durable await, journaled so replay raises it here too."""
+        """Raise ``Cancelled`` at this durable await, journaled so replay raises it here too
+        (and park the run here if an operator paused it)."""
+        if self.pause_requested:
+            await self.pause_point()
         if self.cancel_pending():
             await self.write(JournalEntry(seq, kind, name, "cancelled", 0,
                                           finished_at=self.clock.time()))

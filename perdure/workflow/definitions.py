@@ -62,13 +62,18 @@ class Workflow(Generic[P, R]):
     """
 
     def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], *, name: str | None,
-                 version: str) -> None:
+                 version: str, default: bool = False) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidConfiguration(f"@workflow needs an 'async def'; {fn!r} is not one")
         self.fn = fn
         self.name: str = validate.name(fn.__qualname__ if name is None else name,
                                        "workflow name")
         self.version = validate.name(version, "workflow version")
+        if not isinstance(default, bool):
+            raise InvalidConfiguration(f"workflow default must be True or False, not "
+                                       f"{default!r}")
+        #: new starts by name use this version when several versions are served
+        self.default = default
         self.codec = FunctionCodec(fn)
         functools.update_wrapper(self, fn)
 
@@ -127,19 +132,21 @@ class Step(Generic[P, R]):
 @overload
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1"
+def workflow(*, name: str | None = None, version: str = "1", default: bool = False
              ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 
 
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]] | None = None, /, *,
-             name: str | None = None, version: str = "1") -> Any:
+             name: str | None = None, version: str = "1", default: bool = False) -> Any:
     """Make an ``async def`` a durable workflow.
 
     ``name`` defaults to the function's qualified name; ``version`` pins each run to the code
-    that started it: a worker only drives runs of the versions it has.
+    that started it: a worker only drives runs of the versions it has. An engine may serve
+    several versions of one name; a start by name uses the one marked ``default=True``, else
+    the highest version.
     """
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name, version=version)
+        return Workflow(f, name=name, version=version, default=default)
 
     return wrap(fn) if fn is not None else wrap
 

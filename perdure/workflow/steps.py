@@ -144,6 +144,8 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
         # A step the dead previous worker may have been executing runs again rather than being
         # pre-empted by a cancel: if its side effect happened, it is then journaled and
         # compensated, as in a crash-free run where the cancel arrives after the step.
+        if ctx.pause_requested:
+            await ctx.pause_point()
         if cancellable and not ctx.recovered:
             await ctx.deliver_cancel(seq, kind, name)
         # Values the run has produced so far (now(), uuid4()) are durable before a side effect

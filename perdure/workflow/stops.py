@@ -37,9 +37,11 @@ class Blocked(Stop):
     """The run cannot go on with this deployment (replay diverged, code missing): stop for an
     operator."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, seq: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        #: the journal seq where replay diverged, for a non-determinism
+        self.seq = seq
 
 
 class Lost(Stop):

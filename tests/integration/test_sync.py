@@ -76,3 +76,13 @@ async def test_closing_the_engine_ends_a_waiting_reader(make_engine: Any) -> Non
     await engine.close()
     with pytest.raises(PerdureError, match="not open"):
         await asyncio.wait_for(reader, 10)
+
+def test_sync_engine_pauses_and_forks(db_url: str) -> None:
+    with SyncEngine(db_url, workflows=[adder]) as engine:
+        handle = engine.start(adder, 1, 2, id="s1")
+        assert handle.result(timeout=10) == 3
+        assert engine.pause("s1") is False  # finished: nothing to pause
+        fork = engine.fork("s1", from_seq=1, id="s1-fork")
+        assert fork.result(timeout=10) == 3
+        assert fork.status().forked_from == "s1"
+        assert fork.incarnations() == []

@@ -129,12 +129,13 @@ async def test_next_wake_uses_the_due_and_lease_indexes(conn: Any, generic: bool
     _check(nodes, "perdure_runs_due", "perdure_runs_leased")
 
 
-@pytest.mark.parametrize("name", ["heartbeat", "cancel_flags", "expire_worker"])
+@pytest.mark.parametrize("name", ["heartbeat", "cancel_flags", "pause_flags",
+                                  "expire_worker"])
 async def test_per_worker_queries_use_the_owner_index(conn: Any, name: str) -> None:
     now = time.time()
     nodes = await _plan(conn, name, {"worker": "w3", "lease_until": now + 10, "now": now,
                                      "host": "h", "pid": 1, "pid_start": None,
-                                     "runs": ["r1", "r2"]},
+                                     "runs": ["r1", "r2"], "serves": KEYS},
                         generic=True)
     # A heartbeat renews only the runs it names: the primary key finds them.
     _check(nodes, "perdure_runs_pkey" if name == "heartbeat" else "perdure_runs_owner")
@@ -171,7 +172,21 @@ PER_RUN: dict[str, dict[str, Any]] = {
     "request_state": {"run_id": "r5", "request_id": "q"},
     "create_callback": {**ENTRY, "token": "t"},
     "complete_callback": {"token": "t", "value": "1", "error": None},
+    "continue_run": {"run_id": "r5", "epoch": 1, "worker": "w", "version": "2",
+                     "input": "[]"},
+    "fork_run": {"id": "f5", "source": "r5", "upto": 3},
+    "request_pause": {"run_id": "r5"},
+    "unpause": {"run_id": "r5"},
 }
+
+
+@pytest.mark.parametrize("name", ["stranded_summary", "stranded_runs"])
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_stranded_runs_are_found_without_reading_the_history(
+        conn: Any, name: str, generic: bool) -> None:
+    nodes = await _plan(conn, name, {"live_after": time.time() - 30, "workflow": None,
+                                     "limit": 100}, generic=generic)
+    _check(nodes, "perdure_runs_unfinished")
 
 
 @pytest.mark.parametrize("name", sorted(PER_RUN))

@@ -27,6 +27,9 @@ EXPECTED = {
     # the outbox
     "DeadLetter", "InvalidSignature", "Outbox", "OutboxEvent", "OutboxStats", "WebhookRejected",
     "WebhookSink", "emit", "verify_webhook",
+    # long-lived runs and changing code safely
+    "ContinueAsNew", "Incarnation", "JournalFormatError", "ReplayMismatch", "deprecate_patch",
+    "journal_size", "patched",
 }
 
 

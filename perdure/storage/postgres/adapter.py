@@ -28,8 +28,14 @@ import asyncpg
 
 from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
-from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
-from perdure.storage.params import entry_params, history_rows, lost, new_run_params
+from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow, RunRow
+from perdure.storage.params import (
+    entry_params,
+    history_rows,
+    incarnation_rows,
+    lost,
+    new_run_params,
+)
 from perdure.storage.port import NewRun
 from perdure.storage.postgres.blobs import PostgresBlobs
 from perdure.storage.postgres.config import (
@@ -470,17 +476,19 @@ class PostgresStorage(PostgresTalk):
     # -- workers ----------------------------------------------------------------------------
 
     async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
-                        now: float, host: str, pid: int, pid_start: str | None
-                        ) -> dict[str, int]:
+                        now: float, host: str, pid: int, pid_start: str | None,
+                        serves: Sequence[str] = ()) -> dict[str, int]:
         """Renew all of ``worker``'s leases and its registration in one statement."""
         async with self._ownership(worker):
             rows = await self._fetch("heartbeat", {
                 "worker": worker, "lease_until": float(lease_until), "now": float(now),
-                "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs)})
+                "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs),
+                "serves": list(serves)})
         return {r[0]: r[1] for r in rows}
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
-                              pid_start: str | None, now: float) -> None:
+                              pid_start: str | None, now: float,
+                              serves: Sequence[str] = ()) -> None:
         """Take the worker's session advisory lock (held on the session connection for the
         worker's life), then announce it. Lock first: a registered worker whose lock is free
         is dead to everyone else."""
@@ -493,7 +501,8 @@ class PostgresStorage(PostgresTalk):
                 raise
             raise error from exc
         await self._fetch("upsert_worker", {"id": worker, "host": host, "pid": pid,
-                                            "pid_start": pid_start, "now": float(now)})
+                                            "pid_start": pid_start, "now": float(now),
+                                            "serves": list(serves)})
 
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly, then release its lock."""
@@ -538,6 +547,75 @@ class PostgresStorage(PostgresTalk):
         """Free a dead worker's runs now (and wake the workers) and forget it."""
         row = await self._fetchrow("expire_worker", {"worker": worker})
         return int(row["freed"])
+
+    # -- long-lived runs and changing code --------------------------------------------------
+
+    async def continue_run(self, run_id: str, epoch: int, worker: str, *, version: str,
+                           input: str, now: float) -> None:
+        """Continue-as-new in one statement (fenced). A retry after a lost acknowledgement
+        first checks whether the first attempt committed."""
+        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "version": version,
+                  "input": input, "now": float(now)}
+        move = self._args("continue_run", params)
+        applied = self._args("continue_applied", params)
+
+        async def op(conn: Connection, retrying: bool) -> None:
+            row = await conn.fetchrow(*move)
+            if row["moved"]:
+                return
+            if retrying and await conn.fetchval(*applied):
+                return
+            raise lost(run_id, epoch)
+
+        await self._call(op, retry=True)
+
+    async def load_incarnations(self, run_id: str
+                                ) -> list[tuple[IncarnationRow, list[JournalEntry]]]:
+        """The incarnations that continued as new, oldest first, with their journals."""
+        rows = await self._fetch("load_incarnations", {"run_id": run_id})
+        entries = await self._fetch("load_incarnation_entries", {"run_id": run_id})
+        return incarnation_rows(rows, entries)
+
+    async def fork_run(self, source_id: str, new_id: str, *, upto_seq: int,
+                       now: float) -> bool:
+        """Create the fork and copy the journal before ``upto_seq``, in one statement. A
+        retry of a committed fork answers False (the id exists); the engine then recognises
+        its own fork."""
+        row = await self._fetchrow("fork_run", {"id": new_id, "source": source_id,
+                                                "upto": upto_seq, "now": float(now)})
+        return bool(row["created"])
+
+    async def request_pause(self, run_id: str, now: float) -> str | None:
+        """Pause a pending or parked run now; flag a running one (idempotent)."""
+        row = await self._fetchrow("request_pause", {"run_id": run_id, "now": float(now)})
+        return None if row is None else str(row["status"])
+
+    async def unpause(self, run_id: str, now: float) -> bool:
+        """Resume a paused run, or withdraw a pause request. A retry of a committed one
+        answers False: the run is no longer paused either way."""
+        row = await self._fetchrow("unpause", {"run_id": run_id, "now": float(now)})
+        return row is not None
+
+    async def pause_flags(self, worker: str) -> list[str]:
+        """Pause requests for runs this worker drives."""
+        return [r[0] for r in await self._fetch("pause_flags", {"worker": worker})]
+
+    async def stranded_runs(self, *, live_after: float, workflow: str | None,
+                            limit: int) -> list[RunRow]:
+        """Unfinished runs no live worker serves."""
+        rows = await self._fetch("stranded_runs", {"live_after": float(live_after),
+                                                   "workflow": workflow, "limit": limit})
+        return [RunRow(*r) for r in rows]
+
+    async def stranded_summary(self, *, live_after: float) -> list[tuple[str, str, int]]:
+        """Stranded runs counted by workflow and version."""
+        rows = await self._fetch("stranded_summary", {"live_after": float(live_after)})
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def served_keys(self, *, live_after: float) -> list[str]:
+        """What the live workers serve."""
+        return [str(r[0]) for r in await self._fetch("served_keys",
+                                                     {"live_after": float(live_after)})]
 
     async def changed(self) -> bool:
         """Whether a notification from another process arrived since the last call."""

@@ -41,12 +41,14 @@ SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM note) AS not
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       incarnation, pause_requested, forked_from, forked_seq
 FROM {p}runs WHERE id = :id
 
 -- name: list_runs
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       incarnation, pause_requested, forked_from, forked_seq
 FROM {p}runs
 WHERE (:status::text IS NULL OR status = :status)
   AND (:workflow::text IS NULL OR workflow = :workflow)
@@ -88,7 +90,7 @@ FROM picked
 WHERE r.id = picked.id
 RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
           r.cancel_requested, r.created_at, picked.recovered, r.generation, r.wake_at,
-          r.trace_context
+          r.trace_context, r.pause_requested
 
 -- name: claim_give_back
 -- A claim whose outcome is unknown (the connection dropped before the reply): runs it may have
@@ -185,8 +187,8 @@ SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM note) AS no
 -- After a lost acknowledgement: did our finish (or park) commit? Nothing but our own write
 -- releases the run at our epoch with exactly this status and time stamp.
 SELECT 1 FROM {p}runs
-WHERE id = :run_id AND epoch = :epoch::bigint AND owner IS NULL AND status = :status
-  AND updated_at = :now::float8
+WHERE id = :run_id AND epoch = :epoch::bigint AND owner IS NULL
+  AND status IN (:status, 'paused') AND updated_at = :now::float8
 
 -- name: park_lock
 -- Step 1 of a park (same transaction as park_run): fence and lock the run's row. Any event
@@ -200,10 +202,11 @@ FOR UPDATE
 
 -- name: park_run
 -- Step 2 of a park: release the run to :status until :wake_at or an awaited event, checking
--- whether an event already happened. Must run in park_lock's transaction, after it.
+-- whether an event already happened. Must run in park_lock's transaction, after it. A pause
+-- requested meanwhile parks it as paused instead.
 WITH parked AS (
     UPDATE {p}runs
-    SET status = :status, owner = NULL, lease_until = NULL, error = :error,
+    SET status = CASE WHEN pause_requested THEN 'paused' ELSE :status END, owner = NULL, lease_until = NULL, error = :error,
         updated_at = :now::float8, waiting_for = :waiting_for::text[],
         wake_at = CASE
             WHEN cancel_requested THEN :now
@@ -368,9 +371,9 @@ SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND cancel_r
 -- Renew every lease of the worker (and its registration) in one statement; rows in id order.
 -- (A data-modifying CTE such as `reg` always runs, referenced or not.)
 WITH reg AS (
-    INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at)
-    VALUES (:worker, :host, :pid::int, :pid_start, :now::float8, :now)
-    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+    INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves)
+    VALUES (:worker, :host, :pid::int, :pid_start, :now::float8, :now, :serves::text[])
+    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves
 ), mine AS (
     SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running'
       AND id = ANY(:runs::text[])  -- only runs still driven: an abandoned one must lapse
@@ -383,9 +386,9 @@ WHERE r.id = mine.id
 RETURNING r.id, r.epoch
 
 -- name: upsert_worker
-INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at)
-VALUES (:id, :host, :pid::int, :pid_start, :now::float8, :now)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves)
+VALUES (:id, :host, :pid::int, :pid_start, :now::float8, :now, :serves::text[])
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves
 
 -- name: delete_worker
 DELETE FROM {p}workers WHERE id = :id
@@ -481,13 +484,17 @@ SELECT 1 FROM {p}runs WHERE id = :run_id AND status = :status AND updated_at = :
 SELECT extract(epoch FROM clock_timestamp())::float8
 
 -- name: load_resumes
+-- (An incarnation that continued as new is not a resume: see load_incarnations.)
 SELECT id, generation, status, error, ended_at, resumed_at FROM {p}resumes
-WHERE run_id = :run_id ORDER BY id
+WHERE run_id = :run_id AND status <> 'continued' ORDER BY id
 
 -- name: load_superseded
 SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
        finished_at
-FROM {p}journal_history WHERE run_id = :run_id ORDER BY resume_id, seq
+FROM {p}journal_history
+WHERE run_id = :run_id
+  AND resume_id IN (SELECT id FROM {p}resumes WHERE run_id = :run_id AND status <> 'continued')
+ORDER BY resume_id, seq
 
 -- name: put_blob
 INSERT INTO {p}blobs (key, data, size, created_at) VALUES (:key, :data, :size, :now)
@@ -501,3 +508,155 @@ DELETE FROM {p}blobs WHERE key = :key
 
 -- name: blob_exists
 SELECT 1 FROM {p}blobs WHERE key = :key
+
+-- Long-lived runs and changing code (migration 13) ------------------------------------------
+
+-- name: continue_run
+-- Continue-as-new, one statement (fenced: `own` locks the run's row at our epoch): keep the
+-- ending incarnation (its arguments and version) as a 'continued' row of the history with its
+-- whole journal, empty the journal (every CTE reads the same snapshot, so the copy sees what
+-- the delete removes), forget the consumed signals (their seqs restart; their payloads stay in
+-- the archived journal), and requeue the run with its new arguments in a new generation.
+WITH own AS (
+    SELECT id, generation, workflow, version, input FROM {p}runs
+    WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+    FOR UPDATE
+), kept AS (
+    INSERT INTO {p}resumes (run_id, generation, status, error, ended_at, resumed_at, input,
+                            version)
+    SELECT id, generation, 'continued', NULL, :now::float8, :now, input, version FROM own
+    RETURNING id
+), archived AS (
+    INSERT INTO {p}journal_history (resume_id, run_id, seq, kind, name, status, attempts,
+                                    output, error, due_at, started_at, finished_at)
+    SELECT kept.id, j.run_id, j.seq, j.kind, j.name, j.status, j.attempts, j.output, j.error,
+           j.due_at, j.started_at, j.finished_at
+    FROM {p}journal j, kept
+    WHERE j.run_id = :run_id
+    RETURNING 1
+), cleared AS (
+    DELETE FROM {p}journal WHERE run_id = (SELECT id FROM own) RETURNING 1
+), forgotten AS (
+    DELETE FROM {p}signals
+    WHERE run_id = (SELECT id FROM own) AND consumed_seq IS NOT NULL
+    RETURNING 1
+), moved AS (
+    UPDATE {p}runs r
+    SET status = CASE WHEN r.pause_requested THEN 'paused' ELSE 'pending' END, owner = NULL,
+        lease_until = NULL, wake_at = :now, error = NULL, output = NULL, waiting_for = NULL,
+        input = :input, version = :version, wf_key = own.workflow || chr(31) || :version,
+        epoch = r.epoch + 1, generation = r.generation + 1, incarnation = r.incarnation + 1,
+        updated_at = :now
+    FROM own
+    WHERE r.id = own.id
+    RETURNING r.id
+), note AS (
+    SELECT pg_notify(:channel, 'run') FROM moved
+)
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM archived) AS archived,
+       (SELECT count(*) FROM cleared) AS cleared, (SELECT count(*) FROM forgotten) AS forgotten,
+       (SELECT count(*) FROM note) AS notified
+
+-- name: continue_applied
+-- After a lost acknowledgement: did our continue-as-new commit? It bumped the epoch past ours
+-- and released the run at exactly this time stamp.
+SELECT 1 FROM {p}runs
+WHERE id = :run_id AND epoch = :epoch::bigint + 1 AND owner IS NULL AND updated_at = :now::float8
+
+-- name: load_incarnations
+SELECT id, generation, version, input, ended_at FROM {p}resumes
+WHERE run_id = :run_id AND status = 'continued' ORDER BY id
+
+-- name: load_incarnation_entries
+SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
+       finished_at
+FROM {p}journal_history
+WHERE run_id = :run_id
+  AND resume_id IN (SELECT id FROM {p}resumes WHERE run_id = :run_id AND status = 'continued')
+ORDER BY resume_id, seq
+
+-- name: fork_run
+-- A fork, one statement: a new run with the source's workflow, version and arguments, and the
+-- source's journal entries before the fork point. Nothing is written if the id exists. Its
+-- epoch starts at 1, not 0: the runner reads no journal on a run's first claim (epoch 1).
+WITH src AS (
+    SELECT id, workflow, version, wf_key, input FROM {p}runs WHERE id = :source
+), ins AS (
+    INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
+                         created_at, updated_at, forked_from, forked_seq)
+    SELECT :id, workflow, version, wf_key, 'pending', input, 1, :now::float8, :now, :now, id,
+           :upto::int
+    FROM src
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), copied AS (
+    INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                            started_at, finished_at)
+    SELECT ins.id, j.seq, j.kind, j.name, j.status, j.attempts, j.output, j.error, j.due_at,
+           j.started_at, j.finished_at
+    FROM {p}journal j, ins
+    WHERE j.run_id = :source AND j.seq < :upto
+    RETURNING 1
+), note AS (
+    SELECT pg_notify(:channel, 'run') FROM ins
+)
+SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM copied) AS copied,
+       (SELECT count(*) FROM note) AS notified
+
+-- name: request_pause
+-- A pending or parked run is paused at once; a running one is flagged (its worker is told) and
+-- parks as paused at its next durable await (see park_run). The row lock serializes this with
+-- a park in progress.
+WITH upd AS (
+    UPDATE {p}runs r
+    SET pause_requested = true, updated_at = :now::float8,
+        status = CASE WHEN r.status IN ('pending', 'waiting') THEN 'paused' ELSE r.status END
+    WHERE r.id = :run_id AND r.status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING r.status
+), note AS (
+    SELECT pg_notify(:channel, 'pause') FROM upd
+)
+SELECT status FROM upd WHERE (SELECT count(*) FROM note) >= 0
+
+-- name: unpause
+-- Resume a paused run (claimable now), or withdraw a pause not yet reached.
+WITH upd AS (
+    UPDATE {p}runs
+    SET pause_requested = false, updated_at = :now::float8,
+        status = CASE WHEN status = 'paused' THEN 'pending' ELSE status END,
+        wake_at = CASE WHEN status = 'paused' THEN :now ELSE wake_at END
+    WHERE id = :run_id AND (pause_requested OR status = 'paused')
+    RETURNING status
+), note AS (
+    SELECT pg_notify(:channel, 'run') FROM upd
+)
+SELECT status FROM upd WHERE (SELECT count(*) FROM note) >= 0
+
+-- name: pause_flags
+SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND pause_requested
+
+-- name: stranded_runs
+-- Unfinished runs whose workflow key no live worker (heartbeat since :live_after) serves.
+SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       incarnation, pause_requested, forked_from, forked_seq
+FROM {p}runs r
+WHERE r.status NOT IN ('completed', 'failed', 'cancelled')
+  AND (:workflow::text IS NULL OR r.workflow = :workflow)
+  AND NOT EXISTS (SELECT 1 FROM {p}workers w
+                  WHERE w.heartbeat_at >= :live_after::float8 AND r.wf_key = ANY(w.serves))
+ORDER BY r.created_at DESC, r.id
+LIMIT :limit
+
+-- name: stranded_summary
+SELECT workflow, version, count(*) FROM {p}runs r
+WHERE r.status NOT IN ('completed', 'failed', 'cancelled')
+  AND NOT EXISTS (SELECT 1 FROM {p}workers w
+                  WHERE w.heartbeat_at >= :live_after::float8 AND r.wf_key = ANY(w.serves))
+GROUP BY workflow, version
+ORDER BY workflow, version
+
+-- name: served_keys
+SELECT DISTINCT k FROM {p}workers w, unnest(w.serves) AS k
+WHERE w.heartbeat_at >= :live_after::float8
+ORDER BY k

@@ -11,9 +11,15 @@ from typing import Any, Literal
 
 from perdure.errors import InvalidConfiguration, StorageUnavailable
 from perdure.hosts import pid_alive
-from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
-from perdure.storage.params import entry_params, history_rows, lost, new_run_params
-from perdure.storage.port import NewRun
+from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow, RunRow
+from perdure.storage.params import (
+    entry_params,
+    history_rows,
+    incarnation_rows,
+    lost,
+    new_run_params,
+)
+from perdure.storage.port import NewRun, wf_key
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.errors import is_transient, storage_error
@@ -188,7 +194,7 @@ class SqliteStorage(SqliteTalk):
             "lease_until": lease_until,
         }, returning=True)
         return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
-                           r[10], r[11], r[12]) for r in rows]
+                           r[10], r[11], r[12], bool(r[13])) for r in rows]
 
     async def next_wake(self, keys: Sequence[str]) -> float | None:
         """Earliest due time among runs with one of ``keys``."""
@@ -333,14 +339,15 @@ class SqliteStorage(SqliteTalk):
     # -- workers ----------------------------------------------------------------------------
 
     async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
-                        now: float, host: str, pid: int, pid_start: str | None
-                        ) -> dict[str, int]:
+                        now: float, host: str, pid: int, pid_start: str | None,
+                        serves: Sequence[str] = ()) -> dict[str, int]:
         """Renew the leases of the runs ``worker`` drives and its registration, at once."""
         renew, upsert = self._q["heartbeat_runs"], self._q["upsert_worker"]
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
-                                  "pid_start": pid_start, "now": now})
+                                  "pid_start": pid_start, "now": now,
+                                  "serves": json.dumps(list(serves))})
             rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
                                         "runs": json.dumps(list(runs))}).fetchall()
             return {r[0]: r[1] for r in rows}
@@ -349,10 +356,12 @@ class SqliteStorage(SqliteTalk):
         return result
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
-                              pid_start: str | None, now: float) -> None:
-        """Announce a live worker."""
+                              pid_start: str | None, now: float,
+                              serves: Sequence[str] = ()) -> None:
+        """Announce a live worker and what it serves."""
         await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
-                                            "pid_start": pid_start, "now": now})
+                                            "pid_start": pid_start, "now": now,
+                                            "serves": json.dumps(list(serves))})
 
     async def dead_workers(self, me: str, host: str) -> list[str]:
         """Workers on this host whose process is gone."""
@@ -387,6 +396,84 @@ class SqliteStorage(SqliteTalk):
 
         result: int = await self._submit(op, write=True)
         return result
+
+    # -- long-lived runs and changing code --------------------------------------------------
+
+    async def continue_run(self, run_id: str, epoch: int, worker: str, *, version: str,
+                           input: str, now: float) -> None:
+        """Continue-as-new in one transaction (fenced): archive the incarnation, requeue."""
+        q = self._q
+
+        def op(conn: sqlite3.Connection) -> None:
+            fence = {"run_id": run_id, "epoch": epoch, "worker": worker}
+            ending = conn.execute(q["continue_ending"], fence).fetchone()
+            if ending is None:
+                raise lost(run_id, epoch)
+            generation, workflow, old_version, old_input = ending
+            (resume_id,) = conn.execute(q["insert_incarnation"], {
+                "run_id": run_id, "generation": generation, "now": now, "input": old_input,
+                "version": old_version}).fetchone()
+            conn.execute(q["archive_journal"], {"resume_id": resume_id, "run_id": run_id})
+            conn.execute(q["clear_journal"], {"run_id": run_id})
+            conn.execute(q["forget_consumed_signals"], {"run_id": run_id})
+            conn.execute(q["start_incarnation"], {
+                **fence, "now": now, "input": input, "version": version,
+                "wf_key": wf_key(workflow, version)})
+
+        await self._submit(op, write=True)
+
+    async def load_incarnations(self, run_id: str
+                                ) -> list[tuple[IncarnationRow, list[JournalEntry]]]:
+        """The incarnations that continued as new, oldest first, with their journals."""
+        rows = await self._read("load_incarnations", {"run_id": run_id})
+        entries = await self._read("load_incarnation_entries", {"run_id": run_id})
+        return incarnation_rows(rows, entries)
+
+    async def fork_run(self, source_id: str, new_id: str, *, upto_seq: int,
+                       now: float) -> bool:
+        """Create the fork and copy the journal before ``upto_seq``, in one transaction."""
+        insert, copy = self._q["insert_fork"], self._q["copy_journal"]
+        params = {"id": new_id, "source": source_id, "upto": upto_seq, "now": now}
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(insert, params).rowcount == 0:
+                return False
+            conn.execute(copy, params)
+            return True
+
+        created: bool = await self._submit(op, write=True)
+        return created
+
+    async def request_pause(self, run_id: str, now: float) -> str | None:
+        """Pause a pending or parked run now; flag a running one."""
+        rows = await self._write("request_pause", {"run_id": run_id, "now": now},
+                                 returning=True)
+        return str(rows[0][0]) if rows else None
+
+    async def unpause(self, run_id: str, now: float) -> bool:
+        """Resume a paused run, or withdraw a pause request."""
+        rows = await self._write("unpause", {"run_id": run_id, "now": now}, returning=True)
+        return bool(rows)
+
+    async def pause_flags(self, worker: str) -> list[str]:
+        """Pause requests for runs this worker drives."""
+        return [r[0] for r in await self._read("pause_flags", {"worker": worker})]
+
+    async def stranded_runs(self, *, live_after: float, workflow: str | None,
+                            limit: int) -> list[RunRow]:
+        """Unfinished runs no live worker serves."""
+        rows = await self._read("stranded_runs", {"live_after": live_after,
+                                                  "workflow": workflow, "limit": limit})
+        return [_run_row(r) for r in rows]
+
+    async def stranded_summary(self, *, live_after: float) -> list[tuple[str, str, int]]:
+        """Stranded runs counted by workflow and version."""
+        rows = await self._read("stranded_summary", {"live_after": live_after})
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def served_keys(self, *, live_after: float) -> list[str]:
+        """What the live workers serve."""
+        return [str(r[0]) for r in await self._read("served_keys", {"live_after": live_after})]
 
     async def changed(self) -> bool:
         """Whether another connection committed since the last call (``PRAGMA data_version``
@@ -423,7 +510,8 @@ class SqliteStorage(SqliteTalk):
 
 def _run_row(r: Sequence[Any]) -> RunRow:
     return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                  r[12], r[13], bool(r[14]), r[15], r[16], r[17])
+                  r[12], r[13], bool(r[14]), r[15], r[16], r[17], r[18], bool(r[19]), r[20],
+                  r[21])
 
 
 def _statements(script: str) -> list[str]:

@@ -10,12 +10,14 @@ ON CONFLICT (id) DO NOTHING
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       incarnation, pause_requested, forked_from, forked_seq
 FROM {p}runs WHERE id = :id
 
 -- name: list_runs
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       incarnation, pause_requested, forked_from, forked_seq
 FROM {p}runs
 WHERE (:status IS NULL OR status = :status)
   AND (:workflow IS NULL OR workflow = :workflow)
@@ -39,7 +41,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
-          claimed_from = 'running', generation, wake_at, trace_context
+          claimed_from = 'running', generation, wake_at, trace_context, pause_requested
 
 -- name: next_wake
 SELECT min(t) FROM (
@@ -74,10 +76,11 @@ WHERE id = :run_id AND epoch = :epoch AND owner = :worker
 
 -- name: park_run
 -- Fenced. The wake condition is checked in the same transaction that parks the run, so a
--- signal, a child's completion, a request, a callback's completion or a cancel that committed while the run was parking wakes it
--- at once instead of being lost.
+-- signal, a child's completion, a request, a callback's completion or a cancel that committed
+-- while the run was parking wakes it at once instead of being lost. A pause requested meanwhile
+-- parks it as paused instead.
 UPDATE {p}runs
-SET status = :status, owner = NULL, lease_until = NULL, error = :error, updated_at = :now,
+SET status = CASE WHEN pause_requested = 1 THEN 'paused' ELSE :status END, owner = NULL, lease_until = NULL, error = :error, updated_at = :now,
     waiting_for = :waiting_for,
     wake_at = CASE
         WHEN cancel_requested = 1 THEN :now
@@ -110,9 +113,9 @@ WHERE owner = :worker AND status = 'running' AND id IN (SELECT value FROM json_e
 RETURNING id, epoch
 
 -- name: upsert_worker
-INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at)
-VALUES (:id, :host, :pid, :pid_start, :now, :now)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves)
+VALUES (:id, :host, :pid, :pid_start, :now, :now, :serves)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves
 
 -- name: delete_worker
 DELETE FROM {p}workers WHERE id = :id
@@ -157,13 +160,17 @@ SET status = :status, owner = NULL, lease_until = NULL, wake_at = :now, error = 
 WHERE id = :run_id AND status = :from_status
 
 -- name: load_resumes
+-- (An incarnation that continued as new is not a resume: see load_incarnations.)
 SELECT id, generation, status, error, ended_at, resumed_at FROM {p}resumes
-WHERE run_id = :run_id ORDER BY id
+WHERE run_id = :run_id AND status <> 'continued' ORDER BY id
 
 -- name: load_superseded
 SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
        finished_at
-FROM {p}journal_history WHERE run_id = :run_id ORDER BY resume_id, seq
+FROM {p}journal_history
+WHERE run_id = :run_id
+  AND resume_id IN (SELECT id FROM {p}resumes WHERE run_id = :run_id AND status <> 'continued')
+ORDER BY resume_id, seq
 
 -- name: run_state
 SELECT status FROM {p}runs WHERE id = :run_id
@@ -215,3 +222,119 @@ DELETE FROM {p}blobs WHERE key = :key
 
 -- name: blob_exists
 SELECT 1 FROM {p}blobs WHERE key = :key
+
+-- Long-lived runs and changing code (migration 13) ------------------------------------------
+
+-- name: continue_ending
+-- Continue-as-new, in one transaction (fenced: only the run's owner at its epoch): what the
+-- ending incarnation ran with ...
+SELECT generation, workflow, version, input FROM {p}runs
+WHERE id = :run_id AND epoch = :epoch AND owner = :worker
+
+-- name: insert_incarnation
+-- ... kept as a 'continued' row of the history ...
+INSERT INTO {p}resumes (run_id, generation, status, error, ended_at, resumed_at, input,
+                        version)
+VALUES (:run_id, :generation, 'continued', NULL, :now, :now, :input, :version)
+RETURNING id
+
+-- name: archive_journal
+-- ... with its whole journal ...
+INSERT INTO {p}journal_history (resume_id, run_id, seq, kind, name, status, attempts, output,
+                                error, due_at, started_at, finished_at)
+SELECT :resume_id, run_id, seq, kind, name, status, attempts, output, error, due_at,
+       started_at, finished_at
+FROM {p}journal WHERE run_id = :run_id
+
+-- name: clear_journal
+DELETE FROM {p}journal WHERE run_id = :run_id
+
+-- name: forget_consumed_signals
+-- A consumed signal names the seq of the wait that took it; seqs restart with the new
+-- journal, so the rows go (their payloads stay in the archived journal). Unconsumed signals
+-- stay buffered for the new incarnation.
+DELETE FROM {p}signals WHERE run_id = :run_id AND consumed_seq IS NOT NULL
+
+-- name: start_incarnation
+-- ... and the run requeued with its new arguments, in a new generation (new step keys).
+UPDATE {p}runs
+SET status = CASE WHEN pause_requested = 1 THEN 'paused' ELSE 'pending' END, owner = NULL,
+    lease_until = NULL, wake_at = :now, error = NULL, output = NULL, waiting_for = NULL,
+    input = :input, version = :version, wf_key = :wf_key, epoch = epoch + 1,
+    generation = generation + 1, incarnation = incarnation + 1, updated_at = :now
+WHERE id = :run_id AND epoch = :epoch AND owner = :worker
+
+-- name: load_incarnations
+SELECT id, generation, version, input, ended_at FROM {p}resumes
+WHERE run_id = :run_id AND status = 'continued' ORDER BY id
+
+-- name: load_incarnation_entries
+SELECT resume_id, seq, kind, name, status, attempts, output, error, due_at, started_at,
+       finished_at
+FROM {p}journal_history
+WHERE run_id = :run_id
+  AND resume_id IN (SELECT id FROM {p}resumes WHERE run_id = :run_id AND status = 'continued')
+ORDER BY resume_id, seq
+
+-- name: insert_fork
+-- A fork: a new run with the source's workflow, version and arguments ... Its epoch starts at
+-- 1, not 0: the runner reads no journal on a run's first claim (epoch 1), and a fork has one.
+INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
+                     created_at, updated_at, forked_from, forked_seq)
+SELECT :id, workflow, version, wf_key, 'pending', input, 1, :now, :now, :now, id, :upto
+FROM {p}runs WHERE id = :source
+ON CONFLICT (id) DO NOTHING
+
+-- name: copy_journal
+-- ... and the source's journal entries before the fork point.
+INSERT INTO {p}journal (run_id, seq, kind, name, status, attempts, output, error, due_at,
+                        started_at, finished_at)
+SELECT :id, seq, kind, name, status, attempts, output, error, due_at, started_at, finished_at
+FROM {p}journal WHERE run_id = :source AND seq < :upto
+
+-- name: request_pause
+-- A parked or pending run is paused at once; a running one is flagged and parks as paused at
+-- its next durable await (see park_run). Returns the status after.
+UPDATE {p}runs
+SET pause_requested = 1, updated_at = :now,
+    status = CASE WHEN status IN ('pending', 'waiting') THEN 'paused' ELSE status END
+WHERE id = :run_id AND status NOT IN ('completed', 'failed', 'cancelled')
+RETURNING status
+
+-- name: unpause
+-- Resume a paused run (claimable now), or withdraw a pause not yet reached.
+UPDATE {p}runs
+SET pause_requested = 0, updated_at = :now,
+    status = CASE WHEN status = 'paused' THEN 'pending' ELSE status END,
+    wake_at = CASE WHEN status = 'paused' THEN :now ELSE wake_at END
+WHERE id = :run_id AND (pause_requested = 1 OR status = 'paused')
+RETURNING status
+
+-- name: pause_flags
+SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND pause_requested = 1
+
+-- name: stranded_runs
+-- Unfinished runs whose workflow key no live worker (heartbeat since :live_after) serves.
+SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       incarnation, pause_requested, forked_from, forked_seq
+FROM {p}runs r
+WHERE status NOT IN ('completed', 'failed', 'cancelled')
+  AND (:workflow IS NULL OR workflow = :workflow)
+  AND NOT EXISTS (SELECT 1 FROM {p}workers w, json_each(w.serves) s
+                  WHERE w.heartbeat_at >= :live_after AND s.value = r.wf_key)
+ORDER BY created_at DESC, id
+LIMIT :limit
+
+-- name: stranded_summary
+SELECT workflow, version, count(*) FROM {p}runs r
+WHERE status NOT IN ('completed', 'failed', 'cancelled')
+  AND NOT EXISTS (SELECT 1 FROM {p}workers w, json_each(w.serves) s
+                  WHERE w.heartbeat_at >= :live_after AND s.value = r.wf_key)
+GROUP BY workflow, version
+ORDER BY workflow, version
+
+-- name: served_keys
+SELECT DISTINCT s.value FROM {p}workers w, json_each(w.serves) s
+WHERE w.heartbeat_at >= :live_after
+ORDER BY s.value
