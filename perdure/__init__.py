@@ -12,6 +12,7 @@ from perdure.codec.encryption import Encrypted
 from perdure.codec.envelope import PayloadCodec
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.serverless import RunOnceSummary, TickSummary
 from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.errors import (
     BlobMissing,
@@ -100,6 +101,7 @@ __all__ = [
     "RunCancelled",
     "RunFinished",
     "RunInfo",
+    "RunOnceSummary",
     "RunNotFound",
     "RunStatus",
     "SerializationError",
@@ -112,6 +114,7 @@ __all__ = [
     "SyncEngine",
     "SyncHandle",
     "SystemClock",
+    "TickSummary",
     "UnknownWorkflowError",
     "VirtualClock",
     "Workflow",

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +17,7 @@ from perdure.codec import functions as codec
 from perdure.codec.envelope import PayloadCodec
 from perdure.codec.functions import FunctionCodec
 from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
+from perdure.engine import serverless
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.runner import Runner
@@ -176,17 +177,21 @@ class Engine:
                 raise
         self._open = True
         if self.is_worker and self.workflows:
-            runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
-                            workflows=self.workflows, park_after=self.park_after,
-                            on_settled=self._on_settled, notify=self._wake_worker,
-                            on_published=self.talk.bell.ring,
-                            payloads=self.payloads)
-            self._worker = Worker(
-                store=self.store, clock=self.clock, runner=runner,
-                keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
-                concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
-                poll_interval=self.poll_interval, worker_id=self.worker_id)
+            self._worker = self._new_worker(self.worker_id)
             await self._worker.start()
+
+    def _new_worker(self, worker_id: str) -> Worker:
+        """A worker (and its runner) for this engine's workflows, not started."""
+        runner = Runner(store=self.store, clock=self.clock, worker=worker_id,
+                        workflows=self.workflows, park_after=self.park_after,
+                        on_settled=self._on_settled, notify=self._wake_worker,
+                        on_published=self.talk.bell.ring,
+                        payloads=self.payloads)
+        return Worker(
+            store=self.store, clock=self.clock, runner=runner,
+            keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
+            concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
+            poll_interval=self.poll_interval, worker_id=worker_id)
 
     async def _connect(self) -> list[str]:
         delay = _CONNECT_RETRY_FIRST
@@ -403,6 +408,70 @@ class Engine:
         if self._worker is not None:
             self._worker.wake.set()
         return WorkflowHandle(self, run_id)
+
+    # -- hosts that are not long-running processes (serverless, cron) -----------------------
+
+    async def run_once(self, *, max_seconds: float,
+                       max_runs: int | None = None) -> serverless.RunOnceSummary:
+        """Claim and drive runnable runs until none is left, ``max_seconds`` (real time) have
+        passed or ``max_runs`` were claimed; hand back what is unfinished (claimable at once
+        by the next invocation) and return what was done. For hosts where no process lives
+        long (AWS Lambda, Cloud Run jobs, a Kubernetes CronJob): open the engine with
+        ``worker=False`` (no background worker) and call this once per invocation. A parked
+        run whose time has not come yet waits for a later invocation.
+
+        Raises ``InvalidConfiguration`` for a budget that is not a positive finite number (or
+        ``max_runs`` not a positive int), before touching the database.
+        """
+        budget = validate.seconds(max_seconds, "max_seconds")
+        if max_runs is not None:
+            validate.count(max_runs, "max_runs")
+        async with self._on_demand() as worker:
+            return await serverless.run_once(worker, max_runs=max_runs, max_seconds=budget)
+
+    async def drive(self, run_id: str, *, max_seconds: float | None = None) -> RunInfo:
+        """Drive the run ``run_id`` (e.g. named in a queue message) until it finishes or parks
+        (or ``max_seconds`` pass: then it is handed back), and return its status.
+
+        Idempotent: when the run is not claimable (another invocation drives it, it has ended,
+        or it waits for a time not yet come) nothing is executed and its current status is
+        returned. Raises ``RunNotFound`` for an unknown run and ``UnknownWorkflowError`` for a
+        run of a workflow this engine does not have (nothing is written then).
+        """
+        self._check_open()
+        budget = None if max_seconds is None else validate.seconds(max_seconds, "max_seconds")
+        row = await self.store.get_run(_check_id(run_id))
+        if row is None:
+            raise RunNotFound(run_id)
+        self._lookup(row.workflow)
+        async with self._on_demand() as worker:
+            await serverless.drive_one(worker, run_id, max_seconds=budget)
+        return await self.status(run_id)
+
+    async def tick(self) -> serverless.TickSummary:
+        """The maintenance a long-running worker does in the background, once: free the runs
+        of dead workers and count the parked runs now due (see ``TickSummary``). For a cron
+        job next to hosts that only ``drive`` runs pushed to them."""
+        self._check_open()
+        return await serverless.tick(self._new_worker(self.worker_id))
+
+    @contextlib.asynccontextmanager
+    async def _on_demand(self) -> AsyncIterator[Worker]:
+        """A fresh worker for one invocation, wired as this engine's worker while it lasts
+        (so a run it drives wakes it)."""
+        self._check_open()
+        if not self.workflows:
+            raise InvalidConfiguration("this engine has no workflows to drive: pass "
+                                       "Engine(..., workflows=[...])")
+        if self._worker is not None:
+            raise InvalidConfiguration(
+                "this engine already drives runs (a background worker, or another run_once or "
+                "drive in progress): open it with Engine(..., worker=False) to drive on demand")
+        self._worker = worker = self._new_worker(Worker.new_id())
+        try:
+            yield worker
+        finally:
+            self._worker = None
 
     # -- internals used by handles and the worker -------------------------------------------
 

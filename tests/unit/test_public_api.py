@@ -24,6 +24,8 @@ EXPECTED = {
     "Callback", "CallbackAlreadyCompleted", "CallbackFailed", "CallbackNotFound",
     "CallbackTimeout", "EventTimeout", "Request", "RequestRejected", "RequestTimeout", "Stream",
     "StreamClosed", "callback", "set_event", "stream", "wait_for_request",
+    # serverless and cron-driven hosts
+    "RunOnceSummary", "TickSummary",
 }
 
 
