@@ -28,7 +28,7 @@ from perdure.cli.options import CommandError, database_url
 from perdure.engine.engine import Engine
 from perdure.workflow.definitions import Workflow
 
-__all__ = ["load_target", "run"]
+__all__ = ["load_target", "run", "worker_engine"]
 
 log = logging.getLogger("perdure")
 P = ParamSpec("P")
@@ -88,13 +88,18 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
+def worker_engine(target: Any, args: argparse.Namespace, *, worker: bool = True) -> Engine:
+    """The engine a command drives runs with: ``target``'s (on ``--db`` if given), or a new
+    one for the workflows ``target`` names; ``worker=False`` for one that drives on demand
+    (``perdure run-once``) rather than in the background."""
     url = database_url(args)
     overrides: dict[str, Any] = {}
     if args.concurrency is not None:
         overrides["concurrency"] = args.concurrency
+    if not worker:
+        overrides["worker"] = False
     if isinstance(target, Engine):
-        if not target.is_worker:
+        if not target.is_worker and worker:
             raise CommandError(f"{args.target} is a client engine (worker=False): it drives "
                                "no runs")
         engine = target.with_url(url) if (args.db or os.environ.get("PERDURE_DATABASE_URL")) \
@@ -176,6 +181,6 @@ def _exit_now(code: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``worker`` command."""
-    engine = _worker_engine(load_target(args.target), args)
+    engine = worker_engine(load_target(args.target), args)
     asyncio.run(_run_worker(engine, args.grace))
     return 0
