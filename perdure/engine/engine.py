@@ -413,16 +413,11 @@ class Engine:
 
     async def run_once(self, *, max_seconds: float,
                        max_runs: int | None = None) -> serverless.RunOnceSummary:
-        """Claim and drive runnable runs until none is left, ``max_seconds`` (real time) have
-        passed or ``max_runs`` were claimed; hand back what is unfinished (claimable at once
-        by the next invocation) and return what was done. For hosts where no process lives
-        long (AWS Lambda, Cloud Run jobs, a Kubernetes CronJob): open the engine with
-        ``worker=False`` (no background worker) and call this once per invocation. A parked
-        run whose time has not come yet waits for a later invocation.
-
-        Raises ``InvalidConfiguration`` for a budget that is not a positive finite number (or
-        ``max_runs`` not a positive int), before touching the database.
-        """
+        """Drive runnable runs until none is left, ``max_seconds`` (real time) pass or
+        ``max_runs`` were claimed; hand back the rest (claimable at once) and say what was
+        done. For hosts where no process lives long (Lambda, a CronJob): open the engine with
+        ``worker=False`` and call this once per invocation. ``InvalidConfiguration`` for a
+        budget that is not a positive finite number, before touching the database."""
         budget = validate.seconds(max_seconds, "max_seconds")
         if max_runs is not None:
             validate.count(max_runs, "max_runs")
@@ -430,14 +425,10 @@ class Engine:
             return await serverless.run_once(worker, max_runs=max_runs, max_seconds=budget)
 
     async def drive(self, run_id: str, *, max_seconds: float | None = None) -> RunInfo:
-        """Drive the run ``run_id`` (e.g. named in a queue message) until it finishes or parks
-        (or ``max_seconds`` pass: then it is handed back), and return its status.
-
-        Idempotent: when the run is not claimable (another invocation drives it, it has ended,
-        or it waits for a time not yet come) nothing is executed and its current status is
-        returned. Raises ``RunNotFound`` for an unknown run and ``UnknownWorkflowError`` for a
-        run of a workflow this engine does not have (nothing is written then).
-        """
+        """Drive the run ``run_id`` (named in a queue message) until it finishes or parks (or
+        ``max_seconds`` pass: it is handed back); return its status. Idempotent: a run another
+        invocation holds, that has ended or is not due is left alone. ``RunNotFound``, and
+        ``UnknownWorkflowError`` for a workflow this engine lacks, with nothing written."""
         self._check_open()
         budget = None if max_seconds is None else validate.seconds(max_seconds, "max_seconds")
         row = await self.store.get_run(_check_id(run_id))
