@@ -13,6 +13,7 @@ from perdure.codec.envelope import PayloadCodec
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.outbox import Outbox
+from perdure.engine.serverless import RunOnceSummary, TickSummary
 from perdure.engine.sync import SyncEngine, SyncHandle
 from perdure.engine.webhook import WebhookSink, verify_webhook
 from perdure.errors import (
@@ -130,6 +131,7 @@ __all__ = [
     "RunCancelled",
     "RunFinished",
     "RunInfo",
+    "RunOnceSummary",
     "RunNotFound",
     "RunStatus",
     "SerializationError",
@@ -142,6 +144,7 @@ __all__ = [
     "SyncEngine",
     "SyncHandle",
     "SystemClock",
+    "TickSummary",
     "UnknownWorkflowError",
     "VirtualClock",
     "WebhookRejected",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure import __version__
-from perdure.cli import lifecycle, outbox, runs, worker
+from perdure.cli import hosts, lifecycle, outbox, runs, worker
 from perdure.cli.options import (
     CommandError,
     add_database_options,
@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "completed steps are compensated.")
     can.add_argument("id", help="the run id")
     outbox.add_parser(sub, common)
+    hosts.add_parsers(sub, common)
     return p
 
 
@@ -172,6 +173,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "worker":
             code = worker.run(args)
+        elif args.command in hosts.COMMANDS:
+            code = hosts.run(args)
         elif args.command == "outbox":
             code = asyncio.run(outbox.run(args))
         else:

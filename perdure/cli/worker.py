@@ -30,7 +30,7 @@ from perdure.observe.health import LoopWatch
 from perdure.observe.http import Endpoints, EndpointServer
 from perdure.workflow.definitions import Workflow
 
-__all__ = ["load_target", "run"]
+__all__ = ["load_target", "run", "worker_engine"]
 
 log = logging.getLogger("perdure")
 P = ParamSpec("P")
@@ -90,7 +90,10 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
+def worker_engine(target: Any, args: argparse.Namespace, *, worker: bool = True) -> Engine:
+    """The engine a command drives runs with: ``target``'s (on ``--db`` if given), or a new
+    one for the workflows ``target`` names; ``worker=False`` for one that drives on demand
+    (``perdure run-once``) rather than in the background."""
     url = database_url(args)
     overrides: dict[str, Any] = {}
     if args.concurrency is not None:
@@ -100,8 +103,10 @@ def _worker_engine(target: Any, args: argparse.Namespace) -> Engine:
         overrides["metrics"] = True  # an engine that keeps metrics already keeps its registry
     if args.tracing and not (isinstance(target, Engine) and target.observer.tracing is not None):
         overrides["tracing"] = True  # an engine that traces already has its provider
+    if not worker:
+        overrides["worker"] = False
     if isinstance(target, Engine):
-        if not target.is_worker:
+        if not target.is_worker and worker:
             raise CommandError(f"{args.target} is a client engine (worker=False): it drives "
                                "no runs")
         engine = target.with_url(url) if (args.db or os.environ.get("PERDURE_DATABASE_URL")) \
@@ -227,6 +232,6 @@ def _exit_now(code: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``worker`` command."""
-    engine = _worker_engine(load_target(args.target), args)
+    engine = worker_engine(load_target(args.target), args)
     asyncio.run(_run_worker(engine, args))
     return 0

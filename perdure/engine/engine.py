@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -17,6 +17,7 @@ from perdure.codec import functions as codec
 from perdure.codec.envelope import PayloadCodec
 from perdure.codec.functions import FunctionCodec
 from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
+from perdure.engine import serverless
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.lifecycle import RunLifecycle
@@ -226,16 +227,7 @@ class Engine(RunLifecycle):
                 raise
         self._open = True
         if self.is_worker and self.workflows:
-            runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
-                            workflows=self.workflows, park_after=self.park_after,
-                            on_settled=self._on_settled, notify=self._wake_worker,
-                            on_published=self.talk.bell.ring,
-                            payloads=self.payloads, observer=self.observer)
-            self._worker = worker = Worker(
-                store=self.store, clock=self.clock, runner=runner,
-                keys=[wf_key(name, version) for name, version in self.workflows.pairs()],
-                concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
-                poll_interval=self.poll_interval, worker_id=self.worker_id)
+            self._worker = worker = self._new_worker(self.worker_id)
             if self.metrics is not None:
                 self._untrack.append(self.metrics.track_in_memory(lambda: len(worker.active)))
             await self._worker.start()
@@ -247,6 +239,19 @@ class Engine(RunLifecycle):
                 heartbeat=self.heartbeat, poll_interval=self.poll_interval,
                 timeout=self._outbox_timeout, register=self._worker is None)
             await self._publisher.start()
+
+    def _new_worker(self, worker_id: str) -> Worker:
+        """A worker (and its runner) for this engine's workflows, not started."""
+        runner = Runner(store=self.store, clock=self.clock, worker=worker_id,
+                        workflows=self.workflows, park_after=self.park_after,
+                        on_settled=self._on_settled, notify=self._wake_worker,
+                        on_published=self.talk.bell.ring,
+                        payloads=self.payloads, observer=self.observer)
+        return Worker(
+            store=self.store, clock=self.clock, runner=runner,
+            keys=[wf_key(name, version) for name, version in self.workflows.pairs()],
+            concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
+            poll_interval=self.poll_interval, worker_id=worker_id)
 
     async def _connect(self) -> list[str]:
         delay = _CONNECT_RETRY_FIRST
@@ -498,6 +503,61 @@ class Engine(RunLifecycle):
         if self._worker is not None:
             self._worker.wake.set()
         return WorkflowHandle(self, run_id)
+
+    # -- hosts that are not long-running processes (serverless, cron) -----------------------
+
+    async def run_once(self, *, max_seconds: float,
+                       max_runs: int | None = None) -> serverless.RunOnceSummary:
+        """Drive runnable runs until none is left, ``max_seconds`` (real time) pass or
+        ``max_runs`` were claimed; hand back the rest (claimable at once) and say what was
+        done. For hosts where no process lives long (Lambda, a CronJob): open the engine with
+        ``worker=False`` and call this once per invocation. ``InvalidConfiguration`` for a
+        budget that is not a positive finite number, before touching the database."""
+        budget = validate.seconds(max_seconds, "max_seconds")
+        if max_runs is not None:
+            validate.count(max_runs, "max_runs")
+        async with self._on_demand() as worker:
+            return await serverless.run_once(worker, max_runs=max_runs, max_seconds=budget)
+
+    async def drive(self, run_id: str, *, max_seconds: float | None = None) -> RunInfo:
+        """Drive the run ``run_id`` (named in a queue message) until it finishes or parks (or
+        ``max_seconds`` pass: it is handed back); return its status. Idempotent: a run another
+        invocation holds, that has ended or is not due is left alone. ``RunNotFound``, and
+        ``UnknownWorkflowError`` for a workflow this engine lacks, with nothing written."""
+        self._check_open()
+        budget = None if max_seconds is None else validate.seconds(max_seconds, "max_seconds")
+        row = await self.store.get_run(_check_id(run_id))
+        if row is None:
+            raise RunNotFound(run_id)
+        self._lookup(row.workflow)
+        async with self._on_demand() as worker:
+            await serverless.drive_one(worker, run_id, max_seconds=budget)
+        return await self.status(run_id)
+
+    async def tick(self) -> serverless.TickSummary:
+        """The maintenance a long-running worker does in the background, once: free the runs
+        of dead workers and count the parked runs now due (see ``TickSummary``). For a cron
+        job next to hosts that only ``drive`` runs pushed to them."""
+        self._check_open()
+        return await serverless.tick(self._new_worker(self.worker_id))
+
+    @contextlib.asynccontextmanager
+    async def _on_demand(self) -> AsyncIterator[Worker]:
+        """A fresh worker for one invocation, wired as this engine's worker while it lasts
+        (so a run it drives wakes it)."""
+        self._check_open()
+        if not self.workflows:
+            raise InvalidConfiguration("this engine has no workflows to drive: pass "
+                                       "Engine(..., workflows=[...])")
+        if self._worker is not None:
+            raise InvalidConfiguration(
+                "this engine already drives runs (a background worker, or another run_once or "
+                "drive in progress): open it with Engine(..., worker=False) to drive on demand")
+        self._worker = worker = self._new_worker(Worker.new_id())
+        try:
+            yield worker
+        finally:
+            self._worker = None
 
     # -- internals used by handles and the worker -------------------------------------------
 

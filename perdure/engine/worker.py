@@ -69,6 +69,8 @@ class Worker:
         self._watch_now: asyncio.Future[None] | None = None
         # With push, polling is only the safety net against a missed notification.
         self._poll_every = max(poll_interval, 1.0) if store.pushes else poll_interval
+        #: runs of dead peers this worker made claimable (reported by on-demand hosts)
+        self.peers_freed = 0
 
     @staticmethod
     def new_id() -> str:
@@ -312,8 +314,42 @@ class Worker:
             freed += n
             log.info("worker %s is gone; freed its %d run(s)", dead, n,
                      extra={"dead_worker": dead, "runs_freed": n})
+        self.peers_freed += freed
         if freed:
             self.wake.set()
+
+    # -- on demand (serverless hosts) --------------------------------------------------------
+
+    async def start_on_demand(self) -> None:
+        """Start like :meth:`start` (register, free dead peers' runs, renew leases) but claim
+        nothing in the background: the host claims with :meth:`claim_now`, and ends with
+        :meth:`drain`."""
+        self._claiming = False  # the claim loop start() creates returns at once
+        await self.start()
+
+    async def claim_now(self, limit: int, run_id: str | None = None) -> list[ClaimedRun]:
+        """Claim up to ``limit`` runnable runs now (only ``run_id``, if given) and start
+        driving them."""
+        now = self.clock.time()
+        if run_id is None:
+            claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=limit,
+                                             now=now, lease_until=now + self.lease)
+        else:
+            one = await self.store.claim_run(run_id, worker=self.id, keys=self.keys, now=now,
+                                             lease_until=now + self.lease)
+            claimed = [] if one is None else [one]
+        for run in claimed:
+            self._spawn(run, now + self.lease)
+        return claimed
+
+    async def wait_on_demand(self, seconds: float, *, has_room: bool) -> bool:
+        """Wait at most ``seconds`` for something to do, as the claim loop waits when idle (a
+        run settled, a wake-up, another process's commit, a due time); return whether
+        something may have become claimable."""
+        try:
+            return await asyncio.wait_for(self._idle_wait(has_room), max(seconds, 0.0))
+        except TimeoutError:
+            return False
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -104,6 +104,15 @@ class Storage(Protocol):
     async def next_wake(self, keys: Sequence[str]) -> float | None:
         """The earliest time at which some run with one of ``keys`` becomes claimable."""
 
+    async def claim_run(self, run_id: str, *, worker: str, keys: Sequence[str], now: float,
+                        lease_until: float) -> ClaimedRun | None:
+        """Take the run ``run_id`` if ``claim`` could take it now (its workflow key is in
+        ``keys`` and it is runnable, or its lease lapsed); None otherwise (another worker
+        holds it, it has ended or it is not due yet)."""
+
+    async def count_due(self, keys: Sequence[str], now: float) -> int:
+        """Parked runs with one of ``keys`` whose wake-up time has come (claimable now)."""
+
     async def load_journal(self, run_id: str) -> list[JournalEntry]:
         """The run's journal in sequence order."""
 

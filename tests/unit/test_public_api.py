@@ -30,6 +30,8 @@ EXPECTED = {
     # long-lived runs and changing code safely
     "ContinueAsNew", "Incarnation", "JournalFormatError", "ReplayMismatch", "deprecate_patch",
     "journal_size", "patched",
+    # serverless and cron-driven hosts
+    "RunOnceSummary", "TickSummary",
 }
 
 

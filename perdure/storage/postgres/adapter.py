@@ -306,6 +306,30 @@ class PostgresStorage(PostgresTalk):
             rows = await self._call(op, retry=True)
         return [ClaimedRun(*r) for r in rows]
 
+    async def claim_run(self, run_id: str, *, worker: str, keys: Sequence[str], now: float,
+                        lease_until: float) -> ClaimedRun | None:
+        """Take this one run if it is claimable now (a claim cut off by a lost connection is
+        handed back first, as in :meth:`claim`)."""
+        params = {"run_id": run_id, "worker": worker, "keys": list(keys), "now": float(now),
+                  "lease_until": float(lease_until)}
+        claim = self._args("claim_run", params)
+        give_back = self._args("claim_run_give_back", params)
+
+        async def op(conn: Connection, retrying: bool) -> list[Any]:
+            if retrying:
+                await conn.execute(*give_back)
+            rows: list[Any] = await conn.fetch(*claim)
+            return rows
+
+        async with self._ownership(worker):
+            rows = await self._call(op, retry=True)
+        return ClaimedRun(*rows[0]) if rows else None
+
+    async def count_due(self, keys: Sequence[str], now: float) -> int:
+        """Parked runs whose wake-up time has come."""
+        row = await self._fetchrow("count_due", {"keys": list(keys), "now": float(now)})
+        return int(row[0])
+
     def _ownership(self, worker: str) -> asyncio.Lock:
         """Claims and heartbeats of one worker never overlap. The worker compares the runs a
         heartbeat reports with the runs it drives, and stops those it no longer owns; a claim

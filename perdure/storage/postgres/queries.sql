@@ -660,3 +660,39 @@ ORDER BY workflow, version
 SELECT DISTINCT k FROM {p}workers w, unnest(w.serves) AS k
 WHERE w.heartbeat_at >= :live_after::float8
 ORDER BY k
+
+-- name: claim_run
+-- One run by id (a host driving the run a queue message named), taken exactly when claim would
+-- take it: runnable now, or running under a lapsed lease. Nothing when another worker holds it
+-- or it has ended, so a second delivery of the same message drives nothing. FOR UPDATE without
+-- SKIP LOCKED: a row locked for a moment (a signal, a heartbeat) is waited for, not skipped, and
+-- the condition is checked again on the row as that transaction left it.
+WITH picked AS (
+    SELECT id, status = 'running' AS recovered FROM {p}runs
+    WHERE id = :run_id AND wf_key = ANY(:keys::text[])
+      AND ((status IN ('pending', 'waiting') AND wake_at IS NOT NULL
+            AND wake_at <= :now::float8)
+           OR (status = 'running' AND lease_until < :now::float8))
+    FOR UPDATE
+)
+UPDATE {p}runs r
+SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
+    lease_until = :lease_until::float8, updated_at = :now::float8
+FROM picked
+WHERE r.id = picked.id
+RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
+          r.cancel_requested, r.created_at, picked.recovered, r.generation, r.wake_at,
+          r.trace_context, r.pause_requested
+
+-- name: claim_run_give_back
+-- A claim_run whose outcome is unknown (the connection dropped before the reply): hand the run
+-- back if that claim took it, as claim_give_back does.
+UPDATE {p}runs SET lease_until = 0
+WHERE id = :run_id AND owner = :worker AND status = 'running' AND updated_at = :now::float8
+
+-- name: count_due
+-- Parked runs whose wake-up time has come (a timer, a retry back-off or a timeout, or a signal
+-- or a child's end that woke them): claimable now.
+SELECT count(*) FROM {p}runs
+WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= :now::float8
+  AND wf_key = ANY(:keys::text[])

@@ -196,6 +196,24 @@ class SqliteStorage(SqliteTalk):
         return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
                            r[10], r[11], r[12], bool(r[13])) for r in rows]
 
+    async def claim_run(self, run_id: str, *, worker: str, keys: Sequence[str], now: float,
+                        lease_until: float) -> ClaimedRun | None:
+        """Take this one run if it is claimable now."""
+        rows = await self._write("claim_run", {
+            "run_id": run_id, "worker": worker, "keys": json.dumps(list(keys)), "now": now,
+            "lease_until": lease_until}, returning=True)
+        if not rows:
+            return None
+        r = rows[0]
+        return ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
+                          r[10], r[11], r[12], bool(r[13]))
+
+    async def count_due(self, keys: Sequence[str], now: float) -> int:
+        """Parked runs whose wake-up time has come."""
+        row = await self._read("count_due", {"keys": json.dumps(list(keys)), "now": now},
+                               many=False)
+        return int(row[0])
+
     async def next_wake(self, keys: Sequence[str]) -> float | None:
         """Earliest due time among runs with one of ``keys``."""
         row = await self._read("next_wake", {"keys": json.dumps(list(keys))}, many=False)

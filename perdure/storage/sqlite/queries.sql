@@ -338,3 +338,22 @@ ORDER BY workflow, version
 SELECT DISTINCT s.value FROM {p}workers w, json_each(w.serves) s
 WHERE w.heartbeat_at >= :live_after
 ORDER BY s.value
+
+-- name: claim_run
+-- One run by id (a host driving the run a queue message named), taken exactly when claim would
+-- take it: runnable now, or running under a lapsed lease. Nothing when another worker holds it
+-- or it has ended, so a second delivery of the same message drives nothing.
+UPDATE {p}runs
+SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
+    updated_at = :now, error = NULL, claimed_from = status
+WHERE id = :run_id AND wf_key IN (SELECT value FROM json_each(:keys))
+  AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
+       OR (status = 'running' AND lease_until < :now))
+RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
+          claimed_from = 'running', generation, wake_at, trace_context, pause_requested
+
+-- name: count_due
+-- Parked runs whose wake-up time has come (a timer, a retry back-off or a timeout, or a signal
+-- or a child's end that woke them): claimable now.
+SELECT count(*) FROM {p}runs
+WHERE status = 'waiting' AND wake_at <= :now AND wf_key IN (SELECT value FROM json_each(:keys))
