@@ -87,9 +87,9 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
     if info.output is not None:
         fields.append(("result", _short(info.output, width)))
     if info.incarnation:
-        fields.append(("continued", f"as new {info.incarnation} time(s): this is incarnation "
-                                    f"{info.incarnation} (earlier journals: "
-                                    "handle.incarnations())"))
+        fields.append(("incarnation", f"continued as new {info.incarnation} time(s): this is "
+                                      f"incarnation {info.incarnation} (earlier journals: "
+                                      "handle.incarnations())"))
     if info.forked_from:
         fields.append(("forked", f"from {info.forked_from} at seq {info.forked_seq} (entries "
                                  "before it were copied)"))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import perdure
-from perdure import Engine, Workflow, workflow
+from perdure import Engine, RunStatus, Workflow, workflow
 from perdure.cli.main import main
 from perdure.storage.sqlfiles import migrations
 from perdure.testing import wait_for_status
@@ -135,7 +135,7 @@ def test_help_lists_status_values_and_defaults(capsys: Any) -> None:
     with pytest.raises(SystemExit):
         main(["runs", "list", "--help"])
     out = capsys.readouterr().out
-    assert "{pending,running,waiting,completed,failed,cancelled,blocked}" in out
+    assert "{" + ",".join(s.value for s in RunStatus) + "}" in out
     assert "(default: 50)" in out
     assert "(default: perdure_)" in out and "PERDURE_DATABASE_URL" in out
     with pytest.raises(SystemExit):

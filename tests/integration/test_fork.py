@@ -4,6 +4,7 @@ steps are not executed again, and everything from N runs again under the fork's 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -165,7 +166,7 @@ async def test_the_cli_forks_and_shows_the_link(make_engine: Any, db_url: str,
     assert "run cli-fork forked from cli-orig at seq 2" in capsys.readouterr().out
     await wait_for_status(engine.handle("cli-fork"), "completed")
     assert await asyncio.to_thread(main, ["runs", "show", "cli-fork", "--db", db_url]) == 0
-    assert "forked    from cli-orig at seq 2" in capsys.readouterr().out
+    assert re.search(r"^forked\s+from cli-orig at seq 2", capsys.readouterr().out, re.MULTILINE)
     argv[4] = "9"
     assert await asyncio.to_thread(main, argv) == 2
     assert "InvalidConfiguration" in capsys.readouterr().err
