@@ -3,7 +3,8 @@
 A workflow is a plain ``async def``; every durable operation inside it (a step, a clock read,
 a random value) is journaled, so a run that dies with its process resumes on any worker
 exactly where it stopped. While it runs, clients read what it publishes (events, streams),
-ask it questions (requests) and complete the callbacks it waits for.
+ask it questions (requests) and complete the callbacks it waits for. Schedules start runs on
+cron expressions.
 """
 
 from perdure.clock import Clock, SystemClock, VirtualClock
@@ -30,6 +31,7 @@ from perdure.errors import (
     RunCancelled,
     RunFinished,
     RunNotFound,
+    ScheduleNotFound,
     SerializationError,
     SignalTimeout,
     StepFailed,
@@ -38,6 +40,7 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
+from perdure.flow.schedules import Overlap, Schedule, ScheduleInfo
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.workflow.callbacks import Callback, callback
@@ -72,6 +75,7 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
+    "Overlap",
     "PerdureError",
     "Request",
     "RequestRejected",
@@ -84,6 +88,9 @@ __all__ = [
     "RunInfo",
     "RunNotFound",
     "RunStatus",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "SerializationError",
     "SignalTimeout",
     "Step",

@@ -18,6 +18,8 @@ from perdure.codec.functions import FunctionCodec
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.runner import Runner
+from perdure.engine.scheduler import Scheduler
+from perdure.engine.schedules import Schedules
 from perdure.engine.talk import Talk
 from perdure.engine.worker import Worker
 from perdure.errors import (
@@ -115,6 +117,9 @@ class Engine:
         #: reading events and streams, requests and callbacks (what handles use)
         self.talk = Talk(self.store, self.clock, poll_interval=poll_interval,
                          check_open=self._check_open, wake_run=self._wake_run)
+        #: create, list, pause, resume, trigger, backfill and delete schedules (a worker of
+        #: this engine also fires them)
+        self.schedules = Schedules(self)
 
     @property
     def safe_url(self) -> str:
@@ -162,7 +167,8 @@ class Engine:
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
-                poll_interval=self.poll_interval, worker_id=self.worker_id)
+                poll_interval=self.poll_interval, worker_id=self.worker_id,
+                scheduler=Scheduler(self.store, self.clock, on_cancel=self._cancel_flagged))
             await self._worker.start()
 
     async def _connect(self) -> list[str]:
@@ -414,6 +420,13 @@ class Engine:
                 self._worker.runner.poke(run_id)  # held in memory: it re-checks at once
             else:
                 self._worker.wake.set()  # parked: the write made it claimable
+
+    def _cancel_flagged(self, run_ids: list[str]) -> None:
+        """A schedule's firing flagged these runs for cancellation (``cancel_other``)."""
+        if self._worker is not None:
+            for rid in run_ids:
+                self._worker.runner.request_cancel(rid)
+            self._worker.wake.set()
 
     def _wake_worker(self) -> None:
         if self._worker is not None:

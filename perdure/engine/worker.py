@@ -17,6 +17,7 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.engine.runner import Runner
+from perdure.engine.scheduler import Scheduler
 from perdure.hosts import hostname, pid_start
 from perdure.records import ClaimedRun
 from perdure.storage.port import Storage
@@ -31,7 +32,7 @@ class Worker:
 
     def __init__(self, *, store: Storage, clock: Clock, runner: Runner, keys: Sequence[str],
                  concurrency: int, lease: float, heartbeat: float, poll_interval: float,
-                 worker_id: str) -> None:
+                 worker_id: str, scheduler: Scheduler | None = None) -> None:
         self.store = store
         self.clock = clock
         self.runner = runner
@@ -41,6 +42,8 @@ class Worker:
         self.heartbeat_every = heartbeat
         self.poll_interval = poll_interval
         self.id = worker_id
+        #: fires the database's due schedules between claims (None: this worker does not)
+        self.scheduler = scheduler
         self.host = hostname()
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
@@ -100,6 +103,10 @@ class Worker:
                 last_reap = loop.time()
                 await self._reap_dead_peers()
             self.wake.clear()
+            # Firing schedules needs no free slot: it only creates runs (any worker claims).
+            scheduler, now = self.scheduler, self.clock.time()
+            if scheduler is not None and scheduler.due(now) and await scheduler.fire(now):
+                must_claim = True
             free = self.concurrency - len(self.active)
             batch = min(free, 64)
             if batch > 0 and must_claim:
@@ -123,6 +130,12 @@ class Worker:
                 due_in = next_wake - self.clock.time()
                 if due_in <= 0:
                     return True
+        slot = self.scheduler.wake_at() if self.scheduler is not None else None
+        if slot is not None:
+            slot_in = slot - self.clock.time()
+            if slot_in <= 0:
+                return True
+            due_in = slot_in if due_in is None else min(due_in, slot_in)
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(self.wake.wait())]
         if due_in is not None:
             waiters.append(asyncio.create_task(self.clock.sleep(due_in)))
@@ -136,6 +149,10 @@ class Worker:
         if quiet_tick and await self.store.changed():
             self._remote = True
             quiet_tick = False
+        if self.scheduler is not None and (self._remote or self.scheduler.buffered):
+            # A schedule may have been created, changed or resumed elsewhere; a buffered slot
+            # waits for a run that may have ended elsewhere.
+            self.scheduler.invalidate()
         if self._remote:
             # Another process committed something: a start, a wake-up, a signal to a run we
             # hold in memory, a cancel request for one of ours.
@@ -176,6 +193,8 @@ class Worker:
             current = self.active.get(run.id)
             if current is not None and current[1] is asyncio.current_task():
                 del self.active[run.id]
+            if self.scheduler is not None and self.scheduler.buffered:
+                self.scheduler.invalidate()  # a buffered slot may wait for this run
             if not self.active:
                 self._idle.set()
             self.wake.set()

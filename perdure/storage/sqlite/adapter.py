@@ -15,6 +15,7 @@ from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
 from perdure.storage.params import entry_params, history_rows, lost, new_run_params
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite.schedules import SqliteSchedules
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
 
@@ -23,7 +24,7 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteTalk):
+class SqliteStorage(SqliteTalk, SqliteSchedules):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
