@@ -140,8 +140,11 @@ class Schedules:
                                        f"({end})")
         row = await self._row(schedule_id)
         found: list[float] = []
-        # Slots are whole seconds: stepping from just before ``start`` includes it.
-        for slot in iterate(row.cron, row.timezone, math.nextafter(first, -math.inf)):
+        # Slots are whole seconds (cronsim drops fractions): stepping from the second before
+        # ``start`` includes a slot at ``start``.
+        for slot in iterate(row.cron, row.timezone, math.floor(first) - 1):
+            if slot < first:
+                continue
             if slot >= last:
                 break
             if len(found) == MAX_BACKFILL:
