@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure import __version__
-from perdure.cli import runs, worker
+from perdure.cli import runs, schedules, worker
 from perdure.cli.options import (
     CommandError,
     add_database_options,
@@ -120,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
                          description="Cancel a run: it may run cleanup steps, then its "
                                      "completed steps are compensated.")
     can.add_argument("id", help="the run id")
+    schedules.add_parser(sub, common)
     return p
 
 
@@ -142,7 +143,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _fail(f"PERDURE_LOG={level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        code = worker.run(args) if args.command == "worker" else asyncio.run(runs.run(args))
+        code = worker.run(args) if args.command == "worker" else asyncio.run(
+            schedules.run(args) if args.command == "schedules" else runs.run(args))
         sys.stdout.flush()  # here, so that a closed pipe is noticed while we can handle it
         return code
     except PerdureError as exc:
