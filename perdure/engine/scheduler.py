@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 
 from perdure.clock import Clock
@@ -41,9 +42,13 @@ class Scheduler:
         self.clock = clock
         self.on_cancel = on_cancel
         self._next_due: float | None = None
-        self._known = False  # _next_due and _buffered reflect the database
         self._buffered = False
-        self._retry_at = 0.0  # after a failure, loop time before which nothing is tried
+        # Loop times (real, monotonic): of the last read of the schedules, from which they
+        # must be read again (None: what we know is current), before which nothing is tried
+        # after a failure.
+        self._read_at = -math.inf
+        self._stale_at: float | None = -math.inf
+        self._retry_at = -math.inf
         self._backoff = _BACKOFF_FIRST
 
     @property
@@ -51,30 +56,45 @@ class Scheduler:
         """Whether a schedule holds a buffered slot (it fires when a run ends)."""
         return self._buffered
 
-    def invalidate(self) -> None:
-        """A schedule may have changed: re-read before sleeping on what we knew."""
-        self._known = False
+    def invalidate(self, *, throttle: float = 0.0) -> None:
+        """A schedule may have changed: read them again before relying on what we know.
+
+        ``throttle``: not sooner than this many seconds after the last read. A wake-up from
+        another process is usually about something else (a run started), and on a busy
+        database they come by the hundred; a schedule created elsewhere is then noticed
+        within ``throttle`` (and a slot it makes due meanwhile fires late, not never)."""
+        loop_time = asyncio.get_running_loop().time()
+        at = max(loop_time, self._read_at + throttle)
+        self._stale_at = at if self._stale_at is None else min(self._stale_at, at)
 
     def due(self, now: float) -> bool:
         """Whether :meth:`fire` has something to do (or to find out) at ``now``."""
-        if asyncio.get_running_loop().time() < self._retry_at:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time < self._retry_at:
             return False
-        return not self._known or (self._next_due is not None and self._next_due <= now)
+        if self._stale_at is not None and loop_time >= self._stale_at:
+            return True
+        return self._next_due is not None and self._next_due <= now
 
     def wake_at(self) -> float | None:
-        """When the next slot is due, as last read (None: no slot, or not known yet)."""
-        return self._next_due if self._known else None
+        """When the next slot is due, as last read (None: no slot)."""
+        return self._next_due
+
+    async def _read(self) -> None:
+        self._read_at = asyncio.get_running_loop().time()
+        self._stale_at = None
+        self._next_due, self._buffered = await self.store.next_schedule_due()
 
     async def fire(self, now: float) -> int:
         """Fire what is due at ``now``, one pass; the number of runs started. A backlog
         longer than a pass is left due, so the caller claims in between passes."""
         started = 0
         try:
-            if not self._known:
-                # Usually a wake-up about something else (a run started elsewhere): one cheap
-                # read says whether any schedule is due at all.
-                self._next_due, self._buffered = await self.store.next_schedule_due()
-                self._known = True
+            stale = self._stale_at
+            if stale is not None and asyncio.get_running_loop().time() >= stale:
+                # Usually a wake-up about something else: one cheap read says whether any
+                # schedule is due at all.
+                await self._read()
                 if not self._buffered and (self._next_due is None or self._next_due > now):
                     return 0
             for row in await self.store.due_schedules(now, _PASS):
@@ -88,8 +108,7 @@ class Scheduler:
                 started += len(firing.runs)
                 if flagged:
                     self.on_cancel(flagged)
-            self._next_due, self._buffered = await self.store.next_schedule_due()
-            self._known = True
+            await self._read()
             self._backoff = _BACKOFF_FIRST
         except Exception as exc:
             # The database went away, or a schedule cannot be computed here (the cron
@@ -99,5 +118,5 @@ class Scheduler:
                       type(exc).__name__, exc, self._backoff)
             self._retry_at = asyncio.get_running_loop().time() + self._backoff
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
-            self._known = False
+            self.invalidate()
         return started

@@ -149,10 +149,12 @@ class Worker:
         if quiet_tick and await self.store.changed():
             self._remote = True
             quiet_tick = False
-        if self.scheduler is not None and (self._remote or self.scheduler.buffered):
-            # A schedule may have been created, changed or resumed elsewhere; a buffered slot
-            # waits for a run that may have ended elsewhere.
-            self.scheduler.invalidate()
+        if self.scheduler is not None:
+            if self.scheduler.buffered and (quiet_tick or self._remote):
+                self.scheduler.invalidate()  # a buffered slot waits for a run ended elsewhere
+            elif self._remote:
+                # A schedule may have been created, changed or resumed elsewhere.
+                self.scheduler.invalidate(throttle=self._poll_every)
         if self._remote:
             # Another process committed something: a start, a wake-up, a signal to a run we
             # hold in memory, a cancel request for one of ours.

@@ -243,3 +243,16 @@ async def test_unknown_schedules_and_bad_ranges(make_engine: Any) -> None:
         with pytest.raises(InvalidConfiguration, match=named):
             await engine.schedules.backfill("reports", start, end)  # type: ignore[arg-type]
     assert await run_ids(engine, "reports@") == []
+
+
+async def test_a_schedule_created_by_another_process_fires(make_engine: Any) -> None:
+    _worker, clock = await _engine(make_engine)  # a worker, idle
+    client: Engine = await make_engine(report, clock=clock, worker=False)
+    await client.schedules.create(hourly())  # the worker learns it from the database
+    clock.advance(30)
+    info = await fired(client, "reports", 1)
+    assert await client.handle(info.last_run_id or "").result(timeout=10) == "ops/24"
+    await client.schedules.pause("reports")
+    await client.schedules.resume("reports")
+    clock.advance(timedelta(hours=1))
+    assert (await fired(client, "reports", 2)).last_fired == utc("2030-06-01T11:00")
