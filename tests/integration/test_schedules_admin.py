@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from perdure import (
     Schedule,
     ScheduleNotFound,
     SerializationError,
+    SyncEngine,
     UnknownWorkflowError,
     VirtualClock,
     workflow,
@@ -256,3 +258,26 @@ async def test_a_schedule_created_by_another_process_fires(make_engine: Any) -> 
     await client.schedules.resume("reports")
     clock.advance(timedelta(hours=1))
     assert (await fired(client, "reports", 2)).last_fired == utc("2030-06-01T11:00")
+
+
+def test_the_sync_facade_manages_schedules(db_url: str) -> None:
+    clock = VirtualClock(START)
+    with SyncEngine(db_url, workflows=[report], clock=clock, shutdown_grace=0.5) as engine:
+        info = engine.schedules.create(hourly())
+        assert engine.schedules.get("reports") == info
+        assert [i.id for i in engine.schedules.list()] == ["reports"]
+        engine.schedules.pause("reports")
+        engine.schedules.resume("reports")
+        assert engine.schedules.trigger("reports").result(timeout=10) == "ops/24"
+        [h] = engine.schedules.backfill("reports", utc("2030-05-01T00:00"),
+                                        utc("2030-05-01T01:00"))
+        assert h.id == run_id("reports", utc("2030-05-01T00:00"))
+        assert h.result(timeout=10) == "ops/24"
+        clock.advance(30)
+        delay = 0.002
+        while engine.schedules.get("reports").fired < 1:  # the worker fires on its own loop
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        assert engine.handle(run_id("reports", utc("2030-06-01T10:00"))).result(
+            timeout=10) == "ops/24"
+        assert engine.schedules.delete("reports") is True
