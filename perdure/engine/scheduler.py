@@ -77,7 +77,10 @@ class Scheduler:
         return self._next_due is not None and self._next_due <= now
 
     def wake_at(self) -> float | None:
-        """When the next slot is due, as last read (None: no slot)."""
+        """When the next slot is due, as last read (None: no slot, or retrying after a
+        failure: the worker's poll brings it back, never a loop on a slot it cannot fire)."""
+        if asyncio.get_running_loop().time() < self._retry_at:
+            return None
         return self._next_due
 
     async def _read(self) -> None:
@@ -89,6 +92,7 @@ class Scheduler:
         """Fire what is due at ``now``, one pass; the number of runs started. A backlog
         longer than a pass is left due, so the caller claims in between passes."""
         started = 0
+        failed = False
         try:
             stale = self._stale_at
             if stale is not None and asyncio.get_running_loop().time() >= stale:
@@ -98,7 +102,15 @@ class Scheduler:
                 if not self._buffered and (self._next_due is None or self._next_due > now):
                     return 0
             for row in await self.store.due_schedules(now, _PASS):
-                firing = plan(row, now)
+                try:
+                    firing = plan(row, now)
+                except Exception as exc:
+                    # This host cannot compute it (the cron library is missing here, or does
+                    # not read the stored spec): the other schedules still fire.
+                    log.error("schedule %r cannot be fired here: %s: %s", row.id,
+                              type(exc).__name__, exc)
+                    failed = True
+                    continue
                 if firing is None:
                     continue
                 flagged = await self.store.fire_schedule(row.id, row.revision, firing.firing,
@@ -109,14 +121,17 @@ class Scheduler:
                 if flagged:
                     self.on_cancel(flagged)
             await self._read()
-            self._backoff = _BACKOFF_FIRST
         except Exception as exc:
-            # The database went away, or a schedule cannot be computed here (the cron
-            # library is missing on this host): keep claiming runs, retry later. Real time:
-            # this paces retries, it is not a time the fleet shares.
-            log.error("firing schedules failed: %s: %s; retrying in %.1f s",
-                      type(exc).__name__, exc, self._backoff)
+            # The database went away: keep claiming runs (the claim loop reports the
+            # outage), retry later.
+            log.error("firing schedules failed: %s: %s", type(exc).__name__, exc)
+            failed = True
+            self.invalidate()
+        if failed:
+            # A schedule that stays due cannot be allowed to spin the loop. Real time: this
+            # paces retries, it is not a time the fleet shares.
             self._retry_at = asyncio.get_running_loop().time() + self._backoff
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
-            self.invalidate()
+        else:
+            self._backoff = _BACKOFF_FIRST
         return started

@@ -24,6 +24,7 @@ from perdure import (
     VirtualClock,
     workflow,
 )
+from perdure.storage.port import ScheduleRow
 from tests.integration.schedule_helpers import fired, run_id, run_ids, utc
 
 START = utc("2030-06-01T09:59:30")
@@ -281,3 +282,19 @@ def test_the_sync_facade_manages_schedules(db_url: str) -> None:
         assert engine.handle(run_id("reports", utc("2030-06-01T10:00"))).result(
             timeout=10) == "ops/24"
         assert engine.schedules.delete("reports") is True
+
+
+async def test_a_schedule_this_host_cannot_read_does_not_stop_the_others(
+        make_engine: Any, caplog: pytest.LogCaptureFixture) -> None:
+    engine, clock = await _engine(make_engine)
+    # As if written by a newer release with a syntax this one's cron library refuses.
+    now = clock.time()
+    await engine.store.insert_schedule(ScheduleRow(
+        "future", "report", "1", '{"team":"x"}', "0 * * * * * 2031", "UTC", "skip", 60.0,
+        False, now + 1, None, None, None, 0, 0, 0, 0, now, now))
+    await engine.schedules.create(hourly())
+    clock.advance(30)
+    info = await fired(engine, "reports", 1)
+    assert info.last_fired == utc("2030-06-01T10:00")
+    assert "schedule 'future' cannot be fired here" in caplog.text
+    assert (await engine.schedules.get("future")).fired == 0
