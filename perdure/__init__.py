@@ -3,7 +3,8 @@
 A workflow is a plain ``async def``; every durable operation inside it (a step, a clock read,
 a random value) is journaled, so a run that dies with its process resumes on any worker
 exactly where it stopped. While it runs, clients read what it publishes (events, streams),
-ask it questions (requests) and complete the callbacks it waits for.
+ask it questions (requests) and complete the callbacks it waits for. Schedules start runs on
+cron expressions.
 """
 
 from perdure.clock import Clock, SystemClock, VirtualClock
@@ -43,6 +44,7 @@ from perdure.errors import (
     RunCancelled,
     RunFinished,
     RunNotFound,
+    ScheduleNotFound,
     SerializationError,
     SignalTimeout,
     StepFailed,
@@ -52,6 +54,7 @@ from perdure.errors import (
     WebhookRejected,
     WorkflowFailed,
 )
+from perdure.flow.schedules import Overlap, Schedule, ScheduleInfo
 from perdure.observe.health import Readiness
 from perdure.records import (
     DeadLetter,
@@ -116,6 +119,7 @@ __all__ = [
     "Outbox",
     "OutboxEvent",
     "OutboxStats",
+    "Overlap",
     "PayloadCodec",
     "PayloadTooLarge",
     "PayloadUnavailable",
@@ -134,6 +138,9 @@ __all__ = [
     "RunOnceSummary",
     "RunNotFound",
     "RunStatus",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "SerializationError",
     "SignalTimeout",
     "Step",

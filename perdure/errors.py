@@ -12,6 +12,7 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
     ├── UnknownWorkflowError      a workflow name or function the engine does not know
     ├── RunNotFound               no run with that id
     ├── RunFinished               the run already reached a terminal state (signal to a done run)
+    ├── ScheduleNotFound          no schedule with that id
     ├── NonDeterminismError       replay asked for a different operation than the journal holds
     │   └── ReplayMismatch        ``perdure.testing.replay``: the code diverges from a journal
     ├── JournalFormatError        a journal file that is not a Perdure export of a known version
@@ -79,6 +80,7 @@ __all__ = [
     "RunCancelled",
     "RunFinished",
     "RunNotFound",
+    "ScheduleNotFound",
     "SerializationError",
     "SignalTimeout",
     "StepFailed",
@@ -148,6 +150,14 @@ class RunNotFound(PerdureError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}")
         self.run_id = run_id
+
+
+class ScheduleNotFound(PerdureError):
+    """No schedule exists with the given id."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"no schedule with id {schedule_id!r}")
+        self.schedule_id = schedule_id
 
 
 class RunFinished(PerdureError):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure import __version__
-from perdure.cli import hosts, lifecycle, outbox, runs, worker
+from perdure.cli import hosts, lifecycle, outbox, runs, schedules, worker
 from perdure.cli.options import (
     CommandError,
     add_database_options,
@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     can.add_argument("id", help="the run id")
     outbox.add_parser(sub, common)
     hosts.add_parsers(sub, common)
+    schedules.add_parser(sub, common)
     return p
 
 
@@ -175,6 +176,8 @@ def _main(argv: Sequence[str] | None) -> int:
             code = worker.run(args)
         elif args.command in hosts.COMMANDS:
             code = hosts.run(args)
+        elif args.command == "schedules":
+            code = asyncio.run(schedules.run(args))
         elif args.command == "outbox":
             code = asyncio.run(outbox.run(args))
         else:

@@ -24,6 +24,8 @@ from perdure.engine.lifecycle import RunLifecycle
 from perdure.engine.outbox import Outbox
 from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
+from perdure.engine.scheduler import Scheduler
+from perdure.engine.schedules import Schedules
 from perdure.engine.talk import Talk
 from perdure.engine.worker import Worker
 from perdure.errors import (
@@ -187,6 +189,9 @@ class Engine(RunLifecycle):
         self._publisher: Publisher | None = None
         #: the outbox's events and dead letters (``perdure.emit``; delivered by ``outbox=``)
         self.outbox = Outbox(self)
+        #: create, list, pause, resume, trigger, backfill and delete schedules (a worker of
+        #: this engine also fires them)
+        self.schedules = Schedules(self)
 
     @property
     def safe_url(self) -> str:
@@ -251,7 +256,8 @@ class Engine(RunLifecycle):
             store=self.store, clock=self.clock, runner=runner,
             keys=[wf_key(name, version) for name, version in self.workflows.pairs()],
             concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
-            poll_interval=self.poll_interval, worker_id=worker_id)
+            poll_interval=self.poll_interval, worker_id=worker_id,
+            scheduler=Scheduler(self.store, self.clock, on_cancel=self._cancel_flagged))
 
     async def _connect(self) -> list[str]:
         delay = _CONNECT_RETRY_FIRST
@@ -597,6 +603,13 @@ class Engine(RunLifecycle):
                 self._worker.runner.poke(run_id)  # held in memory: it re-checks at once
             else:
                 self._worker.wake.set()  # parked: the write made it claimable
+
+    def _cancel_flagged(self, run_ids: list[str]) -> None:
+        """A schedule's firing flagged these runs for cancellation (``cancel_other``)."""
+        if self._worker is not None:
+            for rid in run_ids:
+                self._worker.runner.request_cancel(rid)
+            self._worker.wake.set()
 
     def _wake_worker(self) -> None:
         if self._worker is not None:

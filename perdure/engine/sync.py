@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
+from perdure.flow.schedules import Schedule, ScheduleInfo
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.workflow.definitions import Workflow
 
-__all__ = ["SyncEngine", "SyncHandle"]
+__all__ = ["SyncEngine", "SyncHandle", "SyncSchedules"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -119,6 +120,53 @@ def _blocking_items(items: AsyncIterator[Any], loop: _LoopThread) -> Iterator[An
             loop.call(aclose())
 
 
+class SyncSchedules:
+    """The blocking twin of ``engine.schedules`` (``SyncEngine.schedules``); see
+    :class:`~perdure.engine.schedules.Schedules`."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self._sync = engine
+
+    def create(self, schedule: Schedule) -> ScheduleInfo:
+        """Create (or update) a schedule."""
+        return self._sync._call(self._sync.engine.schedules.create(schedule))
+
+    def get(self, schedule_id: str) -> ScheduleInfo:
+        """One schedule."""
+        return self._sync._call(self._sync.engine.schedules.get(schedule_id))
+
+    def pause(self, schedule_id: str) -> None:
+        """Stop firing."""
+        self._sync._call(self._sync.engine.schedules.pause(schedule_id))
+
+    def resume(self, schedule_id: str) -> None:
+        """Fire again from the next slot after now."""
+        self._sync._call(self._sync.engine.schedules.resume(schedule_id))
+
+    def trigger(self, schedule_id: str) -> SyncHandle[Any]:
+        """Start a run of the schedule now."""
+        handle = self._sync._call(self._sync.engine.schedules.trigger(schedule_id))
+        assert self._sync._loop is not None
+        return SyncHandle(handle, self._sync._loop)
+
+    def backfill(self, schedule_id: str, start: datetime, end: datetime
+                 ) -> list[SyncHandle[Any]]:
+        """Start the runs of every slot from ``start`` to ``end``."""
+        handles = self._sync._call(self._sync.engine.schedules.backfill(schedule_id, start,
+                                                                        end))
+        assert self._sync._loop is not None
+        return [SyncHandle(h, self._sync._loop) for h in handles]
+
+    def delete(self, schedule_id: str) -> bool:
+        """Delete the schedule (its runs stay)."""
+        return self._sync._call(self._sync.engine.schedules.delete(schedule_id))
+
+    # Last: in the class body, ``list`` names this method from here on.
+    def list(self) -> list[ScheduleInfo]:
+        """Every schedule, by id."""
+        return self._sync._call(self._sync.engine.schedules.list())
+
+
 class SyncEngine:
     """The blocking twin of :class:`~perdure.engine.Engine`; takes the same arguments.
 
@@ -133,6 +181,11 @@ class SyncEngine:
     def engine(self) -> Engine:
         """The async engine underneath."""
         return self._engine
+
+    @property
+    def schedules(self) -> SyncSchedules:
+        """Create, list, pause, resume, trigger, backfill and delete schedules."""
+        return SyncSchedules(self)
 
     def open(self) -> SyncEngine:
         """Start the background loop and open the engine."""

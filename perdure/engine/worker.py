@@ -23,6 +23,7 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.engine.runner import Runner
+from perdure.engine.scheduler import Scheduler
 from perdure.engine.stranded import log_stranded
 from perdure.errors import StorageUnavailable
 from perdure.hosts import hostname, pid_start
@@ -40,7 +41,8 @@ class Worker:
 
     def __init__(self, *, store: Storage, clock: Clock, runner: Runner, keys: Sequence[str],
                  concurrency: int, lease: float, heartbeat: float, poll_interval: float,
-                 worker_id: str, stranded_every: float = 60.0) -> None:
+                 worker_id: str, stranded_every: float = 60.0,
+                 scheduler: Scheduler | None = None) -> None:
         self.store = store
         self.clock = clock
         self.runner = runner
@@ -51,6 +53,8 @@ class Worker:
         self.poll_interval = poll_interval
         self.id = worker_id
         self.stranded_every = stranded_every
+        #: fires the database's due schedules between claims (None: this worker does not)
+        self.scheduler = scheduler
         self.host = hostname()
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
@@ -145,6 +149,10 @@ class Worker:
                 last_reap = loop.time()
                 await self._reap_dead_peers()
             self.wake.clear()
+            # Firing schedules needs no free slot: it only creates runs (any worker claims).
+            scheduler, now = self.scheduler, self.clock.time()
+            if scheduler is not None and scheduler.due(now) and await scheduler.fire(now):
+                must_claim = True
             free = self.concurrency - len(self.active)
             batch = min(free, 64)
             if batch > 0 and must_claim:
@@ -172,6 +180,12 @@ class Worker:
                 due_in = next_wake - self.clock.time()
                 if due_in <= 0:
                     return True
+        slot = self.scheduler.wake_at() if self.scheduler is not None else None
+        if slot is not None:
+            slot_in = slot - self.clock.time()
+            if slot_in <= 0:
+                return True
+            due_in = slot_in if due_in is None else min(due_in, slot_in)
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(self.wake.wait())]
         if due_in is not None:
             waiters.append(asyncio.create_task(self.clock.sleep(due_in)))
@@ -214,7 +228,15 @@ class Worker:
 
     async def _look_around(self) -> None:
         remote, self._remote = self._remote, False
-        if not (await self.store.changed() or remote):
+        changed = await self.store.changed() or remote
+        if self.scheduler is not None:
+            if self.scheduler.buffered:
+                self.scheduler.invalidate()  # a buffered slot waits for a run ended elsewhere
+                self.wake.set()
+            elif changed:
+                # A schedule may have been created, changed or resumed elsewhere.
+                self.scheduler.invalidate(throttle=self._poll_every)
+        if not changed:
             return
         # Another process committed something: a start, a wake-up, a signal to a run we
         # hold in memory, a cancel request for one of ours.
@@ -259,6 +281,8 @@ class Worker:
             current = self.active.get(run.id)
             if current is not None and current[1] is asyncio.current_task():
                 del self.active[run.id]
+            if self.scheduler is not None and self.scheduler.buffered:
+                self.scheduler.invalidate()  # a buffered slot may wait for this run
             if not self.active:
                 self._idle.set()
             self.wake.set()

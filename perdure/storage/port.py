@@ -17,7 +17,8 @@ from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow,
 from perdure.storage.blobs import BlobStore
 from perdure.storage.outbox_port import OutboxStore
 
-__all__ = ["CallbackState", "NewRun", "RequestState", "Storage", "TalkListener", "wf_key"]
+__all__ = ["CallbackState", "NewRun", "RequestState", "ScheduleFiring", "ScheduleRow", "Storage",
+           "TalkListener", "wf_key"]
 
 
 def wf_key(workflow: str, version: str) -> str:
@@ -61,6 +62,47 @@ class CallbackState:
     completed: bool
     value: str | None  #: the encoded value it was completed with
     error: str | None  #: or the JSON ErrorInfo it was failed with
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """A schedule as the storage holds it (times are unix seconds; see 0020_schedules.sql)."""
+
+    id: str
+    workflow: str
+    version: str
+    input: str  #: the encoded arguments of every run it starts
+    cron: str
+    timezone: str
+    overlap: str
+    catchup: float
+    paused: bool
+    next_due: float | None  #: the next slot not yet fired (None: no more)
+    buffered_at: float | None  #: buffer_one: the slot waiting for the last run to finish
+    last_run_id: str | None
+    last_slot: float | None
+    fired: int
+    skipped_missed: int
+    skipped_overlap: int
+    revision: int  #: bumped by every write (compare-and-set)
+    created_at: float
+    updated_at: float
+    #: the status of ``last_run_id`` when read (None: no such run)
+    last_run_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFiring:
+    """What a firing (or a trigger) writes to its schedule besides the runs it starts: the
+    new state, and the amounts added to the counters."""
+
+    next_due: float | None
+    buffered_at: float | None
+    last_run_id: str | None
+    last_slot: float | None
+    fired: int = 0
+    skipped_missed: int = 0
+    skipped_overlap: int = 0
 
 
 #: called when another process published something a reader may wait for: the run's id, or
@@ -247,6 +289,57 @@ class Storage(Protocol):
     async def database_time(self) -> float:
         """The database's clock now, in unix seconds: the reference every worker corrects
         its own clock to (one cheap round trip; the engine measures around it)."""
+
+    # -- schedules ---------------------------------------------------------------------------
+    #
+    # Rows, fired by any worker: a firing is one transaction that moves the schedule on only
+    # if its ``revision`` is still the one the firing was computed from, and creates the runs
+    # (ids derived from the slots, so a slot can never start twice).
+
+    async def insert_schedule(self, row: ScheduleRow) -> bool:
+        """Create the schedule; False (writing nothing) if its id exists."""
+
+    async def replace_schedule(self, row: ScheduleRow, revision: int) -> bool:
+        """Replace the spec (workflow, version, input, cron, timezone, overlap, catchup) and
+        ``next_due`` of schedule ``row.id`` if its revision is still ``revision`` (bumping
+        it); False if it changed or is gone. Its state and counters are kept."""
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        """One schedule (with its last run's status), or None."""
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        """Every schedule, by id."""
+
+    async def pause_schedule(self, schedule_id: str, now: float) -> bool:
+        """Pause the schedule (no slot fires while paused); False if there is none."""
+
+    async def resume_schedule(self, schedule_id: str, next_due: float | None,
+                              now: float) -> bool:
+        """Unpause the schedule from ``next_due`` on (a schedule that was not paused keeps
+        its own); False if there is none."""
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete the schedule (its runs stay); False if there was none."""
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        """Unpaused schedules with a slot due at ``now``, or with a buffered slot whose
+        previous run has finished; earliest first, at most ``limit``."""
+
+    async def next_schedule_due(self) -> tuple[float | None, bool]:
+        """The earliest ``next_due`` of the unpaused schedules, and whether any of them has a
+        buffered slot (which fires when a run finishes, not at a time)."""
+
+    async def fire_schedule(self, schedule_id: str, revision: int, firing: ScheduleFiring,
+                            runs: Sequence[NewRun], cancel: Sequence[str],
+                            now: float) -> list[str] | None:
+        """In one transaction, if the schedule's revision is still ``revision``: write
+        ``firing`` (bumping the revision), create ``runs`` (an existing id is left alone) and
+        request the cancellation of the ``cancel`` runs. Returns the ids flagged for
+        cancellation, or None (nothing written) when the revision had moved."""
+
+    async def insert_runs(self, runs: Sequence[NewRun]) -> list[str]:
+        """Create pending runs in one transaction (existing ids are left alone); the ids
+        created."""
 
     # -- talking to runs: events, streams, requests, callbacks ------------------------------
     #

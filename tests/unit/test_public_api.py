@@ -32,6 +32,8 @@ EXPECTED = {
     "journal_size", "patched",
     # serverless and cron-driven hosts
     "RunOnceSummary", "TickSummary",
+    # schedules
+    "Overlap", "Schedule", "ScheduleInfo", "ScheduleNotFound",
 }
 
 

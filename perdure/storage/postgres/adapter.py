@@ -53,6 +53,7 @@ from perdure.storage.postgres.pool import (
     is_connection_error,
     is_transient,
 )
+from perdure.storage.postgres.schedules import PostgresSchedules
 from perdure.storage.postgres.session import Session
 from perdure.storage.postgres.talk import PostgresTalk
 from perdure.storage.postgres.writer import Entry, JournalWriter, columns
@@ -66,7 +67,7 @@ T = TypeVar("T")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class PostgresStorage(PostgresTalk):
+class PostgresStorage(PostgresTalk, PostgresSchedules):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)

@@ -24,6 +24,7 @@ from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.errors import is_transient, storage_error
 from perdure.storage.sqlite.outbox import SqliteOutbox
+from perdure.storage.sqlite.schedules import SqliteSchedules
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
 
@@ -32,7 +33,7 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteTalk):
+class SqliteStorage(SqliteTalk, SqliteSchedules):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives

@@ -1,0 +1,46 @@
+-- Schedules, PostgreSQL, version 20 (mirrors sqlite/0020_schedules.sql).
+--
+-- A schedule is a row, not a timer in a process: any worker fires it when next_due has passed,
+-- in one write that moves the row on (compare-and-set on revision) and creates the slot's run,
+-- whose id is derived from the schedule id and the slot's time ("id@2030-01-01T10:00:00Z"):
+-- two workers, or one restarted mid-firing, can never start a slot twice.
+--
+-- workflow, version, input   the run each slot starts (input: the encoded arguments)
+-- cron, timezone             when (a cron expression in an IANA time zone)
+-- overlap                    skip | buffer_one | allow | cancel_other: a slot that comes due
+--                            while the previous firing's run (last_run_id) is still going
+-- catchup                    seconds: after downtime, missed slots younger than this fire
+--                            (oldest first), older ones are skipped and counted
+-- next_due                   the next slot not yet fired (NULL: the expression has no more)
+-- buffered_at                buffer_one: the slot waiting for last_run_id to finish
+-- last_slot                  the slot of the latest firing
+-- fired, skipped_missed,     counters: slots fired, skipped as too old after downtime,
+-- skipped_overlap            skipped because the previous run was still going
+-- revision                   bumped by every write, so that a firing computed from a stale
+--                            read (another worker fired, an operator paused) writes nothing
+CREATE TABLE {p}schedules (
+    id              text PRIMARY KEY,
+    workflow        text NOT NULL,
+    version         text NOT NULL,
+    input           text NOT NULL,
+    cron            text NOT NULL,
+    timezone        text NOT NULL,
+    overlap         text NOT NULL,
+    catchup         double precision NOT NULL,
+    paused          boolean NOT NULL DEFAULT false,
+    next_due        double precision,
+    buffered_at     double precision,
+    last_run_id     text,
+    last_slot       double precision,
+    fired           bigint NOT NULL DEFAULT 0,
+    skipped_missed  bigint NOT NULL DEFAULT 0,
+    skipped_overlap bigint NOT NULL DEFAULT 0,
+    revision        bigint NOT NULL DEFAULT 0,
+    created_at      double precision NOT NULL,
+    updated_at      double precision NOT NULL
+);
+-- Workers sleep until the earliest next_due and find the due schedules through this index.
+CREATE INDEX {n}schedules_due ON {p}schedules (next_due)
+    WHERE NOT paused AND next_due IS NOT NULL;
+CREATE INDEX {n}schedules_buffered ON {p}schedules (buffered_at)
+    WHERE NOT paused AND buffered_at IS NOT NULL;
