@@ -13,6 +13,7 @@ from perdure.errors import (
     Cancelled,
     ChildFailed,
     InvalidConfiguration,
+    InvalidCursor,
     LeaseLost,
     NonDeterminismError,
     NonRetryable,
@@ -29,12 +30,13 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
-from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunPage, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.workflow.children import ChildHandle, start_child
 from perdure.workflow.definitions import Step, Workflow, step, workflow
 from perdure.workflow.parallel import gather
 from perdure.workflow.signals import wait_for_signal
+from perdure.workflow.tags import set_tags
 from perdure.workflow.timers import sleep, sleep_until
 from perdure.workflow.values import now, random, run_id, step_key, uuid4
 
@@ -48,6 +50,7 @@ __all__ = [
     "Engine",
     "ErrorInfo",
     "InvalidConfiguration",
+    "InvalidCursor",
     "JournalEntry",
     "LeaseLost",
     "NonDeterminismError",
@@ -61,6 +64,7 @@ __all__ = [
     "RunFinished",
     "RunInfo",
     "RunNotFound",
+    "RunPage",
     "RunStatus",
     "SerializationError",
     "SignalTimeout",
@@ -79,6 +83,7 @@ __all__ = [
     "now",
     "random",
     "run_id",
+    "set_tags",
     "sleep",
     "sleep_until",
     "start_child",

@@ -4,6 +4,7 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
 
     PerdureError
     ├── InvalidConfiguration      bad engine URL, table prefix, option or decorator argument
+    │   └── InvalidCursor         a list_runs cursor that is not one, or is another query's
     ├── SerializationError        a value the typed codec cannot encode or decode
     ├── UnknownWorkflowError      a workflow name or function the engine does not know
     ├── RunNotFound               no run with that id
@@ -36,6 +37,7 @@ __all__ = [
     "Cancelled",
     "ChildFailed",
     "InvalidConfiguration",
+    "InvalidCursor",
     "LeaseLost",
     "NonDeterminismError",
     "NonRetryable",
@@ -60,6 +62,11 @@ class PerdureError(Exception):
 
 class InvalidConfiguration(PerdureError):
     """An engine URL, table prefix, option or decorator argument is not valid."""
+
+
+class InvalidCursor(InvalidConfiguration):
+    """A ``list_runs`` cursor that is not one, or that another query returned (other filters):
+    a cursor only continues the query that made it."""
 
 
 class SerializationError(PerdureError):

@@ -6,13 +6,13 @@ They are frozen dataclasses so a new field never breaks a signature.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
 __all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunRow", "RunStatus", "failed_compensations", "run_error"]
+           "RunPage", "RunRow", "RunStatus", "failed_compensations", "run_error"]
 
 
 class RunStatus(StrEnum):
@@ -131,6 +131,8 @@ class RunRow:
     updated_at: float
     #: how many times an operator resumed the run after it failed (see ``step_key()``)
     generation: int = 0
+    #: the run's tags, a JSON object (None: no tags)
+    tags: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,8 @@ class RunInfo:
     waiting_for: str | None = None
     #: when the run is cancelled if it has not finished
     deadline: datetime | None = None
+    #: the run's tags (``engine.start(..., tags=)`` and ``perdure.set_tags()``)
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -246,7 +250,8 @@ class RunInfo:
                    input=row.input,
                    output=row.output if status is RunStatus.COMPLETED else None,
                    wake_at=_dt(row.wake_at) if status is RunStatus.WAITING else None,
-                   waiting_for=waiting_for, deadline=_dt(row.deadline))
+                   waiting_for=waiting_for, deadline=_dt(row.deadline),
+                   tags=json.loads(row.tags) if row.tags else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,3 +297,26 @@ class ResumeRecord:
                    () if blocked else failed_compensations(row.error), ended, resumed,
                    tuple(superseded))
 
+
+
+class RunPage(list[RunInfo]):
+    """One page of ``engine.list_runs()``: a list of runs, newest first, and the cursor of
+    the next page.
+
+    It is a plain list (code that treats ``list_runs()`` as a list keeps working);
+    ``next_cursor`` is None when no run follows this page, else pass it back as
+    ``list_runs(..., cursor=page.next_cursor)`` with the same filters.
+    """
+
+    def __init__(self, runs: Iterable[RunInfo] = (), next_cursor: str | None = None) -> None:
+        super().__init__(runs)
+        #: the cursor of the next page (None: this is the last one)
+        self.next_cursor = next_cursor
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        """The runs of this page (a copy, as a plain list)."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"RunPage({list.__repr__(self)}, next_cursor={self.next_cursor!r})"

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from perdure.codec import functions as codec
 from perdure.codec.functions import FunctionCodec
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
+from perdure.engine.listing import RunFilter, encode_cursor
 from perdure.engine.runner import Runner
 from perdure.engine.worker import Worker
 from perdure.errors import (
@@ -27,7 +28,8 @@ from perdure.errors import (
     StorageUnavailable,
     UnknownWorkflowError,
 )
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.observe.retention import FINISHED, Pruner, cutoffs, retention_policy
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunPage, RunStatus
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
@@ -64,6 +66,11 @@ class Engine:
     in-flight runs finish before handing them back; ``synchronous`` is SQLite's durability
     (``"full"`` by default); ``clock`` injects time (see ``perdure.testing``).
 
+    ``retention`` (a ``timedelta``, ``"30d"``, or a mapping of finished status to age) makes a
+    worker prune finished runs older than that in the background, one worker of the fleet at
+    a time (see :meth:`prune`). ``create=False`` refuses to create a SQLite file that does not
+    exist (``InvalidConfiguration``) instead of creating an empty database.
+
     Time shared between workers (leases, due times, deadlines) is the database's: the engine
     measures its clock's offset to the database's clock when it opens and every 10 s after (a
     worker: every heartbeat, if that is shorter), and works in corrected time, warning when
@@ -76,12 +83,14 @@ class Engine:
                  table_prefix: str = "perdure_", concurrency: int = 100, lease: float = 10.0,
                  heartbeat: float | None = None, park_after: float = 5.0,
                  poll_interval: float = 0.05, shutdown_grace: float = 10.0,
-                 synchronous: str | None = None, clock: Clock | None = None) -> None:
+                 synchronous: str | None = None, clock: Clock | None = None,
+                 retention: timedelta | str | Mapping[RunStatus | str, timedelta | str | None]
+                 | None = None, create: bool = True) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
-            synchronous=synchronous, clock=clock)
+            synchronous=synchronous, clock=clock, retention=retention, create=create)
         self.url = url
         self.workflows = _registry(workflows)
         validate.count(concurrency, "concurrency")
@@ -92,7 +101,10 @@ class Engine:
         if heartbeat >= lease:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
         shutdown_grace = validate.seconds(shutdown_grace, "shutdown_grace", zero=True)
-        self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
+        #: seconds a finished run is kept, per status (empty: kept forever)
+        self.retention = retention_policy(retention)
+        self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous,
+                                              create=create)
         given = clock or SystemClock()
         # A wall clock is corrected to the database's (measured at open); a virtual clock is
         # the reference itself, since a test moves it on purpose (time skipping).
@@ -109,6 +121,7 @@ class Engine:
         #: the schema migrations the last ``open()`` applied (``NNNN_name``)
         self.migrations_applied: list[str] = []
         self._worker: Worker | None = None
+        self._pruner: Pruner | None = None
         self._open = False
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
 
@@ -159,6 +172,10 @@ class Engine:
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
                 poll_interval=self.poll_interval, worker_id=self.worker_id)
             await self._worker.start()
+        if self.is_worker and self.retention:
+            self._pruner = Pruner(store=self.store, clock=self.clock, policy=self.retention,
+                                  owner=self.worker_id)
+            self._pruner.start()
 
     async def _connect(self) -> list[str]:
         delay = _CONNECT_RETRY_FIRST
@@ -180,6 +197,7 @@ class Engine:
                                                                             zero=True)
         if not self._open:
             return
+        await self._stop_pruner()
         if self._worker is not None:
             await self._worker.drain(grace)
             self._worker = None
@@ -193,12 +211,18 @@ class Engine:
         """Stop at once, as a crash would (for tests and harnesses): every run is abandoned
         where it is and nothing new is written; writes already queued to the storage may
         still commit, just as they might before a real crash."""
+        await self._stop_pruner()
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None
         await self._stop_clock_sync()
         self._open = False
         await self.store.close()
+
+    async def _stop_pruner(self) -> None:
+        if self._pruner is not None:
+            await self._pruner.stop()
+            self._pruner = None
 
     async def _stop_clock_sync(self) -> None:
         if self._clock_sync is not None:
@@ -216,6 +240,7 @@ class Engine:
 
     async def start(self, wf: Workflow[Any, R] | str, *args: Any, id: str | None = None,
                     deadline: datetime | timedelta | None = None,
+                    tags: Mapping[str, str] | None = None,
                     **kwargs: Any) -> WorkflowHandle[R]:
         """Start a run of ``wf`` with these arguments, or return the existing run ``id``.
 
@@ -224,16 +249,20 @@ class Engine:
         ``UnknownWorkflowError`` for a workflow this engine does not have, ``SerializationError``
         for an argument that cannot be encoded (nothing is written then) and ``TypeError`` for
         arguments that do not fit the workflow's signature. Past ``deadline`` (an aware
-        datetime, or a timedelta from now) the run is cancelled.
+        datetime, or a timedelta from now) the run is cancelled. ``tags`` (text to text, at most
+        32; see ``perdure.set_tags``) make the run findable with ``list_runs(tags=...)``; a
+        start that finds the run already there keeps the first start's tags.
         """
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
+        tag_pairs = () if tags is None else tuple(sorted(
+            (k, v) for k, v in validate.tags(tags).items() if v is not None))
         text = definition.codec.encode_args(args, kwargs)
         now = self.clock.time()
         created = await self.store.create_run(NewRun(
             run_id, definition.name, definition.version, text, now,
-            deadline=_deadline(deadline, now)))
+            deadline=_deadline(deadline, now), tags=tag_pairs))
         if created:
             if self._worker is not None:
                 self._worker.wake.set()
@@ -304,26 +333,83 @@ class Engine:
             self._worker.wake.set()
         return True
 
-    async def list_runs(self, *, status: RunStatus | str | None = None,
-                        workflow: str | None = None, parent_id: str | None = None,
-                        limit: int = 100) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered; at most ``limit`` (a positive int)."""
+    async def list_runs(self, *, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                        workflow: str | None = None, version: str | None = None,
+                        tags: Mapping[str, str] | None = None,
+                        created_after: datetime | None = None,
+                        created_before: datetime | None = None, parent: str | None = None,
+                        limit: int = 100, cursor: str | None = None,
+                        parent_id: str | None = None) -> RunPage:
+        """One page of runs, newest first, that match every filter given.
+
+        ``status`` (one or several), ``workflow``, ``version``, ``parent`` (the parent's run
+        id; ``parent_id`` is its older name), ``tags`` (each of these tags, by equality; served
+        by an index), ``created_after`` (inclusive) and ``created_before`` (exclusive, aware
+        datetimes). At most ``limit`` runs (an int from 1). The page is a list of
+        :class:`RunInfo` with ``next_cursor``: None when nothing follows, else pass it as
+        ``cursor=`` with the same filters for the next page. Pages are keyset-paged: runs
+        created while someone pages never make a run appear twice or be skipped. A bad filter
+        raises ``InvalidConfiguration``, a cursor of another query ``InvalidCursor``.
+        """
         self._check_open()
         validate.count(limit, "limit")
-        if workflow is not None:
-            validate.name(workflow, "the workflow filter")
-        if parent_id is not None:
-            validate.name(parent_id, "the parent run id filter")
-        if status is not None:
-            try:
-                status = RunStatus(status)
-            except ValueError:
-                raise InvalidConfiguration(
-                    f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}"
-                ) from None
-        rows = await self.store.list_runs(status=status, workflow=workflow,
-                                          parent_id=parent_id, limit=limit)
-        return [RunInfo.from_row(r) for r in rows]
+        where = self._filter(status, workflow, version, tags, created_after, created_before,
+                             parent, parent_id)
+        rows = await self.store.list_runs(where.query(limit=limit + 1, cursor=cursor))
+        last = rows[limit - 1] if len(rows) > limit else None
+        return RunPage([RunInfo.from_row(r) for r in rows[:limit]],
+                       None if last is None else encode_cursor(where, last.created_at,
+                                                               last.id))
+
+    async def count_runs(self, *, status: RunStatus | str | Iterable[RunStatus | str] |
+                         None = None, workflow: str | None = None, version: str | None = None,
+                         tags: Mapping[str, str] | None = None,
+                         created_after: datetime | None = None,
+                         created_before: datetime | None = None,
+                         parent: str | None = None) -> int:
+        """How many runs match the filters (those of :meth:`list_runs`)."""
+        self._check_open()
+        where = self._filter(status, workflow, version, tags, created_after, created_before,
+                             parent, None)
+        return await self.store.count_runs(where.query(limit=1))
+
+    @staticmethod
+    def _filter(status: object, workflow: object, version: object, tags: object,
+                created_after: object, created_before: object, parent: object,
+                parent_id: object) -> RunFilter:
+        if parent is not None and parent_id is not None and parent != parent_id:
+            raise InvalidConfiguration("give parent= or its older name parent_id=, not both")
+        return RunFilter.of(status=status, workflow=workflow, version=version, tags=tags,
+                            created_after=created_after, created_before=created_before,
+                            parent=parent if parent is not None else parent_id)
+
+    async def prune(self, older_than: timedelta | str, *,
+                    status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                    dry_run: bool = False, batch: int = 500) -> int:
+        """Delete finished runs last updated more than ``older_than`` ago (a ``timedelta`` or
+        ``"30d"``, ``"12h"``...), with their journals, history, signals and tags, in batches
+        of ``batch`` runs; ``status`` narrows it to some finished statuses. Never a run that
+        is not finished, nor one whose parent is not finished. Returns how many runs it
+        deleted (with ``dry_run``: how many it would delete, deleting nothing)."""
+        self._check_open()
+        age = validate.age(older_than, "older_than").total_seconds()
+        validate.count(batch, "batch")
+        chosen = RunFilter.of(status=status).statuses or FINISHED
+        unfinished = [s for s in chosen if s not in FINISHED]
+        if unfinished:
+            raise InvalidConfiguration(
+                f"only finished runs are pruned ({', '.join(FINISHED)}), not "
+                f"{', '.join(unfinished)}")
+        limits = cutoffs(dict.fromkeys(chosen, age), self.clock.time())
+        if dry_run:
+            return await self.store.count_prunable(limits)
+        total = 0
+        while True:
+            n = await self.store.prune_runs(limits, limit=batch)
+            total += n
+            if n < batch:
+                return total
+            await asyncio.sleep(0)  # let this process's claims and writes in between
 
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
         """Re-drive a blocked or failed run after a fix.

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunPage
 from perdure.workflow.definitions import Workflow
 
 __all__ = ["SyncEngine", "SyncHandle"]
@@ -146,7 +147,15 @@ class SyncEngine:
         assert self._loop is not None
         return SyncHandle(handle, self._loop)
 
-    def list_runs(self, *, status: RunStatus | str | None = None, workflow: str | None = None,
-                  limit: int = 100) -> list[RunInfo]:
-        """Runs, newest first."""
-        return self._call(self._engine.list_runs(status=status, workflow=workflow, limit=limit))
+    def list_runs(self, *, limit: int = 100, cursor: str | None = None,
+                  **filters: Any) -> RunPage:
+        """One page of runs, newest first; see ``Engine.list_runs`` for the filters."""
+        return self._call(self._engine.list_runs(limit=limit, cursor=cursor, **filters))
+
+    def count_runs(self, **filters: Any) -> int:
+        """How many runs match; see ``Engine.count_runs``."""
+        return self._call(self._engine.count_runs(**filters))
+
+    def prune(self, older_than: timedelta | str, **options: Any) -> int:
+        """Delete old finished runs; see ``Engine.prune``."""
+        return self._call(self._engine.prune(older_than, **options))

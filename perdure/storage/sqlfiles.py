@@ -11,6 +11,7 @@ __all__ = ["Migration", "migrations", "queries", "validate_prefix"]
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_MIGRATION = re.compile(r"(\d{4})_(\w+)\.sql")
 
 
 def validate_prefix(prefix: str) -> str:
@@ -49,12 +50,22 @@ def _read(backend: str, filename: str) -> str:
 
 @cache
 def queries(backend: str, prefix: str) -> dict[str, str]:
-    """The backend's named queries with the table prefix filled in."""
-    text = _read(backend, "queries.sql")
-    parts = _NAME.split(text)
-    # parts = [preamble, name1, body1, name2, body2, ...]
-    return {parts[i]: parts[i + 1].strip().replace("{p}", prefix)
-            for i in range(1, len(parts), 2)}
+    """The backend's named queries with the table prefix filled in: those of ``queries.sql``
+    and of every other ``.sql`` file beside it that is not a migration (one per aggregate,
+    such as ``talk.sql``). A name defined twice is an error."""
+    folder = resources.files(f"perdure.storage.{backend}")
+    more = sorted(e.name for e in folder.iterdir() if e.name.endswith(".sql")
+                  and e.name != "queries.sql" and not _MIGRATION.fullmatch(e.name))
+    files = ["queries.sql", *more]
+    found: dict[str, str] = {}
+    for filename in files:
+        parts = _NAME.split(_read(backend, filename))
+        # parts = [preamble, name1, body1, name2, body2, ...]
+        for i in range(1, len(parts), 2):
+            if parts[i] in found:
+                raise RuntimeError(f"query {parts[i]!r} is defined twice ({filename})")
+            found[parts[i]] = parts[i + 1].strip().replace("{p}", prefix)
+    return found
 
 
 @cache
@@ -63,7 +74,7 @@ def migrations(backend: str, prefix: str) -> tuple[Migration, ...]:
     folder = resources.files(f"perdure.storage.{backend}")
     found = []
     for entry in folder.iterdir():
-        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        m = _MIGRATION.fullmatch(entry.name)
         if m:
             found.append(Migration(int(m.group(1)), m.group(2),
                                    entry.read_text().replace("{p}", prefix)))

@@ -151,7 +151,8 @@ def test_migrate_says_what_it_applied(tmp_path: Path, capsys: Any) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     assert main(["migrate", "--db", url]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"applied 3 migration(s) to {url}: 0001_init, 0002_waits, ")
+    assert re.match(rf"applied \d+ migration\(s\) to {re.escape(url)}: 0001_init, 0002_waits, ",
+                    out), out
     assert main(["migrate", "--db", url]) == 0
     assert "up to date; nothing to apply" in capsys.readouterr().out
 

@@ -219,7 +219,8 @@ async def test_migrations_race_safely_on_a_new_database(empty_db: Database) -> N
     try:
         rows = await conn.fetch("SELECT version, name FROM perdure_schema_version "
                                 "ORDER BY version")
-        assert [tuple(r) for r in rows] == [(1, "init"), (2, "waits"), (4, "history")]
+        assert [tuple(r) for r in rows] == [(1, "init"), (2, "waits"), (4, "history"),
+                                            (15, "find")]
     finally:
         await conn.close()
 

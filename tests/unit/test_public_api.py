@@ -9,14 +9,14 @@ from perdure import errors
 
 EXPECTED = {
     "Cancelled", "ChildFailed", "ChildHandle", "Clock", "Engine", "ErrorInfo",
-    "InvalidConfiguration", "JournalEntry", "LeaseLost", "NonDeterminismError", "NonRetryable",
+    "InvalidConfiguration", "InvalidCursor", "JournalEntry", "LeaseLost", "NonDeterminismError", "NonRetryable",
     "NotInWorkflow", "PerdureError", "ResumeRecord", "RetryPolicy", "RunBlocked", "RunCancelled",
     "RunFinished",
-    "RunInfo", "RunNotFound", "RunStatus", "SerializationError", "SignalTimeout", "Step",
+    "RunInfo", "RunNotFound", "RunPage", "RunStatus", "SerializationError", "SignalTimeout", "Step",
     "StepFailed", "StorageUnavailable", "SyncEngine", "SyncHandle", "SystemClock",
     "UnknownWorkflowError",
     "VirtualClock", "Workflow", "WorkflowFailed", "WorkflowHandle", "gather", "now", "random",
-    "run_id", "sleep", "sleep_until", "start_child", "step", "step_key", "uuid4",
+    "run_id", "set_tags", "sleep", "sleep_until", "start_child", "step", "step_key", "uuid4",
     "wait_for_signal", "workflow",
 }
 

@@ -27,13 +27,18 @@
 -- adapter's channel (:channel) whenever a run becomes runnable.
 
 -- name: insert_run
+-- The run, and its tags (only if the run is new: an idempotent start keeps the first tags).
 WITH ins AS (
     INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
-                         parent_id, parent_seq, deadline, created_at, updated_at)
+                         parent_id, parent_seq, deadline, created_at, updated_at, tags)
     VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now::float8, :parent_id,
-            :parent_seq::int, :deadline::float8, :now, :now)
+            :parent_seq::int, :deadline::float8, :now, :now, :tags)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
+), tagged AS (
+    INSERT INTO {p}tags (run_id, key, value, created_at)
+    SELECT ins.id, t.key, t.value, :now FROM ins,
+           unnest(:tag_keys::text[], :tag_values::text[]) AS t(key, value)
 ), note AS (
     SELECT pg_notify(:channel, 'run') FROM ins
 )
@@ -41,18 +46,9 @@ SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM note) AS not
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
+       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
+       tags
 FROM {p}runs WHERE id = :id
-
--- name: list_runs
-SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation
-FROM {p}runs
-WHERE (:status::text IS NULL OR status = :status)
-  AND (:workflow::text IS NULL OR workflow = :workflow)
-  AND (:parent_id::text IS NULL OR parent_id = :parent_id)
-ORDER BY created_at DESC, id
-LIMIT :limit
 
 -- name: claim
 -- One statement: lock up to :limit runnable runs this worker has code for, skipping rows other
