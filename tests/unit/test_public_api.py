@@ -9,7 +9,8 @@ from perdure import errors
 
 EXPECTED = {
     "Cancelled", "ChildFailed", "ChildHandle", "Clock", "Engine", "ErrorInfo",
-    "InvalidConfiguration", "InvalidCursor", "JournalEntry", "LeaseLost", "NonDeterminismError", "NonRetryable",
+    "InvalidConfiguration", "InvalidCursor", "JournalEntry", "LeaseLost", "NonDeterminismError",
+    "NonRetryable",
     "NotInWorkflow", "PerdureError", "ResumeRecord", "RetryPolicy", "RunBlocked", "RunCancelled",
     "RunFinished",
     "RunInfo", "RunNotFound", "RunPage", "RunStatus", "SerializationError", "SignalTimeout", "Step",

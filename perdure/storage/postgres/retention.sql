@@ -3,16 +3,37 @@
 
 -- name: prunable
 -- Finished runs past their status's cutoff (a NULL cutoff keeps every run of that status),
--- whose parent is finished or gone: a parent that may still run can be waiting to read its
--- child's row. Served by the partial index runs_finished.
-SELECT r.id FROM {p}runs r
-WHERE r.status IN ('completed', 'failed', 'cancelled')
-  AND ((r.status = 'completed' AND r.updated_at < :completed_before::float8)
-    OR (r.status = 'failed' AND r.updated_at < :failed_before::float8)
-    OR (r.status = 'cancelled' AND r.updated_at < :cancelled_before::float8))
-  AND (r.parent_id IS NULL OR NOT EXISTS (
-      SELECT 1 FROM {p}runs p
-      WHERE p.id = r.parent_id AND p.status NOT IN ('completed', 'failed', 'cancelled')))
+-- oldest first per status, whose parent is finished or gone: a parent that may still run can
+-- be waiting to read its child's row (no parent: p.id = NULL matches nothing). Each branch
+-- walks the partial index runs_finished in age order, which even a generic plan prefers.
+SELECT id FROM (
+    SELECT * FROM (
+        SELECT r.id FROM {p}runs r
+        WHERE r.status = 'completed' AND r.updated_at < :completed_before::float8
+          AND NOT EXISTS (SELECT 1 FROM {p}runs p
+                          WHERE p.id = r.parent_id
+                            AND p.status NOT IN ('completed', 'failed', 'cancelled'))
+        ORDER BY r.updated_at
+        LIMIT :limit::bigint) AS completed
+    UNION ALL
+    SELECT * FROM (
+        SELECT r.id FROM {p}runs r
+        WHERE r.status = 'failed' AND r.updated_at < :failed_before::float8
+          AND NOT EXISTS (SELECT 1 FROM {p}runs p
+                          WHERE p.id = r.parent_id
+                            AND p.status NOT IN ('completed', 'failed', 'cancelled'))
+        ORDER BY r.updated_at
+        LIMIT :limit::bigint) AS failed
+    UNION ALL
+    SELECT * FROM (
+        SELECT r.id FROM {p}runs r
+        WHERE r.status = 'cancelled' AND r.updated_at < :cancelled_before::float8
+          AND NOT EXISTS (SELECT 1 FROM {p}runs p
+                          WHERE p.id = r.parent_id
+                            AND p.status NOT IN ('completed', 'failed', 'cancelled'))
+        ORDER BY r.updated_at
+        LIMIT :limit::bigint) AS cancelled
+) AS due
 LIMIT :limit::bigint
 
 -- name: prune_runs

@@ -3,16 +3,40 @@
 
 -- name: prunable
 -- Finished runs past their status's cutoff (a NULL cutoff keeps every run of that status),
--- whose parent is finished or gone: a parent that may still run can be waiting to read its
--- child's row. The IN term is the partial index's predicate, spelled out so SQLite uses it.
-SELECT r.id FROM {p}runs r
-WHERE r.status IN ('completed', 'failed', 'cancelled')
-  AND ((r.status = 'completed' AND r.updated_at < :completed_before)
-    OR (r.status = 'failed' AND r.updated_at < :failed_before)
-    OR (r.status = 'cancelled' AND r.updated_at < :cancelled_before))
-  AND (r.parent_id IS NULL OR NOT EXISTS (
-      SELECT 1 FROM {p}runs p
-      WHERE p.id = r.parent_id AND p.status NOT IN ('completed', 'failed', 'cancelled')))
+-- oldest first per status, whose parent is finished or gone: a parent that may still run can
+-- be waiting to read its child's row (no parent: p.id = NULL matches nothing). The IN term
+-- is the partial index's predicate, spelled out so SQLite uses the index.
+SELECT id FROM (
+    SELECT * FROM (
+        SELECT r.id FROM {p}runs r
+        WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.status = 'completed'
+          AND r.updated_at < :completed_before
+          AND NOT EXISTS (SELECT 1 FROM {p}runs p
+                          WHERE p.id = r.parent_id
+                            AND p.status NOT IN ('completed', 'failed', 'cancelled'))
+        ORDER BY r.updated_at
+        LIMIT :limit) AS completed
+    UNION ALL
+    SELECT * FROM (
+        SELECT r.id FROM {p}runs r
+        WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.status = 'failed'
+          AND r.updated_at < :failed_before
+          AND NOT EXISTS (SELECT 1 FROM {p}runs p
+                          WHERE p.id = r.parent_id
+                            AND p.status NOT IN ('completed', 'failed', 'cancelled'))
+        ORDER BY r.updated_at
+        LIMIT :limit) AS failed
+    UNION ALL
+    SELECT * FROM (
+        SELECT r.id FROM {p}runs r
+        WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.status = 'cancelled'
+          AND r.updated_at < :cancelled_before
+          AND NOT EXISTS (SELECT 1 FROM {p}runs p
+                          WHERE p.id = r.parent_id
+                            AND p.status NOT IN ('completed', 'failed', 'cancelled'))
+        ORDER BY r.updated_at
+        LIMIT :limit) AS cancelled
+) AS due
 LIMIT :limit
 
 -- name: prune_runs
