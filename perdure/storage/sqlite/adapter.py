@@ -61,7 +61,9 @@ class SqliteStorage(SqliteListing, SqliteRetention):
             # Opened read-write but never created: a mistyped path must not leave an empty
             # database behind (the CLI's read-only commands open this way).
             if not os.path.isfile(self.path):
-                raise InvalidConfiguration(f"no SQLite database at {self.path!r}")
+                raise InvalidConfiguration(
+                    f"no SQLite database at {self.path!r} (nothing was created): check the "
+                    "path; 'perdure migrate' or a worker creates one")
             target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
         try:
             conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
