@@ -222,7 +222,7 @@ class RunInfo:
     #: when the run is cancelled if it has not finished
     deadline: datetime | None = None
     #: the run's tags (``engine.start(..., tags=)`` and ``perdure.set_tags()``)
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:

@@ -131,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    # The command line as given, for messages that repeat it (the next page of a listing).
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     level = os.environ.get("PERDURE_LOG", "WARNING").upper()
     if not isinstance(logging.getLevelName(level), int):
         return _fail(f"PERDURE_LOG={level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")

@@ -82,27 +82,22 @@ async def list_runs(engine: Engine, args: argparse.Namespace) -> int:
         return 0
     print_runs(page)
     if page.next_cursor is not None:
-        print(f"\n{len(page)} runs shown; more match. Next page:\n  {_again(page.next_cursor)}")
+        again = _again(args.argv, page.next_cursor)
+        print(f"\n{len(page)} runs shown; more match. Next page:\n  {again}")
     return 0
 
 
-def _again(cursor: str) -> str:
+def _again(argv: list[str], cursor: str) -> str:
     """This command line again, with ``--cursor`` set to the next page's."""
-    argv = list(sys.argv[1:]) if sys.argv and sys.argv[0] else []
     out: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-            continue
-        if arg == "--cursor":
+        elif arg == "--cursor":
             skip = True
-            continue
-        if arg.startswith("--cursor="):
-            continue
-        out.append(arg)
-    if "runs" not in out:  # called as a function (tests): the essentials
-        out = ["runs", "list", "..."]
+        elif not arg.startswith("--cursor="):
+            out.append(arg)
     return shlex.join(["perdure", *out, "--cursor", cursor])
 
 

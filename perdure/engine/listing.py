@@ -16,7 +16,7 @@ import binascii
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,11 +26,7 @@ from perdure.errors import InvalidConfiguration, InvalidCursor
 from perdure.records import RunStatus
 from perdure.storage.port import RunQuery
 
-__all__ = ["FILTERS", "RunFilter", "decode_cursor", "encode_cursor", "parse_filters", "statuses"]
-
-#: the filters of ``list_runs``, ``count_runs`` and the bulk commands
-FILTERS = ("status", "workflow", "version", "tags", "created_after", "created_before",
-           "parent")
+__all__ = ["RunFilter", "decode_cursor", "encode_cursor", "statuses"]
 
 _CURSOR_VERSION = "v1"
 
@@ -86,21 +82,18 @@ class RunFilter:
            parent: object = None) -> RunFilter:
         """Check the filters as a user passed them; bad ones raise ``InvalidConfiguration``
         naming the filter."""
-        if workflow is not None:
-            validate.name(workflow, "the workflow filter", max_length=255)
-        if version is not None:
-            validate.name(version, "the version filter", max_length=255)
-        if parent is not None:
-            validate.name(parent, "the parent run id filter", max_length=255)
+        def name(value: object, what: str) -> str | None:
+            return None if value is None else validate.name(value, what, max_length=255)
+
         pairs: tuple[tuple[str, str], ...] = ()
         if tags is not None:
             checked = validate.tags(tags, "the tags filter")
             # Sorted, so that the same filter written in another order is the same query.
             pairs = tuple(sorted((k, v) for k, v in checked.items() if v is not None))
-        after = _time(created_after, "created_after")
-        before = _time(created_before, "created_before")
-        return cls(statuses(status), workflow, version, pairs,  # type: ignore[arg-type]
-                   after, before, parent)  # type: ignore[arg-type]
+        return cls(statuses(status), name(workflow, "the workflow filter"),
+                   name(version, "the version filter"), pairs,
+                   _time(created_after, "created_after"), _time(created_before, "created_before"),
+                   name(parent, "the parent run id filter"))
 
     @property
     def empty(self) -> bool:
@@ -169,17 +162,3 @@ def decode_cursor(where: RunFilter, cursor: object) -> tuple[float, str]:
                             "same filters as the query that returned it, or no cursor to "
                             "start from the newest run")
     return float(created_at), run_id
-
-
-def parse_filters(filters: Mapping[str, Any]) -> RunFilter:
-    """:meth:`RunFilter.of` for a mapping of filter names (an unknown name raises
-    ``InvalidConfiguration``, naming the closest known one)."""
-    unknown = [name for name in filters if name not in FILTERS]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(str(unknown[0]), FILTERS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InvalidConfiguration(f"unknown filter {unknown[0]!r}{hint}; the filters are "
-                                   f"{', '.join(FILTERS)}")
-    return RunFilter.of(**filters)
