@@ -41,10 +41,12 @@ LIMIT :limit
 
 -- name: prune_runs
 -- The runs themselves, re-checked as finished; then every prune_child_* query deletes their
--- rows in the per-run tables, in the same transaction.
+-- rows in the per-run tables, in the same transaction. The unary + keeps the status term
+-- from matching runs_finished's predicate: found through that index, the batch's few ids
+-- would be looked for among every finished run.
 DELETE FROM {p}runs
 WHERE id IN (SELECT value FROM json_each(:ids))
-  AND status IN ('completed', 'failed', 'cancelled')
+  AND +status IN ('completed', 'failed', 'cancelled')
 RETURNING id
 
 -- Every per-run table, one query each, named prune_child_<table>: the adapter runs them all
