@@ -28,6 +28,7 @@ from perdure.errors import (
     DecryptionError,
     EventTimeout,
     InvalidConfiguration,
+    InvalidCursor,
     InvalidSignature,
     JournalFormatError,
     LeaseLost,
@@ -65,6 +66,7 @@ from perdure.records import (
     OutboxStats,
     ResumeRecord,
     RunInfo,
+    RunPage,
     RunStatus,
 )
 from perdure.retry import RetryPolicy
@@ -81,6 +83,7 @@ from perdure.workflow.patches import deprecate_patch, patched
 from perdure.workflow.requests import Request, wait_for_request
 from perdure.workflow.signals import wait_for_signal
 from perdure.workflow.streams import Stream, stream
+from perdure.workflow.tags import set_tags
 from perdure.workflow.timers import sleep, sleep_until
 from perdure.workflow.values import now, random, run_id, step_key, uuid4
 
@@ -109,6 +112,7 @@ __all__ = [
     "EventTimeout",
     "Incarnation",
     "InvalidConfiguration",
+    "InvalidCursor",
     "InvalidSignature",
     "JournalEntry",
     "JournalFormatError",
@@ -137,6 +141,7 @@ __all__ = [
     "RunInfo",
     "RunOnceSummary",
     "RunNotFound",
+    "RunPage",
     "RunStatus",
     "Schedule",
     "ScheduleInfo",
@@ -169,6 +174,7 @@ __all__ = [
     "random",
     "run_id",
     "set_event",
+    "set_tags",
     "sleep",
     "sleep_until",
     "start_child",

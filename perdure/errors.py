@@ -4,6 +4,7 @@ Every error Perdure raises on purpose is a :class:`PerdureError`::
 
     PerdureError
     ├── InvalidConfiguration      bad engine URL, table prefix, option or decorator argument
+    │   └── InvalidCursor         a list_runs cursor that is not one, or is another query's
     ├── SerializationError        a value the typed codec cannot encode or decode
     │   └── PayloadTooLarge       a payload over ``Engine(max_payload=...)``
     ├── PayloadUnavailable        a stored payload this process cannot read back
@@ -64,6 +65,7 @@ __all__ = [
     "DecryptionError",
     "EventTimeout",
     "InvalidConfiguration",
+    "InvalidCursor",
     "InvalidSignature",
     "JournalFormatError",
     "LeaseLost",
@@ -98,6 +100,11 @@ class PerdureError(Exception):
 
 class InvalidConfiguration(PerdureError):
     """An engine URL, table prefix, option or decorator argument is not valid."""
+
+
+class InvalidCursor(InvalidConfiguration):
+    """A ``list_runs`` cursor that is not one, or that another query returned (other filters):
+    a cursor only continues the query that made it."""
 
 
 class SerializationError(PerdureError):

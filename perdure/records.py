@@ -6,15 +6,15 @@ They are frozen dataclasses so a new field never breaks a signature.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 __all__ = ["ClaimedRun", "DeadLetter", "ErrorInfo", "Incarnation", "IncarnationRow",
            "JournalEntry", "OutboxEvent", "OutboxStats", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error"]
+           "RunPage", "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error"]
 
 #: the longest error message and traceback text stored (characters); longer ones keep their
 #: head and tail. A 5 MB exception message would otherwise be stored twice (the traceback
@@ -164,6 +164,8 @@ class RunRow:
     #: the run this one is a fork of, and the seq from which it executed again
     forked_from: str | None = None
     forked_seq: int | None = None
+    #: the run's tags, a JSON object (None: no tags)
+    tags: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,8 @@ class RunInfo:
     #: again (the entries before it were copied)
     forked_from: str | None = None
     forked_seq: int | None = None
+    #: the run's tags (``engine.start(..., tags=)`` and ``perdure.set_tags()``)
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -303,7 +307,8 @@ class RunInfo:
                    wake_at=_dt(row.wake_at) if status is RunStatus.WAITING else None,
                    waiting_for=waiting_for, deadline=_dt(row.deadline),
                    incarnation=row.incarnation, pause_requested=bool(row.pause_requested),
-                   forked_from=row.forked_from, forked_seq=row.forked_seq)
+                   forked_from=row.forked_from, forked_seq=row.forked_seq,
+                   tags=json.loads(row.tags) if row.tags else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,3 +450,26 @@ class Incarnation:
         ended = _dt(row.ended_at)
         assert ended is not None
         return cls(number, row.generation, row.version, row.input, ended, tuple(journal))
+
+
+class RunPage(list[RunInfo]):
+    """One page of ``engine.list_runs()``: a list of runs, newest first, and the cursor of
+    the next page.
+
+    It is a plain list (code that treats ``list_runs()`` as a list keeps working);
+    ``next_cursor`` is None when no run follows this page, else pass it back as
+    ``list_runs(..., cursor=page.next_cursor)`` with the same filters.
+    """
+
+    def __init__(self, runs: Iterable[RunInfo] = (), next_cursor: str | None = None) -> None:
+        super().__init__(runs)
+        #: the cursor of the next page (None: this is the last one)
+        self.next_cursor = next_cursor
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        """The runs of this page (a copy, as a plain list)."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"RunPage({list.__repr__(self)}, next_cursor={self.next_cursor!r})"

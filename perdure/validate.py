@@ -12,11 +12,14 @@ truncate, and no lone surrogate, which no UTF-8 database can hold).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from datetime import timedelta
 
 from perdure.errors import InvalidConfiguration
 
-__all__ = ["MAX_SECONDS", "count", "name", "number", "seconds"]
+__all__ = ["MAX_SECONDS", "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "age", "count", "name",
+           "number", "seconds", "tags", "text"]
 
 #: the longest duration Perdure accepts (about a century): any due time computed from it stays
 #: a representable date, and no real wait, lease or back-off comes near it
@@ -83,3 +86,61 @@ def name(value: object, what: str, *, max_length: int | None = None) -> str:
         raise InvalidConfiguration(f"{what} must be valid Unicode text (it holds a lone "
                                    f"surrogate): {value!r}") from None
     return value
+
+
+#: at most this many tags on one run
+MAX_TAGS = 32
+#: the longest tag key, in characters
+MAX_TAG_KEY = 64
+#: the longest tag value, in characters
+MAX_TAG_VALUE = 256
+
+
+def text(value: object, what: str, *, max_length: int) -> str:
+    """``value`` if it is a string (possibly empty) every backend stores unchanged."""
+    if not isinstance(value, str):
+        raise InvalidConfiguration(f"{what} must be a string, not {type(value).__name__}")
+    return name(value, what, max_length=max_length) if value else value
+
+
+def tags(value: object, what: str = "tags", *, removals: bool = False) -> dict[str, str | None]:
+    """``value`` as a dict of tags: at most :data:`MAX_TAGS` string keys (1 to
+    :data:`MAX_TAG_KEY` characters) to string values (at most :data:`MAX_TAG_VALUE`), none
+    holding a NUL or a lone surrogate. With ``removals``, a value may be None (remove the
+    tag)."""
+    if not isinstance(value, Mapping):
+        raise InvalidConfiguration(f"{what} must be a mapping of str to str, not "
+                                   f"{type(value).__name__}")
+    if len(value) > MAX_TAGS:
+        raise InvalidConfiguration(f"{what}: at most {MAX_TAGS} tags, not {len(value)}")
+    out: dict[str, str | None] = {}
+    for key, val in value.items():
+        name(key, f"a tag key in {what}", max_length=MAX_TAG_KEY)
+        if val is None and removals:
+            out[key] = None
+            continue
+        out[key] = text(val, f"the value of tag {key!r}", max_length=MAX_TAG_VALUE)
+    return out
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNITS = {"w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def age(value: object, what: str = "the age") -> timedelta:
+    """A duration written for a person: ``30d``, ``12h``, ``90m``, ``45s``, ``2w``, or a sum
+    such as ``1d12h`` (a ``timedelta`` passes through). At least zero, at most
+    :data:`MAX_SECONDS`; anything else raises ``InvalidConfiguration``."""
+    if isinstance(value, timedelta):
+        return timedelta(seconds=seconds(value, what, zero=True, timedeltas=True))
+    if not isinstance(value, str):
+        raise InvalidConfiguration(f"{what} must be a duration such as '30d', not "
+                                   f"{type(value).__name__}")
+    compact = value.strip().replace(" ", "")
+    parts = _AGE.findall(compact)
+    if not compact or "".join(n + u for n, u in parts).lower() != compact.lower():
+        raise InvalidConfiguration(
+            f"{what} {value!r} is not a duration: write a number and a unit (w, d, h, m, s), "
+            "such as 30d, 12h, 90m or 1d12h")
+    total = sum(float(n) * _UNITS[u.lower()] for n, u in parts)
+    return timedelta(seconds=seconds(total, what, zero=True))

@@ -19,6 +19,7 @@ from typing import Any
 
 from perdure import __version__
 from perdure.cli import hosts, lifecycle, outbox, runs, schedules, worker
+from perdure.cli.bulk import add_bulk_parser
 from perdure.cli.options import (
     CommandError,
     add_database_options,
@@ -26,9 +27,10 @@ from perdure.cli.options import (
     positive_int,
     seconds,
 )
+from perdure.cli.prune import add_prune_parser
+from perdure.cli.runs_list import add_list_parser, add_show_parser
 from perdure.errors import PerdureError
 from perdure.observe import logs
-from perdure.records import RunStatus
 
 __all__ = ["main"]
 
@@ -105,23 +107,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="the address the metrics and health endpoints listen on (default: "
                         "%(default)s, every interface)")
 
-    runs_parser = sub.add_parser("runs", help="list and inspect runs",
-                                 description="List and inspect runs.")
+    runs_parser = sub.add_parser("runs", help="find, inspect, cancel, resume and prune runs",
+                                 description="Find, inspect, cancel, resume and prune runs.")
     runs_sub = runs_parser.add_subparsers(dest="runs_command", required=True,
-                                          metavar="{list,show}")
-    ls = runs_sub.add_parser("list", parents=[common], help="list runs, newest first",
-                             description="List runs, newest first.")
-    ls.add_argument("--status", choices=[s.value for s in RunStatus],
-                    help="only runs in this status (default: any)")
-    ls.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
-    ls.add_argument("--limit", type=positive_int, default=50, metavar="N",
-                    help="at most N runs (default: %(default)s)")
-    show = runs_sub.add_parser("show", parents=[common], help="a run's status and journal",
-                               description="A run's status, arguments, result, due times and "
-                                           "its journal.")
-    show.add_argument("id", help="the run id")
-    show.add_argument("--full", action="store_true",
-                      help="print arguments, results and errors in full (default: shortened)")
+                                          metavar="{list,show,cancel,resume,prune}")
+    ls = add_list_parser(runs_sub, common)
+    add_show_parser(runs_sub, common)
+    add_bulk_parser(runs_sub, common, "cancel")
+    add_bulk_parser(runs_sub, common, "resume")
+    add_prune_parser(runs_sub, common)
 
     res = sub.add_parser("resume", parents=[common], help="re-drive a blocked or failed run",
                          description="Re-drive a blocked or failed run (after deploying a fix).")
@@ -162,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    # The command line as given, for messages that repeat it (the next page of a listing).
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     # A worker tells what happens to each run (INFO); the other commands only what went wrong.
     level = os.environ.get("PERDURE_LOG", "INFO" if args.command == "worker" else "WARNING")
     level = level.upper()

@@ -5,15 +5,22 @@ Times are UTC in ISO 8601 with a ``Z``: the same on every machine an operator lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 
-__all__ = ["print_run", "print_runs"]
+__all__ = ["entry_json", "print_run", "print_runs", "run_json", "time_text"]
 
 #: how much of an argument, result or error ``runs show`` prints unless asked for all
 SHORT = 200
+
+
+def time_text(value: datetime | float | None) -> str | None:
+    """A time as the CLI shows it (UTC, ISO 8601, milliseconds, ``Z``); None stays None."""
+    return None if value is None else _fmt_time(value)
 
 
 def _fmt_time(value: datetime | float | None) -> str:
@@ -50,18 +57,25 @@ def _status(info: RunInfo) -> str:
     return info.status.value
 
 
-def print_runs(runs: list[RunInfo]) -> None:
+def _tags(tags: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(tags.items())) or "-"
+
+
+def print_runs(runs: Sequence[RunInfo]) -> None:
     """One line per run."""
     rows = [(r.id, r.workflow, r.version, _status(r), _fmt_time(r.created_at),
-             _fmt_time(r.updated_at), _fmt_time(r.wake_at), r.parent_id or "-") for r in runs]
+             _fmt_time(r.updated_at), _fmt_time(r.wake_at), r.parent_id or "-",
+             _short(_tags(r.tags), 60)) for r in runs]
     print(_table(rows, ("ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "UPDATED", "WAKES",
-                        "PARENT")))
+                        "PARENT", "TAGS")))
 
 
 def print_run(info: RunInfo, journal: list[JournalEntry],
-              history: Sequence[ResumeRecord] = (), *, full: bool = False) -> None:
-    """A run's status, arguments and result, its resume history, then its journal as a table
-    (DUE: when a timer fires, a step's next attempt starts, or a wait for a signal times out)."""
+              history: Sequence[ResumeRecord] = (), *, full: bool = False,
+              children: Sequence[str] = (), more_children: bool = False) -> None:
+    """A run's status, tags, family, arguments and result or error (with its traceback), its
+    resume history, then its journal as a table (DUE: when a timer fires, a step's next
+    attempt starts, or a wait for a signal times out)."""
     width = None if full else SHORT
     fields: list[tuple[str, str]] = [
         ("run", info.id),
@@ -73,8 +87,14 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
     if info.generation:
         fields.append(("resumed", f"generation {info.generation} (step keys end in "
                                   f":g{info.generation})"))
+    if info.tags:
+        fields.append(("tags", _tags(info.tags)))
     if info.parent_id:
         fields.append(("parent", info.parent_id))
+    if children:
+        fields.append(("children", ", ".join(children) + (", ... (more: perdure runs list "
+                                                           f"--parent {info.id})"
+                                                           if more_children else "")))
     if info.waiting_for:
         fields.append(("waiting", info.waiting_for))
     if info.wake_at is not None:
@@ -107,6 +127,9 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
     label = max(len(k) for k, _ in fields)
     for key, value in fields:
         print(f"{key.ljust(label)}  {value}")
+    if info.error is not None and info.error.traceback:
+        print()
+        print(info.error.traceback.rstrip())
     cell = None if full else 48
     for record in history:
         # What a resume superseded stays visible: an auditor must see the failure and what
@@ -147,3 +170,45 @@ def _journal(entries: Sequence[JournalEntry], cell: int | None) -> str:
                      _fmt_time(e.finished_at)))
     return _table(rows, ("SEQ", "KIND", "NAME", "STATUS", "ATTEMPTS", "DUE", "OUTCOME",
                          "STARTED", "FINISHED"))
+
+
+def _decoded(text: str | None) -> Any:
+    """A payload the codec recorded (JSON text) as a JSON value, so ``--json`` nests it;
+    text that is not JSON stays a string."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _error_json(error: ErrorInfo | None) -> dict[str, str] | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+
+
+def run_json(info: RunInfo) -> dict[str, Any]:
+    """A run as ``--json`` and ``--output jsonl`` print it (times as the CLI shows them)."""
+    return {
+        "id": info.id, "workflow": info.workflow, "version": info.version,
+        "status": info.status.value, "tags": dict(info.tags), "parent_id": info.parent_id,
+        "generation": info.generation, "created_at": time_text(info.created_at),
+        "updated_at": time_text(info.updated_at), "wake_at": time_text(info.wake_at),
+        "waiting_for": info.waiting_for, "deadline": time_text(info.deadline),
+        "cancel_requested": info.cancel_requested, "arguments": _decoded(info.input),
+        "result": _decoded(info.output), "error": _error_json(info.error),
+        "blocked_reason": info.blocked_reason,
+        "failed_compensations": list(info.failed_compensations),
+    }
+
+
+def entry_json(entry: JournalEntry) -> dict[str, Any]:
+    """A journal entry as ``runs show --json`` prints it."""
+    return {
+        "seq": entry.seq, "kind": entry.kind, "name": entry.name, "status": entry.status,
+        "attempts": entry.attempts, "output": _decoded(entry.output),
+        "error": _error_json(entry.error_info), "due_at": time_text(entry.due_at),
+        "started_at": time_text(entry.started_at), "finished_at": time_text(entry.finished_at),
+    }

@@ -1,8 +1,11 @@
-"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate``
-(and those of ``lifecycle``: ``pause``, ``runs fork|export``, ``runs list --stranded``).
+"""The client commands: ``runs list|show|cancel|resume|prune``, ``resume``, ``signal``,
+``cancel``, ``migrate`` (and those of ``lifecycle``: ``pause``, ``runs fork|export``,
+``runs list --stranded``).
 
 They open a client engine (``worker=False``): it fails fast with ``StorageUnavailable`` when the
-database cannot be reached, instead of waiting for it as a worker does.
+database cannot be reached, instead of waiting for it as a worker does. Only ``migrate``
+creates a SQLite file: the others, pointed at a path where there is none, say so (a typo must
+not leave an empty ``perdure.db`` behind).
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from perdure.cli import lifecycle
+from perdure.cli import bulk, lifecycle, prune, runs_list
+from perdure.cli.filters import filters_from
 from perdure.cli.options import database_url
-from perdure.cli.output import print_run, print_runs
 from perdure.engine.engine import Engine
 
 __all__ = ["run"]
@@ -20,8 +23,12 @@ __all__ = ["run"]
 
 async def run(args: argparse.Namespace) -> int:
     """The commands that talk to the database as a client: runs, resume, signal, cancel."""
-    payload = json.loads(args.payload) if args.command == "signal" else None  # before connecting
-    async with Engine(database_url(args), worker=False, table_prefix=args.prefix) as engine:
+    # Mistakes on the command line are reported before connecting.
+    payload = json.loads(args.payload) if args.command == "signal" else None
+    if args.command == "runs" and args.runs_command in ("list", *bulk.ACTIONS):
+        filters_from(args)
+    async with Engine(database_url(args), worker=False, table_prefix=args.prefix,
+                      create=args.command == "migrate") as engine:
         if await lifecycle.run(engine, args):
             pass
         elif args.command == "migrate":
@@ -30,11 +37,13 @@ async def run(args: argparse.Namespace) -> int:
                   f"{', '.join(applied)}" if applied
                   else f"the schema on {engine.safe_url} is up to date; nothing to apply")
         elif args.command == "runs" and args.runs_command == "list":
-            print_runs(await engine.list_runs(status=args.status, workflow=args.workflow,
-                                               limit=args.limit))
+            return await runs_list.list_runs(engine, args)
         elif args.command == "runs" and args.runs_command == "show":
-            print_run(await engine.status(args.id), await engine.journal(args.id),
-                      await engine.history(args.id), full=args.full)
+            return await runs_list.show_run(engine, args)
+        elif args.command == "runs" and args.runs_command in bulk.ACTIONS:
+            return await bulk.run_bulk(engine, args, args.runs_command)
+        elif args.command == "runs" and args.runs_command == "prune":
+            return await prune.prune(engine, args)
         elif args.command == "resume":
             await engine.resume(args.id)
             print(f"run {args.id} resumed: a worker will drive it now")

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -21,6 +21,7 @@ from perdure.engine import serverless
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.lifecycle import RunLifecycle
+from perdure.engine.listing import RunFilter, encode_cursor
 from perdure.engine.outbox import Outbox
 from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
@@ -38,7 +39,8 @@ from perdure.errors import (
 )
 from perdure.observe.health import Readiness
 from perdure.observe.observer import Observer
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.observe.retention import FINISHED, Pruner, cutoffs, retention_policy
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunPage, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
 from perdure.storage.factory import storage_for_url
@@ -93,6 +95,11 @@ class Engine(RunLifecycle):
     ``CollectorRegistry``, such as ``prometheus_client.REGISTRY``) (extra
     ``perdure[metrics]``). ``readiness()`` says whether the engine is ready for work.
 
+    ``retention`` (a ``timedelta``, ``"30d"``, or a mapping of finished status to age) makes a
+    worker prune finished runs older than that in the background, one worker of the fleet at
+    a time (see :meth:`prune`). ``create=False`` refuses to create a SQLite file that does not
+    exist (``InvalidConfiguration``) instead of creating an empty database.
+
     Time shared between workers (leases, due times, deadlines) is the database's: the engine
     measures its clock's offset to the database's clock when it opens and every 10 s after (a
     worker: every heartbeat, if that is shorter), and works in corrected time, warning when
@@ -129,14 +136,17 @@ class Engine(RunLifecycle):
                  tracing: bool | TracerProvider = False,
                  metrics: bool | CollectorRegistry = False,
                  outbox: Sink | None = None, outbox_retry: RetryPolicy | None = None,
-                 outbox_timeout: float = 30.0) -> None:
+                 outbox_timeout: float = 30.0,
+                 retention: timedelta | str | Mapping[RunStatus | str, timedelta | str | None]
+                 | None = None, create: bool = True) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
             synchronous=synchronous, clock=clock, max_payload=max_payload, codec=codec,
             blobs=blobs, offload_above=offload_above, tracing=tracing, metrics=metrics,
-            outbox=outbox, outbox_retry=outbox_retry, outbox_timeout=outbox_timeout)
+            outbox=outbox, outbox_retry=outbox_retry, outbox_timeout=outbox_timeout,
+            retention=retention, create=create)
         self.url = url
         self.workflows = Registry(workflows)
         validate.count(concurrency, "concurrency")
@@ -154,7 +164,10 @@ class Engine(RunLifecycle):
                                        f"{type(outbox_retry).__name__}")
         self._outbox_retry = outbox_retry or DEFAULT_RETRY
         self._outbox_timeout = validate.seconds(outbox_timeout, "outbox_timeout")
-        self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous)
+        #: seconds a finished run is kept, per status (empty: kept forever)
+        self.retention = retention_policy(retention)
+        self.store: Storage = storage_for_url(url, prefix=table_prefix, synchronous=synchronous,
+                                              create=create)
         #: the payload pipeline: size limit, codec, blob offload
         self.payloads = Payloads(
             codec=codec, blobs=self.store.blobs() if blobs == "database" else blobs,
@@ -180,6 +193,7 @@ class Engine(RunLifecycle):
         #: the schema migrations the last ``open()`` applied (``NNNN_name``)
         self.migrations_applied: list[str] = []
         self._worker: Worker | None = None
+        self._pruner: Pruner | None = None
         self._open = False
         self._settled: dict[str, tuple[asyncio.Event, int]] = {}
         #: reading events and streams, requests and callbacks (what handles use)
@@ -245,6 +259,11 @@ class Engine(RunLifecycle):
                 timeout=self._outbox_timeout, register=self._worker is None)
             await self._publisher.start()
 
+        if self.is_worker and self.retention:
+            self._pruner = Pruner(store=self.store, clock=self.clock, policy=self.retention,
+                                  owner=self.worker_id)
+            self._pruner.start()
+
     def _new_worker(self, worker_id: str) -> Worker:
         """A worker (and its runner) for this engine's workflows, not started."""
         runner = Runner(store=self.store, clock=self.clock, worker=worker_id,
@@ -284,6 +303,7 @@ class Engine(RunLifecycle):
         if self._publisher is not None:
             await self._publisher.stop(self.shutdown_grace if grace is None else grace)
             self._publisher = None
+        await self._stop_pruner()
         if self._worker is not None:
             await self._worker.drain(grace)
             self._worker = None
@@ -302,6 +322,7 @@ class Engine(RunLifecycle):
         if self._publisher is not None:
             await self._publisher.abort()
             self._publisher = None
+        await self._stop_pruner()
         if self._worker is not None:
             await self._worker.abort()
             self._worker = None
@@ -328,6 +349,11 @@ class Engine(RunLifecycle):
             return Readiness(True, "open (a client: it claims no runs)")
         return worker.readiness()
 
+    async def _stop_pruner(self) -> None:
+        if self._pruner is not None:
+            await self._pruner.stop()
+            self._pruner = None
+
     async def _stop_clock_sync(self) -> None:
         if self._clock_sync is not None:
             await self._clock_sync.stop()
@@ -344,6 +370,7 @@ class Engine(RunLifecycle):
 
     async def start(self, wf: Workflow[Any, R] | str, *args: Any, id: str | None = None,
                     deadline: datetime | timedelta | None = None,
+                    tags: Mapping[str, str] | None = None,
                     **kwargs: Any) -> WorkflowHandle[R]:
         """Start a run of ``wf`` with these arguments, or return the existing run ``id``.
 
@@ -352,18 +379,23 @@ class Engine(RunLifecycle):
         ``UnknownWorkflowError`` for a workflow this engine does not have, ``SerializationError``
         for an argument that cannot be encoded (nothing is written then) and ``TypeError`` for
         arguments that do not fit the workflow's signature. Past ``deadline`` (an aware
-        datetime, or a timedelta from now) the run is cancelled.
+        datetime, or a timedelta from now) the run is cancelled. ``tags`` (text to text, at most
+        32; see ``perdure.set_tags``) make the run findable with ``list_runs(tags=...)``; a
+        start that finds the run already there keeps the first start's tags.
         """
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
+        tag_pairs = () if tags is None else tuple(sorted(
+            (k, v) for k, v in validate.tags(tags).items() if v is not None))
         text = definition.codec.encode_args(args, kwargs, limit=self.payloads.max_payload)
         text = await self.payloads.store(text, f"the arguments of workflow {definition.name!r}")
         now = self.clock.time()
         with self.observer.starting(definition.name, run_id) as watch:
             created = await self.store.create_run(NewRun(
                 run_id, definition.name, definition.version, text, now,
-                deadline=_deadline(deadline, now), trace_context=watch.trace_context))
+                deadline=_deadline(deadline, now), trace_context=watch.trace_context,
+                tags=tag_pairs))
             watch.done(created=created, version=definition.version)
         if created:
             if self._worker is not None:
@@ -453,26 +485,83 @@ class Engine(RunLifecycle):
         :meth:`complete_callback`."""
         await self.talk.complete_callback(token, error=error)
 
-    async def list_runs(self, *, status: RunStatus | str | None = None,
-                        workflow: str | None = None, parent_id: str | None = None,
-                        limit: int = 100) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered; at most ``limit`` (a positive int)."""
+    async def list_runs(self, *, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                        workflow: str | None = None, version: str | None = None,
+                        tags: Mapping[str, str] | None = None,
+                        created_after: datetime | None = None,
+                        created_before: datetime | None = None, parent: str | None = None,
+                        limit: int = 100, cursor: str | None = None,
+                        parent_id: str | None = None) -> RunPage:
+        """One page of runs, newest first, that match every filter given.
+
+        ``status`` (one or several), ``workflow``, ``version``, ``parent`` (the parent's run
+        id; ``parent_id`` is its older name), ``tags`` (each of these tags, by equality; served
+        by an index), ``created_after`` (inclusive) and ``created_before`` (exclusive, aware
+        datetimes). At most ``limit`` runs (an int from 1). The page is a list of
+        :class:`RunInfo` with ``next_cursor``: None when nothing follows, else pass it as
+        ``cursor=`` with the same filters for the next page. Pages are keyset-paged: runs
+        created while someone pages never make a run appear twice or be skipped. A bad filter
+        raises ``InvalidConfiguration``, a cursor of another query ``InvalidCursor``.
+        """
         self._check_open()
         validate.count(limit, "limit")
-        if workflow is not None:
-            validate.name(workflow, "the workflow filter")
-        if parent_id is not None:
-            validate.name(parent_id, "the parent run id filter")
-        if status is not None:
-            try:
-                status = RunStatus(status)
-            except ValueError:
-                raise InvalidConfiguration(
-                    f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}"
-                ) from None
-        rows = await self.store.list_runs(status=status, workflow=workflow,
-                                          parent_id=parent_id, limit=limit)
-        return [await self.payloads.run_info(r) for r in rows]
+        where = self._filter(status, workflow, version, tags, created_after, created_before,
+                             parent, parent_id)
+        rows = await self.store.list_runs(where.query(limit=limit + 1, cursor=cursor))
+        last = rows[limit - 1] if len(rows) > limit else None
+        return RunPage([await self.payloads.run_info(r) for r in rows[:limit]],
+                       None if last is None else encode_cursor(where, last.created_at,
+                                                               last.id))
+
+    async def count_runs(self, *, status: RunStatus | str | Iterable[RunStatus | str] |
+                         None = None, workflow: str | None = None, version: str | None = None,
+                         tags: Mapping[str, str] | None = None,
+                         created_after: datetime | None = None,
+                         created_before: datetime | None = None,
+                         parent: str | None = None) -> int:
+        """How many runs match the filters (those of :meth:`list_runs`)."""
+        self._check_open()
+        where = self._filter(status, workflow, version, tags, created_after, created_before,
+                             parent, None)
+        return await self.store.count_runs(where.query(limit=1))
+
+    @staticmethod
+    def _filter(status: object, workflow: object, version: object, tags: object,
+                created_after: object, created_before: object, parent: object,
+                parent_id: object) -> RunFilter:
+        if parent is not None and parent_id is not None and parent != parent_id:
+            raise InvalidConfiguration("give parent= or its older name parent_id=, not both")
+        return RunFilter.of(status=status, workflow=workflow, version=version, tags=tags,
+                            created_after=created_after, created_before=created_before,
+                            parent=parent if parent is not None else parent_id)
+
+    async def prune(self, older_than: timedelta | str, *,
+                    status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+                    dry_run: bool = False, batch: int = 500) -> int:
+        """Delete finished runs last updated more than ``older_than`` ago (a ``timedelta`` or
+        ``"30d"``, ``"12h"``...), with their journals, history, signals and tags, in batches
+        of ``batch`` runs; ``status`` narrows it to some finished statuses. Never a run that
+        is not finished, nor one whose parent is not finished. Returns how many runs it
+        deleted (with ``dry_run``: how many it would delete, deleting nothing)."""
+        self._check_open()
+        age = validate.age(older_than, "older_than").total_seconds()
+        validate.count(batch, "batch")
+        chosen = RunFilter.of(status=status).statuses or FINISHED
+        unfinished = [s for s in chosen if s not in FINISHED]
+        if unfinished:
+            raise InvalidConfiguration(
+                f"only finished runs are pruned ({', '.join(FINISHED)}), not "
+                f"{', '.join(unfinished)}")
+        limits = cutoffs(dict.fromkeys(chosen, age), self.clock.time())
+        if dry_run:
+            return await self.store.count_prunable(limits)
+        total = 0
+        while True:
+            n = await self.store.prune_runs(limits, limit=batch)
+            total += n
+            if n < batch:
+                return total
+            await asyncio.sleep(0)  # let this process's claims and writes in between
 
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
         """Re-drive a blocked or failed run after a fix, or continue a paused one.

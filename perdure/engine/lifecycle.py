@@ -13,7 +13,7 @@ from perdure.engine.histories import ExportedRun
 from perdure.engine.stranded import LIVE_LEASES, split_key
 from perdure.errors import InvalidConfiguration, PerdureError, RunNotFound
 from perdure.records import Incarnation, RunInfo, RunStatus
-from perdure.storage.port import Storage
+from perdure.storage.port import RunQuery, Storage
 
 if TYPE_CHECKING:
     from perdure.clock import Clock
@@ -137,8 +137,8 @@ class RunLifecycle:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
                 raise InvalidConfiguration(f"limit must be a positive int, not {limit!r}")
             wanted = None if status is None else _status(status)
-            rows = await self.store.list_runs(status=wanted, workflow=workflow, parent_id=None,
-                                              limit=limit)
+            rows = await self.store.list_runs(RunQuery(
+                statuses=() if wanted is None else (wanted,), workflow=workflow, limit=limit))
         out = []
         for row in rows:
             journal = await self.store.load_journal(row.id)

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
 from perdure.flow.schedules import Schedule, ScheduleInfo
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunPage
 from perdure.workflow.definitions import Workflow
 
 __all__ = ["SyncEngine", "SyncHandle", "SyncSchedules"]
@@ -250,10 +250,18 @@ class SyncEngine:
         """Fail a callback; see ``Engine.fail_callback``."""
         self._call(self._engine.fail_callback(token, error))
 
-    def list_runs(self, *, status: RunStatus | str | None = None, workflow: str | None = None,
-                  limit: int = 100) -> list[RunInfo]:
-        """Runs, newest first."""
-        return self._call(self._engine.list_runs(status=status, workflow=workflow, limit=limit))
+    def list_runs(self, *, limit: int = 100, cursor: str | None = None,
+                  **filters: Any) -> RunPage:
+        """One page of runs, newest first; see ``Engine.list_runs`` for the filters."""
+        return self._call(self._engine.list_runs(limit=limit, cursor=cursor, **filters))
+
+    def count_runs(self, **filters: Any) -> int:
+        """How many runs match; see ``Engine.count_runs``."""
+        return self._call(self._engine.count_runs(**filters))
+
+    def prune(self, older_than: timedelta | str, **options: Any) -> int:
+        """Delete old finished runs; see ``Engine.prune``."""
+        return self._call(self._engine.prune(older_than, **options))
 
     def pause(self, run_id: str) -> bool:
         """Pause a run at its next durable await; see ``Engine.pause``."""

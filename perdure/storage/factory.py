@@ -15,9 +15,10 @@ _SQLITE_OPTIONS = {"synchronous"}
 
 
 def storage_for_url(url: str, *, prefix: str, synchronous: str | None = None,
-                    **options: Any) -> Storage:
+                    create: bool = True, **options: Any) -> Storage:
     """The adapter for ``url``: ``sqlite:///path.db``, ``sqlite:///:memory:`` or
-    ``postgresql://user:password@host:port/db``."""
+    ``postgresql://user:password@host:port/db``. ``create=False``: a SQLite file that does
+    not exist is an error rather than created (a PostgreSQL database is never created)."""
     if not isinstance(url, str):
         raise InvalidConfiguration(f"the database URL must be a string, not {type(url).__name__}")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
@@ -37,7 +38,7 @@ def storage_for_url(url: str, *, prefix: str, synchronous: str | None = None,
 
         sync = synchronous or params.get("synchronous", "full")
         return SqliteStorage(path[1:], prefix=prefix, synchronous=sync.lower(),  # type: ignore[arg-type]
-                             **options)
+                             create=create, **options)
     if scheme in ("postgresql", "postgres"):
         try:
             from perdure.storage.postgres.adapter import PostgresStorage  # type: ignore[import-not-found,unused-ignore]

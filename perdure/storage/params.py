@@ -3,6 +3,7 @@ parameters, and the fencing error."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,9 @@ def new_run_params(run: NewRun) -> dict[str, Any]:
     return {"id": run.id, "workflow": run.workflow, "version": run.version,
             "wf_key": wf_key(run.workflow, run.version), "input": run.input,
             "now": float(run.now), "parent_id": run.parent_id, "parent_seq": run.parent_seq,
-            "deadline": run.deadline, "trace_context": run.trace_context}
+            "deadline": run.deadline, "trace_context": run.trace_context,
+            "tags": json.dumps(dict(run.tags), separators=(",", ":")) if run.tags else None,
+            "tag_keys": [k for k, _ in run.tags], "tag_values": [v for _, v in run.tags]}
 
 
 def entry_params(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> dict[str, Any]:

@@ -9,7 +9,8 @@ its durable calls is the order in which they commit, and concurrent runs share c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,8 +18,8 @@ from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow,
 from perdure.storage.blobs import BlobStore
 from perdure.storage.outbox_port import OutboxStore
 
-__all__ = ["CallbackState", "NewRun", "RequestState", "ScheduleFiring", "ScheduleRow", "Storage",
-           "TalkListener", "wf_key"]
+__all__ = ["CallbackState", "NewRun", "RequestState", "RunQuery", "ScheduleFiring",
+           "ScheduleRow", "Storage", "TalkListener", "wf_key"]
 
 
 def wf_key(workflow: str, version: str) -> str:
@@ -41,6 +42,8 @@ class NewRun:
     #: the W3C trace context of the code that started the run (JSON text), so its executions
     #: continue that trace (see ``perdure.observe``)
     trace_context: str | None = None
+    #: the run's tags (key, value), validated
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,27 @@ class ScheduleFiring:
 TalkListener = Callable[[str | None], None]
 
 
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs to list or count, as the storage filters them (validated by the engine).
+
+    Runs come newest first: by ``created_at`` descending, then by id descending. A page starts
+    after the key ``(before_at, before_id)`` (a cursor), so a row is never listed twice nor
+    skipped however many runs are created meanwhile; ``created_before`` is the same bound
+    with an empty id.
+    """
+
+    statuses: tuple[str, ...] = ()  #: any of these (empty: any status)
+    workflow: str | None = None
+    version: str | None = None
+    parent_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  #: every one of these (key, value) pairs
+    after_at: float = -math.inf  #: created at or after
+    before_at: float = math.inf  #: with before_id: rows whose (created_at, id) is smaller
+    before_id: str = ""
+    limit: int = 100
+
+
 class Storage(Protocol):
     """What the engine needs from a backend. Every fenced write raises ``LeaseLost`` when the
     writer's (worker, epoch) no longer owns the run."""
@@ -135,9 +159,33 @@ class Storage(Protocol):
     async def get_run(self, run_id: str) -> RunRow | None:
         """One run, or None."""
 
-    async def list_runs(self, *, status: str | None, workflow: str | None,
-                        parent_id: str | None, limit: int) -> list[RunRow]:
-        """Runs, newest first."""
+    async def list_runs(self, query: RunQuery) -> list[RunRow]:
+        """Up to ``query.limit`` runs matching ``query``, newest first (see :class:`RunQuery`).
+        A tag or parent filter is served by its index, in order."""
+
+    async def count_runs(self, query: RunQuery) -> int:
+        """How many runs match ``query``, its ``limit`` aside."""
+
+    async def set_tags(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
+                       tags: Mapping[str, str]) -> None:
+        """Journal ``entry`` and make ``tags`` the run's tags (replacing all), atomically
+        (fenced)."""
+
+    async def prune_runs(self, cutoffs: Mapping[str, float], *, limit: int) -> int:
+        """Delete up to ``limit`` finished runs, in one transaction, with every row of theirs
+        in other tables (journal, history, signals, tags, ...): runs in a status of
+        ``cutoffs`` last updated before its cutoff, whose parent (if any) is finished or gone.
+        Returns how many runs it deleted."""
+
+    async def count_prunable(self, cutoffs: Mapping[str, float]) -> int:
+        """How many runs :meth:`prune_runs` would delete, in all batches."""
+
+    async def take_lease(self, name: str, owner: str, *, now: float, until: float) -> bool:
+        """Take (or renew) the named lease until ``until`` if it is free, lapsed or already
+        ``owner``'s; whether ``owner`` holds it now."""
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the named lease up, if ``owner`` holds it."""
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
                     lease_until: float) -> list[ClaimedRun]:

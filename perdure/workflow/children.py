@@ -97,7 +97,14 @@ async def _join(ctx: RunContext, seq: int, child: ChildHandle[R]) -> R:
             mark = ctx.mark()
             await ctx.deliver_cancel(seq, "join", child.id)
             row = await ctx.guard(lambda: ctx.store.get_run(child.id))
-            if row is not None and RunStatus(row.status).terminal:
+            if row is None:
+                # Created with the parent's journal entry, so only an operator can have
+                # removed it (`perdure runs prune` of a failed parent's finished child, then
+                # a resume of the parent): a deployment matter, never the workflow's error.
+                ctx.halt(Blocked(
+                    f"child run {child.id!r} no longer exists (was it pruned?), so its "
+                    "result cannot be read. Start the parent afresh or restore the child."))
+            if RunStatus(row.status).terminal:
                 # The child's stored result or error is journaled as it is (already in its
                 # stored form: encrypted, or a blob reference).
                 error = row.error

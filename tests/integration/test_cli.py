@@ -105,10 +105,11 @@ def test_global_options_before_or_after_the_subcommand(tmp_path: Path, capsys: A
     assert "applied" in capsys.readouterr().out
     assert main(["--db", before, "migrate", "--prefix", "app_"]) == 0
     assert "up to date" in capsys.readouterr().out
-    # Given after the subcommand, it wins over the one given before.
-    assert main(["--db", before, "runs", "list", "--db", after]) == 0
-    capsys.readouterr()
-    assert (tmp_path / "after.db").exists()
+    # Given after the subcommand, it wins over the one given before (and a listing does not
+    # create the database it names).
+    assert main(["--db", before, "runs", "list", "--db", after]) == 2
+    assert f"no SQLite database at '{tmp_path / 'after.db'}'" in capsys.readouterr().err
+    assert not (tmp_path / "after.db").exists()
 
 
 def test_version(capsys: Any) -> None:

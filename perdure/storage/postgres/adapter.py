@@ -45,6 +45,7 @@ from perdure.storage.postgres.config import (
     validate_schema,
 )
 from perdure.storage.postgres.errors import storage_error
+from perdure.storage.postgres.listing import PostgresListing
 from perdure.storage.postgres.outbox import PostgresOutbox
 from perdure.storage.postgres.pool import (
     Connection,
@@ -53,6 +54,7 @@ from perdure.storage.postgres.pool import (
     is_connection_error,
     is_transient,
 )
+from perdure.storage.postgres.retention import PostgresRetention
 from perdure.storage.postgres.schedules import PostgresSchedules
 from perdure.storage.postgres.session import Session
 from perdure.storage.postgres.talk import PostgresTalk
@@ -67,7 +69,7 @@ T = TypeVar("T")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class PostgresStorage(PostgresTalk, PostgresSchedules):
+class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, PostgresRetention):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
@@ -278,13 +280,6 @@ class PostgresStorage(PostgresTalk, PostgresSchedules):
         """One run, or None."""
         row = await self._fetchrow("get_run", {"id": run_id})
         return None if row is None else RunRow(*row)
-
-    async def list_runs(self, *, status: str | None, workflow: str | None,
-                        parent_id: str | None, limit: int) -> list[RunRow]:
-        """Runs, newest first."""
-        rows = await self._fetch("list_runs", {"status": status, "workflow": workflow,
-                                               "parent_id": parent_id, "limit": limit})
-        return [RunRow(*r) for r in rows]
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
                     lease_until: float) -> list[ClaimedRun]:

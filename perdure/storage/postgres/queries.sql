@@ -27,13 +27,19 @@
 -- adapter's channel (:channel) whenever a run becomes runnable.
 
 -- name: insert_run
+-- The run, and its tags (only if the run is new: an idempotent start keeps the first tags).
 WITH ins AS (
     INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
-                         parent_id, parent_seq, deadline, created_at, updated_at, trace_context)
+                         parent_id, parent_seq, deadline, created_at, updated_at, trace_context,
+                         tags)
     VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now::float8, :parent_id,
-            :parent_seq::int, :deadline::float8, :now, :now, :trace_context::text)
+            :parent_seq::int, :deadline::float8, :now, :now, :trace_context::text, :tags)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
+), tagged AS (
+    INSERT INTO {p}tags (run_id, key, value, created_at)
+    SELECT ins.id, t.key, t.value, :now FROM ins,
+           unnest(:tag_keys::text[], :tag_values::text[]) AS t(key, value)
 ), note AS (
     SELECT pg_notify(:channel, 'run') FROM ins
 )
@@ -42,19 +48,8 @@ SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM note) AS not
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
        parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq
+       incarnation, pause_requested, forked_from, forked_seq, tags
 FROM {p}runs WHERE id = :id
-
--- name: list_runs
-SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq
-FROM {p}runs
-WHERE (:status::text IS NULL OR status = :status)
-  AND (:workflow::text IS NULL OR workflow = :workflow)
-  AND (:parent_id::text IS NULL OR parent_id = :parent_id)
-ORDER BY created_at DESC, id
-LIMIT :limit
 
 -- name: claim
 -- One statement: lock up to :limit runnable runs this worker has code for, skipping rows other

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
+from urllib.parse import quote
 
 from perdure.errors import InvalidConfiguration, StorageUnavailable
 from perdure.hosts import pid_alive
@@ -23,7 +25,9 @@ from perdure.storage.port import NewRun, wf_key
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.errors import is_transient, storage_error
+from perdure.storage.sqlite.listing import SqliteListing, run_row
 from perdure.storage.sqlite.outbox import SqliteOutbox
+from perdure.storage.sqlite.retention import SqliteRetention
 from perdure.storage.sqlite.schedules import SqliteSchedules
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
@@ -33,7 +37,7 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteTalk, SqliteSchedules):
+class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
@@ -44,13 +48,15 @@ class SqliteStorage(SqliteTalk, SqliteSchedules):
     pushes = False  # other processes' commits are found by polling PRAGMA data_version
 
     def __init__(self, path: str, *, prefix: str = "perdure_", synchronous: Synchronous = "full",
-                 busy_timeout: float = 30.0) -> None:
+                 busy_timeout: float = 30.0, create: bool = True) -> None:
         if synchronous not in ("full", "normal", "off"):
             raise InvalidConfiguration(
                 f"synchronous must be 'full', 'normal' or 'off', not {synchronous!r}")
         self.path = path
         self.prefix = validate_prefix(prefix)
         self.synchronous = synchronous
+        #: create the file if it does not exist (else opening raises InvalidConfiguration)
+        self.create = create
         self._busy_ms = int(busy_timeout * 1000)
         self._q = queries("sqlite", self.prefix)
         self._db = DbThread(self._connect, busy_ms=self._busy_ms,
@@ -63,8 +69,18 @@ class SqliteStorage(SqliteTalk, SqliteSchedules):
     # -- life cycle -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        target, uri = self.path, False
+        if not self.create and self.path != ":memory:":
+            # Opened read-write but never created: a mistyped path must not leave an empty
+            # database behind (the CLI's read-only commands open this way).
+            if not os.path.isfile(self.path):
+                raise InvalidConfiguration(
+                    f"no SQLite database at {self.path!r} (nothing was created): check the "
+                    "path; 'perdure migrate' or a worker creates one")
+            target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                                   uri=uri)
         except sqlite3.Error as exc:
             raise InvalidConfiguration(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         try:
@@ -171,21 +187,23 @@ class SqliteStorage(SqliteTalk, SqliteSchedules):
     # -- runs -------------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun) -> bool:
-        """Insert a pending run; False when the id exists (idempotent start)."""
-        n = await self._write("insert_run", new_run_params(run))
-        return bool(n)
+        """Insert a pending run (and its tags); False when the id exists (idempotent
+        start)."""
+        insert, params = self._q["insert_run"], new_run_params(run)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(insert, params).rowcount == 0:
+                return False
+            self._insert_tags(conn, params)
+            return True
+
+        created: bool = await self._submit(op, write=True)
+        return created
 
     async def get_run(self, run_id: str) -> RunRow | None:
         """One run, or None."""
         row = await self._read("get_run", {"id": run_id}, many=False)
-        return None if row is None else _run_row(row)
-
-    async def list_runs(self, *, status: str | None, workflow: str | None,
-                        parent_id: str | None, limit: int) -> list[RunRow]:
-        """Runs, newest first."""
-        rows = await self._read("list_runs", {"status": status, "workflow": workflow,
-                                              "parent_id": parent_id, "limit": limit})
-        return [_run_row(r) for r in rows]
+        return None if row is None else run_row(row)
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
                     lease_until: float) -> list[ClaimedRun]:
@@ -483,7 +501,7 @@ class SqliteStorage(SqliteTalk, SqliteSchedules):
         """Unfinished runs no live worker serves."""
         rows = await self._read("stranded_runs", {"live_after": live_after,
                                                   "workflow": workflow, "limit": limit})
-        return [_run_row(r) for r in rows]
+        return [run_row(r) for r in rows]
 
     async def stranded_summary(self, *, live_after: float) -> list[tuple[str, str, int]]:
         """Stranded runs counted by workflow and version."""
@@ -525,12 +543,6 @@ class SqliteStorage(SqliteTalk, SqliteSchedules):
                          ) -> asyncio.Future[Any]:
         """Run ``op`` on the connection thread, never inline on the caller's."""
         return self._db.submit(op, write=write, inline=False)
-
-
-def _run_row(r: Sequence[Any]) -> RunRow:
-    return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                  r[12], r[13], bool(r[14]), r[15], r[16], r[17], r[18], bool(r[19]), r[20],
-                  r[21])
 
 
 def _statements(script: str) -> list[str]:

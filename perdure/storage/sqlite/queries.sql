@@ -3,27 +3,16 @@
 
 -- name: insert_run
 INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at, parent_id,
-                     parent_seq, deadline, created_at, updated_at, trace_context)
+                     parent_seq, deadline, created_at, updated_at, trace_context, tags)
 VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now, :parent_id,
-        :parent_seq, :deadline, :now, :now, :trace_context)
+        :parent_seq, :deadline, :now, :now, :trace_context, :tags)
 ON CONFLICT (id) DO NOTHING
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
        parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq
+       incarnation, pause_requested, forked_from, forked_seq, tags
 FROM {p}runs WHERE id = :id
-
--- name: list_runs
-SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
-       parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq
-FROM {p}runs
-WHERE (:status IS NULL OR status = :status)
-  AND (:workflow IS NULL OR workflow = :workflow)
-  AND (:parent_id IS NULL OR parent_id = :parent_id)
-ORDER BY created_at DESC, id
-LIMIT :limit
 
 -- name: claim
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
