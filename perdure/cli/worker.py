@@ -98,10 +98,12 @@ def worker_engine(target: Any, args: argparse.Namespace, *, worker: bool = True)
     overrides: dict[str, Any] = {}
     if args.concurrency is not None:
         overrides["concurrency"] = args.concurrency
-    if args.metrics_port is not None and not (
+    # (run-once and tick share this function; they take no metrics or tracing options)
+    if getattr(args, "metrics_port", None) is not None and not (
             isinstance(target, Engine) and target.metrics is not None):
         overrides["metrics"] = True  # an engine that keeps metrics already keeps its registry
-    if args.tracing and not (isinstance(target, Engine) and target.observer.tracing is not None):
+    if getattr(args, "tracing", False) and not (
+            isinstance(target, Engine) and target.observer.tracing is not None):
         overrides["tracing"] = True  # an engine that traces already has its provider
     if not worker:
         overrides["worker"] = False

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from perdure.errors import InvalidConfiguration, LeaseLost, StorageUnavailable
-from perdure.storage.port import NewRun
+from perdure.storage.port import NewRun, RunQuery
 from perdure.storage.postgres.adapter import PostgresStorage
 from perdure.storage.postgres.errors import storage_error
 from tests.pg.conftest import Database
@@ -34,7 +34,7 @@ async def test_values_postgresql_rejects_are_invalid_configuration(
         store: PostgresStorage) -> None:
     await store.create_run(NewRun("r", "wf", "1", "[]", time.time()))
     cases: list[tuple[Any, type[BaseException]]] = [
-        (store.list_runs(status=None, workflow=None, parent_id=None, limit=-1),
+        (store.list_runs(RunQuery(limit=-1)),
          asyncpg.InvalidRowCountInLimitClauseError),
         (store.send_signal("r", "nul\x00name", "null", None, time.time()),
          asyncpg.CharacterNotInRepertoireError),
@@ -46,8 +46,7 @@ async def test_values_postgresql_rejects_are_invalid_configuration(
             await call
         assert isinstance(caught.value.__cause__, driver_error), caught.value.__cause__
     # Nothing was harmed: the store goes on.
-    assert [r.id for r in await store.list_runs(status=None, workflow=None, parent_id=None,
-                                                 limit=10)] == ["r"]
+    assert [r.id for r in await store.list_runs(RunQuery(limit=10))] == ["r"]
 
 
 async def test_a_lock_timeout_is_storage_unavailable(db: Database, raw: Any) -> None:
