@@ -38,6 +38,8 @@ from perdure.errors import (
     UnknownWorkflowError,
     WorkflowFailed,
 )
+from perdure.flow.definitions import Limit, Queue, Rate
+from perdure.flow.records import FlowReport, LimitState, QueueState
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.retry import RetryPolicy
 from perdure.workflow.callbacks import Callback, callback
@@ -66,13 +68,19 @@ __all__ = [
     "Engine",
     "ErrorInfo",
     "EventTimeout",
+    "FlowReport",
     "InvalidConfiguration",
     "JournalEntry",
     "LeaseLost",
+    "Limit",
+    "LimitState",
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
     "PerdureError",
+    "Queue",
+    "QueueState",
+    "Rate",
     "Request",
     "RequestRejected",
     "RequestTimeout",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 __all__ = ["ClaimedRun", "ErrorInfo", "JournalEntry", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunRow", "RunStatus", "failed_compensations", "run_error"]
+           "RunRow", "RunStatus", "failed_compensations", "run_error", "selector_of"]
 
 
 class RunStatus(StrEnum):
@@ -104,6 +104,18 @@ def _message(exc: BaseException, name: str) -> str:
     return f"<{name}: str() failed> {shown}"
 
 
+def selector_of(tokens: Sequence[str] | None) -> dict[str, str] | None:
+    """A run's routing selector from the tokens stored for it: ``KEY`` (the label with any
+    value, shown ``"*"``) or ``KEY<US>VALUE``."""
+    if not tokens:
+        return None
+    out: dict[str, str] = {}
+    for token in tokens:
+        key, _, value = token.partition("\x1f")
+        out[key] = value or "*"
+    return out
+
+
 def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
@@ -131,6 +143,11 @@ class RunRow:
     updated_at: float
     #: how many times an operator resumed the run after it failed (see ``step_key()``)
     generation: int = 0
+    #: flow control: queue, partition key, priority and routing tokens (see perdure.flow)
+    queue: str | None = None
+    partition_key: str | None = None
+    priority: int = 0
+    requires: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +236,15 @@ class RunInfo:
     waiting_for: str | None = None
     #: when the run is cancelled if it has not finished
     deadline: datetime | None = None
+    #: the queue it runs in, its partition key and its priority (lower first)
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
+    #: the labels a worker needs to take it (``"*"``: the label with any value)
+    requires: dict[str, str] | None = None
+    #: no live worker's labels admit ``requires``: it waits until such a worker starts
+    #: (filled in by ``status()``; False when not checked)
+    unroutable: bool = False
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -246,7 +272,9 @@ class RunInfo:
                    input=row.input,
                    output=row.output if status is RunStatus.COMPLETED else None,
                    wake_at=_dt(row.wake_at) if status is RunStatus.WAITING else None,
-                   waiting_for=waiting_for, deadline=_dt(row.deadline))
+                   waiting_for=waiting_for, deadline=_dt(row.deadline), queue=row.queue,
+                   key=row.partition_key, priority=row.priority,
+                   requires=selector_of(row.requires))
 
 
 @dataclass(frozen=True, slots=True)

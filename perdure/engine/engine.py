@@ -28,7 +28,12 @@ from perdure.errors import (
     StorageUnavailable,
     UnknownWorkflowError,
 )
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
+from perdure.flow.definitions import Limit, Queue
+from perdure.flow.records import FlowReport
+from perdure.flow.registry import FlowRegistry
+from perdure.flow.routing import capabilities, labels_of
+from perdure.flow.starts import plan
+from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunRow, RunStatus
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
@@ -45,6 +50,9 @@ def _any_result() -> Any:
 
 
 _ANY_CODEC = FunctionCodec(_any_result)
+
+#: a worker that beat within this many seconds counts as live (routing reports)
+LIVE_WINDOW = 30.0
 
 # A worker waiting for its database at start-up retries after these many seconds, doubling.
 _CONNECT_RETRY_FIRST = 0.25
@@ -77,14 +85,21 @@ class Engine:
                  table_prefix: str = "perdure_", concurrency: int = 100, lease: float = 10.0,
                  heartbeat: float | None = None, park_after: float = 5.0,
                  poll_interval: float = 0.05, shutdown_grace: float = 10.0,
-                 synchronous: str | None = None, clock: Clock | None = None) -> None:
+                 synchronous: str | None = None, clock: Clock | None = None,
+                 queues: Iterable[Queue] = (), limits: Iterable[Limit] = (),
+                 labels: dict[str, str] | None = None) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
             poll_interval=poll_interval, shutdown_grace=shutdown_grace,
-            synchronous=synchronous, clock=clock)
+            synchronous=synchronous, clock=clock, queues=queues, limits=limits,
+            labels=labels)
         self.url = url
         self.workflows = _registry(workflows)
+        #: the queues and limits this engine knows (declared, and its workflows' queues)
+        self.flow = _flow_registry(queues, limits, self.workflows)
+        #: the labels this worker advertises for routing (``requires`` of runs)
+        self.labels = labels_of(labels)
         validate.count(concurrency, "concurrency")
         lease = validate.seconds(lease, "lease")
         park_after = validate.seconds(park_after, "park_after")
@@ -152,17 +167,24 @@ class Engine:
             except BaseException:
                 await self.store.close()
                 raise
+        try:
+            await self.flow.define_all(self.store, self.clock.time())
+        except BaseException:
+            await self._stop_clock_sync()
+            await self.store.close()
+            raise
         self._open = True
         if self.is_worker and self.workflows:
             runner = Runner(store=self.store, clock=self.clock, worker=self.worker_id,
                             workflows=self.workflows, park_after=self.park_after,
                             on_settled=self._on_settled, notify=self._wake_worker,
-                            on_published=self.talk.bell.ring)
+                            on_published=self.talk.bell.ring, flow=self.flow)
             self._worker = Worker(
                 store=self.store, clock=self.clock, runner=runner,
                 keys=[wf_key(w.name, w.version) for w in self.workflows.values()],
                 concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
-                poll_interval=self.poll_interval, worker_id=self.worker_id)
+                poll_interval=self.poll_interval, worker_id=self.worker_id,
+                queues=list(self.flow.queues), caps=capabilities(self.labels))
             await self._worker.start()
 
     async def _connect(self) -> list[str]:
@@ -223,6 +245,10 @@ class Engine:
 
     async def start(self, wf: Workflow[Any, R] | str, *args: Any, id: str | None = None,
                     deadline: datetime | timedelta | None = None,
+                    queue: Queue | str | None = None, key: str | None = None,
+                    priority: int | None = None, delay: timedelta | float | None = None,
+                    requires: dict[str, str] | None = None,
+                    debounce: timedelta | float | None = None,
                     **kwargs: Any) -> WorkflowHandle[R]:
         """Start a run of ``wf`` with these arguments, or return the existing run ``id``.
 
@@ -232,15 +258,35 @@ class Engine:
         for an argument that cannot be encoded (nothing is written then) and ``TypeError`` for
         arguments that do not fit the workflow's signature. Past ``deadline`` (an aware
         datetime, or a timedelta from now) the run is cancelled.
+
+        Flow control (``InvalidConfiguration`` for a bad value, before anything is written):
+        ``queue`` (default: the workflow's) puts the run in a queue's line under its limits;
+        ``key`` is its partition key (per-key concurrency, fairness, debounce); ``priority``
+        orders it in its queue (lower first); it is not claimed before ``delay`` has passed;
+        ``requires`` (default: the workflow's) names the labels a worker needs to take it
+        (``"*"``: any value); with ``debounce`` (and a ``key``), starts of the same workflow
+        and key within the window coalesce into one run that starts, with the latest
+        arguments, once no start came for the window — every caller gets its handle.
+        (These names are taken: pass workflow parameters so named by position.)
         """
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
-        text = definition.codec.encode_args(args, kwargs)
         now = self.clock.time()
-        created = await self.store.create_run(NewRun(
-            run_id, definition.name, definition.version, text, now,
-            deadline=_deadline(deadline, now)))
+        flow = plan(self.flow, default_queue=definition.queue,
+                    default_requires=definition.requires, queue=queue, key=key,
+                    priority=priority, delay=delay, requires=requires, debounce=debounce,
+                    explicit_id=id is not None, now=now)
+        text = definition.codec.encode_args(args, kwargs)
+        run = NewRun(run_id, definition.name, definition.version, text, now,
+                     deadline=_deadline(deadline, now), status=flow.status,
+                     wake_at=flow.wake_at, reason=flow.reason, queue=flow.queue, key=flow.key,
+                     priority=flow.priority, share=flow.share, requires=flow.requires)
+        if flow.debounce:
+            run_id = await self.store.create_debounced(run)
+            created = True
+        else:
+            created = await self.store.create_run(run)
         if created:
             if self._worker is not None:
                 self._worker.wake.set()
@@ -329,12 +375,14 @@ class Engine:
 
     async def list_runs(self, *, status: RunStatus | str | None = None,
                         workflow: str | None = None, parent_id: str | None = None,
-                        limit: int = 100) -> list[RunInfo]:
+                        limit: int = 100, queue: str | None = None) -> list[RunInfo]:
         """Runs, newest first, optionally filtered; at most ``limit`` (a positive int)."""
         self._check_open()
         validate.count(limit, "limit")
         if workflow is not None:
             validate.name(workflow, "the workflow filter")
+        if queue is not None:
+            validate.name(queue, "the queue filter")
         if parent_id is not None:
             validate.name(parent_id, "the parent run id filter")
         if status is not None:
@@ -345,7 +393,7 @@ class Engine:
                     f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}"
                 ) from None
         rows = await self.store.list_runs(status=status, workflow=workflow,
-                                          parent_id=parent_id, limit=limit)
+                                          parent_id=parent_id, limit=limit, queue=queue)
         return [RunInfo.from_row(r) for r in rows]
 
     async def resume(self, run_id: str) -> WorkflowHandle[Any]:
@@ -378,7 +426,23 @@ class Engine:
             self._worker.wake.set()
         return WorkflowHandle(self, run_id)
 
+    async def queues(self) -> FlowReport:
+        """Every queue (depth, running, parked on a limit, the oldest wait, runs no live
+        worker can take), runs routed without a queue, and every limit (slots in use, grants
+        in the window, runs parked on it), as the database holds them now."""
+        self._check_open()
+        now = self.clock.time()
+        return FlowReport.from_stats(await self.store.flow_stats(now, now - LIVE_WINDOW), now)
+
     # -- internals used by handles and the worker -------------------------------------------
+
+    async def unroutable(self, row: RunRow) -> bool:
+        """Whether no live worker's labels admit the routing selector of a run not started
+        yet (a worker is live if it beat in the last ``LIVE_WINDOW`` seconds)."""
+        if not row.requires or row.status not in (RunStatus.PENDING, RunStatus.WAITING):
+            return False
+        now = self.clock.time()
+        return not await self.store.routable(row.requires, now - LIVE_WINDOW)
 
     def codec_for(self, workflow: str) -> FunctionCodec:
         """The codec of a registered workflow (or a generic one for others)."""
@@ -451,6 +515,20 @@ def _registry(workflows: Iterable[Workflow[Any, Any]]) -> dict[str, Workflow[Any
                 f"two workflows are named {wf.name!r}; give one a distinct name with "
                 "@workflow(name=...)")
         registry[wf.name] = wf
+    return registry
+
+
+def _flow_registry(queues: Iterable[Queue], limits: Iterable[Limit],
+                   workflows: dict[str, Workflow[Any, Any]]) -> FlowRegistry:
+    """The engine's queues and limits: those declared, plus its workflows' default queues (a
+    queue named by a workflow must be declared)."""
+    registry = FlowRegistry(queues, limits)
+    for wf in workflows.values():
+        if isinstance(wf.queue, Queue):
+            registry.add_queue(wf.queue, f"workflow {wf.name!r}")
+    for wf in workflows.values():
+        if isinstance(wf.queue, str):
+            registry.queue(wf.queue, f"workflow {wf.name!r}")
     return registry
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost, SerializationError
+from perdure.flow.registry import FlowRegistry
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
 from perdure.workflow.definitions import PASS_THROUGH, Workflow
+from perdure.workflow.limits import release_stale
 from perdure.workflow.scope import active_run
 from perdure.workflow.steps import run_compensations, run_step
 from perdure.workflow.stops import Blocked, Lost, Suspend
@@ -30,7 +32,8 @@ class Runner:
                  workflows: dict[str, Workflow[Any, Any]], park_after: float,
                  on_settled: Callable[[str, str | None], None],
                  notify: Callable[[], None],
-                 on_published: Callable[[str], None] = lambda run_id: None) -> None:
+                 on_published: Callable[[str], None] = lambda run_id: None,
+                 flow: FlowRegistry | None = None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -39,6 +42,7 @@ class Runner:
         self.on_settled = on_settled
         self.notify = notify
         self.on_published = on_published
+        self.flow = flow
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -96,7 +100,10 @@ class Runner:
                          generation=claimed.generation,
                          cancel_requested=claimed.cancel_requested,
                          recovered=claimed.recovered,
-                         notify=self.notify, published=self.on_published)
+                         notify=self.notify, published=self.on_published, flow=self.flow)
+        if claimed.recovered:
+            # Its previous worker died mid-attempt: the slots that attempt held are free now.
+            await release_stale(ctx)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:

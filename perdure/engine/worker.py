@@ -31,7 +31,8 @@ class Worker:
 
     def __init__(self, *, store: Storage, clock: Clock, runner: Runner, keys: Sequence[str],
                  concurrency: int, lease: float, heartbeat: float, poll_interval: float,
-                 worker_id: str) -> None:
+                 worker_id: str, queues: Sequence[str] = (), caps: Sequence[str] = ()
+                 ) -> None:
         self.store = store
         self.clock = clock
         self.runner = runner
@@ -41,6 +42,13 @@ class Worker:
         self.heartbeat_every = heartbeat
         self.poll_interval = poll_interval
         self.id = worker_id
+        #: flow control: the queues it serves and the routing tokens its labels offer; with
+        #: either, it also claims from the lines (queued and routed runs)
+        self.queues = sorted(queues)
+        self.caps = list(caps)
+        self._lines = bool(self.queues or self.caps)
+        self._lines_first = False
+        self._lines_next: float | None = None
         self.host = hostname()
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
@@ -63,7 +71,8 @@ class Worker:
     async def start(self) -> None:
         """Register, free the runs of dead peers, and start the loops."""
         await self.store.register_worker(self.id, host=self.host, pid=self.pid,
-                                         pid_start=self.pid_start, now=self.clock.time())
+                                         pid_start=self.pid_start, now=self.clock.time(),
+                                         labels=self.caps)
         self.store.set_waker(self._remote_wake)
         self.store.set_load(self._load)
         # Take the change counter's baseline before the first claim: a commit by another
@@ -104,13 +113,36 @@ class Worker:
             batch = min(free, 64)
             if batch > 0 and must_claim:
                 now = self.clock.time()
-                claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
-                                                 now=now, lease_until=now + self.lease)
+                claimed = await self._claim(batch, now)
                 for run in claimed:
                     self._spawn(run)
                 if len(claimed) == batch:
                     continue  # there may be more
             must_claim = await self._idle_wait(free > 0)
+
+    async def _claim(self, batch: int, now: float) -> list[ClaimedRun]:
+        """The plain claim and, for a worker with queues or labels, the claim from the lines;
+        they take turns going first, so that neither starves the other."""
+        if not self._lines:
+            return await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
+                                          now=now, lease_until=now + self.lease)
+        self._lines_first = not self._lines_first
+        claimed: list[ClaimedRun] = []
+        for lines in (self._lines_first, not self._lines_first):
+            room = batch - len(claimed)
+            if room <= 0:
+                break
+            if lines:
+                got = await self.store.claim_flow(
+                    worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps,
+                    limit=room, now=now, lease_until=now + self.lease)
+                claimed += got.runs
+                self._lines_next = got.next_at
+            else:
+                claimed += await self.store.claim(worker=self.id, keys=self.keys, limit=room,
+                                                  now=now, lease_until=now + self.lease,
+                                                  caps=self.caps)
+        return claimed
 
     async def _idle_wait(self, has_room: bool) -> bool:
         """Sleep until woken, until the next due time, or until the next cross-process check;
@@ -118,7 +150,11 @@ class Worker:
         idle worker does not take the write lock every tick)."""
         due_in: float | None = None
         if has_room:
-            next_wake = await self.store.next_wake(self.keys)
+            next_wake = await self.store.next_wake(self.keys, self.caps)
+            if self._lines_next is not None:
+                # When a queued or routed run falls due, or a queue's rate window has room.
+                next_wake = (self._lines_next if next_wake is None
+                             else min(next_wake, self._lines_next))
             if next_wake is not None:
                 due_in = next_wake - self.clock.time()
                 if due_in <= 0:

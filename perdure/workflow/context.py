@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost
+from perdure.flow.registry import FlowRegistry
 from perdure.records import JournalEntry
 from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
@@ -86,6 +87,8 @@ class RunContext:
     published: Callable[[str], None] = lambda run_id: None
     #: events, streams and requests remember here what the run's code did so far
     talk: TalkState = field(default_factory=TalkState)
+    #: the engine's queues and limits (what a step's limit names resolve to)
+    flow: FlowRegistry | None = None
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
     _writes: int = 0
 

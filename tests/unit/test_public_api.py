@@ -22,6 +22,8 @@ EXPECTED = {
     "Callback", "CallbackAlreadyCompleted", "CallbackFailed", "CallbackNotFound",
     "CallbackTimeout", "EventTimeout", "Request", "RequestRejected", "RequestTimeout", "Stream",
     "StreamClosed", "callback", "set_event", "stream", "wait_for_request",
+    # flow control
+    "FlowReport", "Limit", "LimitState", "Queue", "QueueState", "Rate",
 }
 
 

@@ -36,6 +36,7 @@ from perdure.storage.postgres.config import (
     settings,
     validate_schema,
 )
+from perdure.storage.postgres.flow import PostgresFlow
 from perdure.storage.postgres.pool import (
     Connection,
     Pool,
@@ -56,7 +57,7 @@ T = TypeVar("T")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class PostgresStorage(PostgresTalk):
+class PostgresStorage(PostgresFlow, PostgresTalk):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
@@ -98,6 +99,7 @@ class PostgresStorage(PostgresTalk):
                                 own_pids=lambda: self._pool.server_pids)
         self._opened = False
         self._ownership_locks: dict[str, asyncio.Lock] = {}
+        self._labels: dict[str, list[str] | None] = {}  # routing tokens of our workers
 
     def __repr__(self) -> str:
         return f"<PostgresStorage {self._redacted!r} prefix={self.qualified_prefix!r}>"
@@ -262,21 +264,23 @@ class PostgresStorage(PostgresTalk):
         return None if row is None else RunRow(*row)
 
     async def list_runs(self, *, status: str | None, workflow: str | None,
-                        parent_id: str | None, limit: int) -> list[RunRow]:
+                        parent_id: str | None, limit: int,
+                        queue: str | None = None) -> list[RunRow]:
         """Runs, newest first."""
         rows = await self._fetch("list_runs", {"status": status, "workflow": workflow,
-                                               "parent_id": parent_id, "limit": limit})
+                                               "parent_id": parent_id, "limit": limit,
+                                               "queue": queue})
         return [RunRow(*r) for r in rows]
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs in one statement (FOR UPDATE SKIP LOCKED).
 
         If the connection breaks mid-claim, the claim may have committed without our knowing
         which runs it took; before retrying, runs this worker claimed at ``now`` are handed
         back (claimable at once) so none stays owned by a worker that does not drive it."""
         params = {"worker": worker, "keys": list(keys), "limit": limit, "now": float(now),
-                  "lease_until": float(lease_until)}
+                  "lease_until": float(lease_until), "caps": list(caps)}
         claim, give_back = self._args("claim", params), self._args("claim_give_back", params)
 
         async def op(conn: Connection, retrying: bool) -> list[Any]:
@@ -302,9 +306,9 @@ class PostgresStorage(PostgresTalk):
             lock = self._ownership_locks[worker] = asyncio.Lock()
         return lock
 
-    async def next_wake(self, keys: Sequence[str]) -> float | None:
+    async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
         """Earliest due time among runs with one of ``keys`` (through the partial indexes)."""
-        row = await self._fetchrow("next_wake", {"keys": list(keys)})
+        row = await self._fetchrow("next_wake", {"keys": list(keys), "caps": list(caps)})
         return None if row is None or row[0] is None else float(row[0])
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
@@ -336,9 +340,15 @@ class PostgresStorage(PostgresTalk):
                   "waiting_for": list(waiting_for)}
         lock, park = self._args("park_lock", params), self._args("park_run", params)
         applied = self._args("finish_applied", params)
+        # Waiting on limits: their rows are share-locked first (lock order: limits, then
+        # runs), so that no release slips between the check in park_run and the park.
+        limits = sorted(w[6:] for w in waiting_for if w.startswith("limit:"))
+        limit_lock = self._args("park_limits", {"names": limits}) if limits else None
 
         async def op(conn: Connection, retrying: bool) -> None:
             async with conn.transaction():
+                if limit_lock is not None:
+                    await conn.fetch(*limit_lock)
                 if await conn.fetchval(*lock) is None:
                     if retrying and await conn.fetchval(*applied):
                         return
@@ -465,18 +475,22 @@ class PostgresStorage(PostgresTalk):
         async with self._ownership(worker):
             rows = await self._fetch("heartbeat", {
                 "worker": worker, "lease_until": float(lease_until), "now": float(now),
-                "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs)})
+                "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs),
+                "labels": self._labels.get(worker)})
         return {r[0]: r[1] for r in rows}
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
-                              pid_start: str | None, now: float) -> None:
+                              pid_start: str | None, now: float,
+                              labels: Sequence[str] = ()) -> None:
         """Take the worker's session advisory lock (held on the session connection for the
         worker's life), then announce it. Lock first: a registered worker whose lock is free
         is dead to everyone else."""
         await self._session.start()
         await self._session.lock(worker)
+        self._labels[worker] = list(labels) if labels else None
         await self._fetch("upsert_worker", {"id": worker, "host": host, "pid": pid,
-                                            "pid_start": pid_start, "now": float(now)})
+                                            "pid_start": pid_start, "now": float(now),
+                                            "labels": self._labels[worker]})
 
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly, then release its lock."""

@@ -12,9 +12,10 @@ from typing import Any, Literal
 from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
 from perdure.records import ClaimedRun, JournalEntry, ResumeRow, RunRow
-from perdure.storage.params import entry_params, history_rows, lost, new_run_params
+from perdure.storage.params import entry_params, history_rows, lost
 from perdure.storage.port import NewRun
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
+from perdure.storage.sqlite.flow import SqliteFlow, run_params
 from perdure.storage.sqlite.talk import SqliteTalk
 from perdure.storage.sqlite.thread import DbThread
 
@@ -23,7 +24,7 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteTalk):
+class SqliteStorage(SqliteFlow, SqliteTalk):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
@@ -47,6 +48,7 @@ class SqliteStorage(SqliteTalk):
         self._data_version: int | None = None
         self._load: Callable[[], int] = lambda: 0
         self._applied: list[str] = []  # by the last open()
+        self._labels: dict[str, str | None] = {}  # routing tokens of the workers registered
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -152,36 +154,34 @@ class SqliteStorage(SqliteTalk):
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def create_run(self, run: NewRun) -> bool:
-        """Insert a pending run; False when the id exists (idempotent start)."""
-        n = await self._write("insert_run", new_run_params(run))
-        return bool(n)
-
     async def get_run(self, run_id: str) -> RunRow | None:
         """One run, or None."""
         row = await self._read("get_run", {"id": run_id}, many=False)
         return None if row is None else _run_row(row)
 
     async def list_runs(self, *, status: str | None, workflow: str | None,
-                        parent_id: str | None, limit: int) -> list[RunRow]:
+                        parent_id: str | None, limit: int,
+                        queue: str | None = None) -> list[RunRow]:
         """Runs, newest first."""
         rows = await self._read("list_runs", {"status": status, "workflow": workflow,
-                                              "parent_id": parent_id, "limit": limit})
+                                              "parent_id": parent_id, "limit": limit,
+                                              "queue": queue})
         return [_run_row(r) for r in rows]
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs in one statement."""
         rows = await self._write("claim", {
             "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
-            "lease_until": lease_until,
+            "lease_until": lease_until, "caps": json.dumps(list(caps)),
         }, returning=True)
         return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
                            r[10]) for r in rows]
 
-    async def next_wake(self, keys: Sequence[str]) -> float | None:
+    async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
         """Earliest due time among runs with one of ``keys``."""
-        row = await self._read("next_wake", {"keys": json.dumps(list(keys))}, many=False)
+        row = await self._read("next_wake", {"keys": json.dumps(list(keys)),
+                                             "caps": json.dumps(list(caps))}, many=False)
         return None if row is None else row[0]
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
@@ -256,7 +256,7 @@ class SqliteStorage(SqliteTalk):
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(put, entry_params(run_id, epoch, worker, entry)).rowcount == 0:
                 raise lost(run_id, epoch)
-            conn.execute(insert, new_run_params(child))
+            conn.execute(insert, run_params(child))
 
         await self._submit(op, write=True)
 
@@ -327,7 +327,8 @@ class SqliteStorage(SqliteTalk):
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
-                                  "pid_start": pid_start, "now": now})
+                                  "pid_start": pid_start, "now": now,
+                                  "labels": self._labels.get(worker)})
             rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
                                         "runs": json.dumps(list(runs))}).fetchall()
             return {r[0]: r[1] for r in rows}
@@ -336,10 +337,13 @@ class SqliteStorage(SqliteTalk):
         return result
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
-                              pid_start: str | None, now: float) -> None:
-        """Announce a live worker."""
+                              pid_start: str | None, now: float,
+                              labels: Sequence[str] = ()) -> None:
+        """Announce a live worker and its routing tokens."""
+        self._labels[worker] = json.dumps(list(labels)) if labels else None
         await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
-                                            "pid_start": pid_start, "now": now})
+                                            "pid_start": pid_start, "now": now,
+                                            "labels": self._labels[worker]})
 
     async def dead_workers(self, me: str, host: str) -> list[str]:
         """Workers on this host whose process is gone."""
@@ -395,7 +399,8 @@ class SqliteStorage(SqliteTalk):
 
 def _run_row(r: Sequence[Any]) -> RunRow:
     return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                  r[12], r[13], bool(r[14]), r[15], r[16], r[17])
+                  r[12], r[13], bool(r[14]), r[15], r[16], r[17], r[18], r[19], r[20],
+                  None if r[21] is None else json.loads(r[21]))
 
 
 def _statements(script: str) -> list[str]:
