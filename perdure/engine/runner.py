@@ -54,6 +54,13 @@ class Runner:
         if ctx is not None and ctx.stop is None:
             ctx.stop = Lost("this worker stopped driving the run")
 
+    def abandon(self, run_id: str) -> None:
+        """Stop driving the run as a crash would: nothing more is written for it."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None:
+            ctx.abandoned = True
+        self.halt(run_id)
+
     def poke(self, run_id: str) -> None:
         """Something the run may wait for happened in this process: re-check now."""
         ctx = self.contexts.get(run_id)

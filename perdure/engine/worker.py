@@ -283,7 +283,7 @@ class Worker:
         """Stop everything at once without writing anything (a simulated crash, for tests)."""
         self._claiming = False
         for run_id in self.active:
-            self.runner.halt(run_id)
+            self.runner.abandon(run_id)
         tasks = [task for _, task in self.active.values()] + self._tasks
         for task in tasks:
             task.cancel()

@@ -89,6 +89,8 @@ class RunContext:
     talk: TalkState = field(default_factory=TalkState)
     #: the engine's queues and limits (what a step's limit names resolve to)
     flow: FlowRegistry | None = None
+    #: abandoned as a crash would (``Engine.abort``): even clean-up writes are skipped
+    abandoned: bool = False
     _pending: list[asyncio.Future[None]] = field(default_factory=list)
     _writes: int = 0
 

@@ -58,6 +58,8 @@ async def acquire(ctx: RunContext, seq: int, wanted: tuple[Limit | str, ...],
 async def release(ctx: RunContext, seq: int) -> None:
     """Give back the slots attempt ``seq`` holds and wake runs parked on them. Best effort:
     if this fails, the slots count until the run settles or is recovered."""
+    if ctx.abandoned:
+        return  # a simulated crash writes nothing: recovery frees the slots
     try:
         await ctx.store.release_limits(ctx.run_id, seq=seq, epoch=ctx.epoch,
                                        now=ctx.clock.time())

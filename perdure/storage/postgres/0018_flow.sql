@@ -71,9 +71,10 @@ CREATE TABLE {p}rate_grants (
 CREATE INDEX {n}rate_grants_window ON {p}rate_grants (scope, at);
 
 CREATE TABLE {p}limit_waiters (
+    id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name   text NOT NULL,
     run_id text NOT NULL,
-    since  double precision NOT NULL,
-    PRIMARY KEY (name, run_id)
+    since  double precision NOT NULL
 );
-CREATE INDEX {n}limit_waiters_order ON {p}limit_waiters (name, since);
+CREATE UNIQUE INDEX {n}limit_waiters_run ON {p}limit_waiters (name, run_id);
+CREATE INDEX {n}limit_waiters_order ON {p}limit_waiters (name, since, id);

@@ -233,7 +233,8 @@ ON CONFLICT (name, run_id) DO NOTHING
 -- name: waiters_ahead
 SELECT count(*) FROM {p}limit_waiters w
 WHERE w.name = :name
-  AND w.since < (SELECT since FROM {p}limit_waiters WHERE name = :name AND run_id = :run_id)
+  AND (w.since, w.id) < (SELECT since, id FROM {p}limit_waiters
+                          WHERE name = :name AND run_id = :run_id)
 
 -- name: release_holds
 -- The holds an attempt (:seq) or a recovered run's earlier epochs (:seq NULL) leave behind.
@@ -249,7 +250,7 @@ WITH chosen AS (
     WHERE w.name = :name AND r.status = 'waiting'
       AND (r.wake_at IS NULL OR r.wake_at > :now::float8)
       AND ('limit:' || :name) = ANY(r.waiting_for)
-    ORDER BY w.since
+    ORDER BY w.since, w.id
     LIMIT :free::int
 ), locked AS (
     SELECT r.id FROM {p}runs r WHERE r.id IN (SELECT run_id FROM chosen)

@@ -94,9 +94,10 @@ CREATE TABLE {p}rate_grants (
 CREATE INDEX {p}rate_grants_window ON {p}rate_grants (scope, at);
 
 CREATE TABLE {p}limit_waiters (
+    id     INTEGER PRIMARY KEY,
     name   TEXT NOT NULL,
     run_id TEXT NOT NULL,
-    since  REAL NOT NULL,
-    PRIMARY KEY (name, run_id)
-) WITHOUT ROWID;
-CREATE INDEX {p}limit_waiters_order ON {p}limit_waiters (name, since);
+    since  REAL NOT NULL
+);
+CREATE UNIQUE INDEX {p}limit_waiters_run ON {p}limit_waiters (name, run_id);
+CREATE INDEX {p}limit_waiters_order ON {p}limit_waiters (name, since, id);

@@ -204,7 +204,8 @@ ON CONFLICT (name, run_id) DO NOTHING
 -- Parked waiters of :name that came before this run: its place in the line for a token.
 SELECT count(*) FROM {p}limit_waiters w
 WHERE w.name = :name
-  AND w.since < (SELECT since FROM {p}limit_waiters WHERE name = :name AND run_id = :run_id)
+  AND (w.since, w.id) < (SELECT since, id FROM {p}limit_waiters
+                          WHERE name = :name AND run_id = :run_id)
 
 -- name: release_holds
 -- The holds an attempt (:seq) or a recovered run's earlier epochs (:seq NULL) leave behind.
@@ -221,7 +222,7 @@ WHERE id IN (
     WHERE w.name = :name AND r.status = 'waiting'
       AND (r.wake_at IS NULL OR r.wake_at > :now)
       AND EXISTS (SELECT 1 FROM json_each(r.waiting_for) WHERE value = 'limit:' || :name)
-    ORDER BY w.since
+    ORDER BY w.since, w.id
     LIMIT :free
 )
 
