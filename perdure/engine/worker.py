@@ -135,7 +135,7 @@ class Worker:
             if lines:
                 got = await self.store.claim_flow(
                     worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps,
-                    limit=room, now=now, lease_until=now + self.lease)
+                    limit=room, clock=self.clock.time, lease=self.lease)
                 claimed += got.runs
                 self._lines_next = got.next_at
             else:

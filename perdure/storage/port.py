@@ -170,11 +170,13 @@ class Storage(Protocol):
         """The earliest time at which some run :meth:`claim` takes becomes claimable."""
 
     async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
-                         caps: Sequence[str], limit: int, now: float,
-                         lease_until: float) -> FlowClaim:
+                         caps: Sequence[str], limit: int, clock: Callable[[], float],
+                         lease: float) -> FlowClaim:
         """Move due runs of ``queues`` (and routed runs ``caps`` admits) into their lines,
         then take up to ``limit`` from the lines within every queue's limits, counted
-        exactly across workers (in one transaction that holds the queues' locks)."""
+        exactly across workers (in one transaction that holds the queues' locks). The time
+        is read from ``clock`` once the locks are held: a start enters a rate's window when it
+        happens, not when the claim began waiting for the lock. Leases run ``lease`` s."""
 
     async def create_debounced(self, run: NewRun) -> str:
         """Start ``run`` (waiting until ``run.wake_at``) or coalesce it into the run of the
@@ -186,10 +188,11 @@ class Storage(Protocol):
         """Write queue and limit definitions (an existing one of the same name is replaced)."""
 
     async def take_limits(self, run_id: str, epoch: int, worker: str, *, seq: int,
-                          names: Sequence[str], now: float) -> LimitTake:
+                          names: Sequence[str], clock: Callable[[], float]) -> LimitTake:
         """For one attempt of step ``seq``: take a token of every limit in ``names`` (all or
         none; fenced). Without one, register the run as waiting on those limits (in arrival
-        order) and say when to try again."""
+        order) and say when to try again. The time is read from ``clock`` once the limits
+        are locked (a grant is stamped when it is taken, not when the call began to wait)."""
 
     async def release_limits(self, run_id: str, *, seq: int | None, epoch: int,
                              now: float) -> None:

@@ -11,7 +11,11 @@ all waking at once only for one of them to get the token.
 
 from __future__ import annotations
 
-__all__ = ["rate_slot"]
+__all__ = ["KEEP", "rate_slot"]
+
+#: grants are kept this long (or a window, if longer) before they are dropped: long enough for
+#: an operator (or a test) to see the recent admissions, short enough that the log stays small
+KEEP = 60.0
 
 
 def rate_slot(used: int, count: int, ahead: int) -> tuple[int, int]:

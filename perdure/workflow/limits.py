@@ -44,7 +44,7 @@ async def acquire(ctx: RunContext, seq: int, wanted: tuple[Limit | str, ...],
     await ctx.flow.ensure(ctx.store, limits, now)
     take = await ctx.guard(ctx.store.take_limits(
         ctx.run_id, ctx.epoch, ctx.worker, seq=seq, names=[lim.name for lim in limits],
-        now=now))
+        clock=ctx.clock.time))
     if take.granted:
         return any(lim.concurrency is not None for lim in limits)
     wake = take.retry_at

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from perdure.records import ClaimedRun
 from perdure.storage.params import lost, new_run_params
 from perdure.storage.port import FlowClaim, FlowStats, LimitDef, LimitTake, NewRun, QueueDef
-from perdure.storage.tokens import rate_slot
+from perdure.storage.tokens import KEEP, rate_slot
 
 if TYPE_CHECKING:
     import asyncio
@@ -75,34 +75,38 @@ class PostgresFlow:
         await self._call(op, retry=True)
 
     async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
-                         caps: Sequence[str], limit: int, now: float,
-                         lease_until: float) -> FlowClaim:
+                         caps: Sequence[str], limit: int, clock: Callable[[], float],
+                         lease: float) -> FlowClaim:
         """Lock the queues, promote due runs into their lines, take from the lines."""
-        base = {"worker": worker, "keys": list(keys), "queues": list(queues),
-                "caps": list(caps), "now": float(now), "lease_until": float(lease_until)}
-        give_back = self._args("claim_give_back", base)
-        lock = self._args("flow_lock_queues", base)
-        promote = self._args("flow_promote", base)
-        due = self._args("flow_next_wake", base)
+        ids = {"worker": worker, "keys": list(keys), "queues": list(queues),
+               "caps": list(caps)}
+        lock = self._args("flow_lock_queues", ids)
+        due = self._args("flow_next_wake", ids)
+        last: list[float] = []  # the time stamp of the attempt before a retry
 
         async def op(conn: Connection, retrying: bool) -> FlowClaim:
-            if retrying:
-                await conn.execute(*give_back)
+            if retrying and last:
+                await conn.execute(*self._args("claim_give_back", {**ids, "now": last[-1]}))
             runs: list[ClaimedRun] = []
             retry: list[float] = []
             async with conn.transaction():
                 await conn.fetch(*lock)
-                await conn.fetchrow(*promote)
+                # Read once the queues are ours: a start enters a rate window when it happens.
+                now = float(clock())
+                last.append(now)
+                base = {**ids, "now": now, "lease_until": now + lease}
+                await conn.fetchrow(*self._args("flow_promote", base))
                 for name in sorted(queues):
                     room = limit - len(runs)
                     if room <= 0:
                         break
                     scope = f"queue:{name}"
                     rows = await conn.fetch(*self._args("queue_claim", {
-                        **base, "queue": name, "scope": scope, "limit": room, "scan": SCAN}))
+                        **base, "queue": name, "scope": scope, "limit": room, "scan": SCAN,
+                        "keep": KEEP}))
                     runs += [ClaimedRun(*r) for r in rows]
                     if len(rows) < room:
-                        at = await self._queue_rate_next(conn, name, scope, float(now))
+                        at = await self._queue_rate_next(conn, name, scope, now)
                         if at is not None:
                             retry.append(at)
                 if caps and len(runs) < limit:
@@ -138,14 +142,15 @@ class PostgresFlow:
         return base + extra * per / count
 
     async def take_limits(self, run_id: str, epoch: int, worker: str, *, seq: int,
-                          names: Sequence[str], now: float) -> LimitTake:
+                          names: Sequence[str], clock: Callable[[], float]) -> LimitTake:
         """Lock the limits, count, and take a token of each or register as a waiter."""
         wanted = sorted(set(names))
-        ident = {"run_id": run_id, "now": float(now)}
 
         async def op(conn: Connection, retrying: bool) -> LimitTake:
             async with conn.transaction():
                 limits = await conn.fetch(*self._args("lock_limits", {"names": wanted}))
+                now = float(clock())  # the limits are ours: the grant's time is now
+                ident = {"run_id": run_id, "now": now}
                 if await conn.fetchval(*self._args("owns_run", {
                         "run_id": run_id, "epoch": epoch, "worker": worker})) is None:
                     raise lost(run_id, epoch)
@@ -164,7 +169,7 @@ class PostgresFlow:
                     if lim["rate_count"] is not None:
                         per = float(lim["rate_per"])
                         used = await conn.fetchval(*self._args("rate_used", {
-                            "scope": f"limit:{name}", "now": float(now), "per": per}))
+                            "scope": f"limit:{name}", "now": now, "per": per}))
                         if used >= lim["rate_count"]:
                             blocked.append(name)
                             rates.append((name, int(lim["rate_count"]), per, int(used)))
@@ -178,8 +183,9 @@ class PostgresFlow:
                             scope = f"limit:{name}"
                             await conn.execute(*self._args("take_grant",
                                                            {**ident, "scope": scope}))
+                            keep = max(float(lim["rate_per"]), KEEP)
                             await conn.execute(*self._args("prune_grants", {
-                                "scope": scope, "before": float(now) - lim["rate_per"]}))
+                                "scope": scope, "before": now - keep}))
                         await conn.execute(*self._args("drop_waiter",
                                                        {"run_id": run_id, "name": name}))
                     return LimitTake(True)
@@ -189,7 +195,7 @@ class PostgresFlow:
                 for name, count, per, used in rates:
                     ahead = await conn.fetchval(*self._args("waiters_ahead", {
                         "name": name, "run_id": run_id}))
-                    waits.append(await self._rate_at(conn, f"limit:{name}", float(now), per,
+                    waits.append(await self._rate_at(conn, f"limit:{name}", now, per,
                                                      count, used, int(ahead)))
                 return LimitTake(False, tuple(blocked), None if semaphore else max(waits))
 

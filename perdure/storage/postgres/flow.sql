@@ -147,7 +147,7 @@ WITH q AS (
     WHERE name = :queue AND EXISTS (SELECT 1 FROM picked)
 ), prune AS (
     DELETE FROM {p}rate_grants
-    WHERE scope = :scope AND at <= :now - (SELECT rate_per FROM q)
+    WHERE scope = :scope AND at <= :now - greatest((SELECT rate_per FROM q), :keep::float8)
 )
 SELECT * FROM taken
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from perdure.records import ClaimedRun
 from perdure.storage.params import lost, new_run_params
 from perdure.storage.port import FlowClaim, FlowStats, LimitDef, LimitTake, NewRun, QueueDef
-from perdure.storage.tokens import rate_slot
+from perdure.storage.tokens import KEEP, rate_slot
 
 __all__ = ["SqliteFlow", "run_params"]
 
@@ -93,15 +93,16 @@ class SqliteFlow:
         await self._submit(op, write=True)
 
     async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
-                         caps: Sequence[str], limit: int, now: float,
-                         lease_until: float) -> FlowClaim:
+                         caps: Sequence[str], limit: int, clock: Callable[[], float],
+                         lease: float) -> FlowClaim:
         """Promote due runs into their lines, then take from the lines within the limits."""
         q = self._q
         keys_j, queues_j, caps_j = (json.dumps(list(keys)), json.dumps(list(queues)),
                                     json.dumps(list(caps)))
-        take = {"worker": worker, "now": now, "lease_until": lease_until}
 
         def op(conn: sqlite3.Connection) -> FlowClaim:
+            now = clock()  # in the write transaction: nobody else can start a run now
+            take = {"worker": worker, "now": now, "lease_until": now + lease}
             conn.execute(q["flow_promote"], {"now": now, "keys": keys_j, "queues": queues_j,
                                              "caps": caps_j})
             runs: list[ClaimedRun] = []
@@ -121,6 +122,8 @@ class SqliteFlow:
                     conn.execute(q["queue_started"], {"scope": scope, "now": now,
                                                       "queue": name,
                                                       "fresh": json.dumps(fresh)})
+                    conn.execute(q["prune_queue_grants"], {"scope": scope, "now": now,
+                                                           "queue": name, "keep": KEEP})
                 if taken:
                     conn.execute(q["queue_clock"], {"queue": name,
                                                     "vtime": max(v for _, v in taken)})
@@ -171,12 +174,13 @@ class SqliteFlow:
         return base + extra * per / count
 
     async def take_limits(self, run_id: str, epoch: int, worker: str, *, seq: int,
-                          names: Sequence[str], now: float) -> LimitTake:
+                          names: Sequence[str], clock: Callable[[], float]) -> LimitTake:
         """Take a token of every limit, or register as waiting and say when to retry."""
         q = self._q
-        ident = {"run_id": run_id, "now": now}
 
         def op(conn: sqlite3.Connection) -> LimitTake:
+            now = clock()  # in the write transaction: the grant's time is now
+            ident = {"run_id": run_id, "now": now}
             if conn.execute(q["owns_run"], {"run_id": run_id, "epoch": epoch,
                                             "worker": worker}).fetchone() is None:
                 raise lost(run_id, epoch)
@@ -211,7 +215,8 @@ class SqliteFlow:
                     if count is not None:
                         scope = f"limit:{name}"
                         conn.execute(q["take_grant"], {**ident, "scope": scope})
-                        conn.execute(q["prune_grants"], {"scope": scope, "before": now - per})
+                        conn.execute(q["prune_grants"], {"scope": scope,
+                                                         "before": now - max(per, KEEP)})
                     conn.execute(q["drop_waiter"], {"run_id": run_id, "name": name})
                 return LimitTake(True)
             for name in blocked:

@@ -148,6 +148,11 @@ UPDATE {p}queues SET vclock = max(vclock, :vtime) WHERE name = :queue
 -- name: prune_grants
 DELETE FROM {p}rate_grants WHERE scope = :scope AND at <= :before
 
+-- name: prune_queue_grants
+DELETE FROM {p}rate_grants
+WHERE scope = :scope
+  AND at <= :now - max(coalesce((SELECT rate_per FROM {p}queues WHERE name = :queue), 0), :keep)
+
 -- name: rate_next
 -- When the window of :scope next has room: the grant that must leave it first, plus the window.
 SELECT at + :per FROM {p}rate_grants
