@@ -22,6 +22,9 @@ CREATE INDEX {n}runs_line ON {p}runs (queue, priority, vtime)
     WHERE status = 'pending' AND (queue IS NOT NULL OR requires IS NOT NULL);
 CREATE INDEX {n}runs_queue_running ON {p}runs (queue, partition_key)
     WHERE status = 'running' AND queue IS NOT NULL;
+-- Parked runs per queue (for `perdure queues`).
+CREATE INDEX {n}runs_queue_waiting ON {p}runs (queue)
+    WHERE status = 'waiting' AND queue IS NOT NULL;
 CREATE UNIQUE INDEX {n}runs_debounce ON {p}runs (workflow, partition_key)
     WHERE debounce AND status = 'waiting' AND epoch = 0;
 

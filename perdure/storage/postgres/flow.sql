@@ -57,8 +57,12 @@ SELECT id FROM ins
 
 -- name: flow_lock_queues
 -- Step 1 of a claim from queues: lock their rows (by name), so that the counts of the
--- statements that follow stay true until we commit.
-SELECT name FROM {p}queues WHERE name = ANY(:queues::text[]) ORDER BY name FOR UPDATE
+-- statements that follow stay true until we commit. For the rest of the transaction, no
+-- bitmap scans: a line must be read in its index's order and the read stopped at the limit;
+-- a bitmap scan would read (and sort) the whole line, however long, whenever the planner
+-- underestimates it (status, queue and due time are correlated, which it cannot know).
+SELECT set_config('enable_bitmapscan', 'off', true), name FROM {p}queues
+WHERE name = ANY(:queues::text[]) ORDER BY name FOR UPDATE
 
 -- name: flow_promote
 -- Step 2: due queued and routed runs enter their line (this worker's queues, the routed runs
@@ -273,8 +277,10 @@ WHERE name = :name AND run_id IN (SELECT id FROM {p}runs
 SELECT q.name, q.concurrency, q.per_worker, q.per_key, q.rate_count, q.rate_per,
        (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'pending'
           AND (r.queue IS NOT NULL OR r.requires IS NOT NULL)),
-       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'waiting'),
-       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'running'),
+       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'waiting'
+          AND r.queue IS NOT NULL),
+       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'running'
+          AND r.queue IS NOT NULL),
        (SELECT count(*) FROM {p}limit_waiters w JOIN {p}runs r ON r.id = w.run_id
         WHERE r.queue = q.name AND r.status = 'waiting'),
        (SELECT min(r.updated_at) FROM {p}runs r WHERE r.queue = q.name

@@ -44,6 +44,9 @@ CREATE INDEX {p}runs_line ON {p}runs (queue, priority, vtime)
 -- Running runs per queue and key: the concurrency a claim counts.
 CREATE INDEX {p}runs_queue_running ON {p}runs (queue, partition_key)
     WHERE status = 'running' AND queue IS NOT NULL;
+-- Parked runs per queue (for `perdure queues`).
+CREATE INDEX {p}runs_queue_waiting ON {p}runs (queue)
+    WHERE status = 'waiting' AND queue IS NOT NULL;
 -- One debounced run per (workflow, key) still gathering starts.
 CREATE UNIQUE INDEX {p}runs_debounce ON {p}runs (workflow, partition_key)
     WHERE debounce = 1 AND status = 'waiting' AND epoch = 0;

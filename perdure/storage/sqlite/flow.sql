@@ -243,8 +243,10 @@ WHERE name = :name AND run_id IN (SELECT id FROM {p}runs
 SELECT q.name, q.concurrency, q.per_worker, q.per_key, q.rate_count, q.rate_per,
        (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'pending'
           AND (r.queue IS NOT NULL OR r.requires IS NOT NULL)),
-       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'waiting'),
-       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'running'),
+       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'waiting'
+          AND r.queue IS NOT NULL),
+       (SELECT count(*) FROM {p}runs r WHERE r.queue = q.name AND r.status = 'running'
+          AND r.queue IS NOT NULL),
        (SELECT count(*) FROM {p}limit_waiters w JOIN {p}runs r ON r.id = w.run_id
         WHERE r.queue = q.name AND r.status = 'waiting'),
        (SELECT min(r.updated_at) FROM {p}runs r WHERE r.queue = q.name
