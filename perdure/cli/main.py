@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--status", choices=[s.value for s in RunStatus],
                     help="only runs in this status (default: any)")
     ls.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    ls.add_argument("--queue", metavar="NAME", help="only runs of this queue")
     ls.add_argument("--limit", type=positive_int, default=50, metavar="N",
                     help="at most N runs (default: %(default)s)")
     show = runs_sub.add_parser("show", parents=[common], help="a run's status and journal",
@@ -102,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--full", action="store_true",
                       help="print arguments, results and errors in full (default: shortened)")
 
+    sub.add_parser("queues", parents=[common], help="queues and limits: depth, running, parked",
+                   description="Every queue (runs in line, running, parked, parked on a "
+                               "step's limit, the oldest wait, runs no live worker's labels "
+                               "admit) and every limit (slots in use, grants in the rate "
+                               "window, runs parked on it).")
     res = sub.add_parser("resume", parents=[common], help="re-drive a blocked or failed run",
                          description="Re-drive a blocked or failed run (after deploying a fix).")
     res.add_argument("id", help="the run id")

@@ -1,4 +1,5 @@
-"""The client commands: ``runs list|show``, ``resume``, ``signal``, ``cancel``, ``migrate``.
+"""The client commands: ``runs list|show``, ``queues``, ``resume``, ``signal``, ``cancel``,
+``migrate``.
 
 They open a client engine (``worker=False``): it fails fast with ``StorageUnavailable`` when the
 database cannot be reached, instead of waiting for it as a worker does.
@@ -11,6 +12,7 @@ import json
 
 from perdure.cli.options import database_url
 from perdure.cli.output import print_run, print_runs
+from perdure.cli.queues import print_queues
 from perdure.engine.engine import Engine
 
 __all__ = ["run"]
@@ -27,7 +29,9 @@ async def run(args: argparse.Namespace) -> int:
                   else f"the schema on {engine.safe_url} is up to date; nothing to apply")
         elif args.command == "runs" and args.runs_command == "list":
             print_runs(await engine.list_runs(status=args.status, workflow=args.workflow,
-                                               limit=args.limit))
+                                               limit=args.limit, queue=args.queue))
+        elif args.command == "queues":
+            print_queues(await engine.queues())
         elif args.command == "runs" and args.runs_command == "show":
             print_run(await engine.status(args.id), await engine.journal(args.id),
                       await engine.history(args.id), full=args.full)
