@@ -21,6 +21,7 @@ from perdure.engine.runner import Runner
 from perdure.engine.talk import Talk
 from perdure.engine.worker import Worker
 from perdure.errors import (
+    Cancelled,
     InvalidConfiguration,
     PerdureError,
     RunFinished,
@@ -33,7 +34,15 @@ from perdure.flow.records import FlowReport
 from perdure.flow.registry import FlowRegistry
 from perdure.flow.routing import capabilities, labels_of
 from perdure.flow.starts import plan
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunRow, RunStatus
+from perdure.records import (
+    ErrorInfo,
+    JournalEntry,
+    ResumeRecord,
+    RunInfo,
+    RunRow,
+    RunStatus,
+    run_error,
+)
 from perdure.storage.factory import storage_for_url
 from perdure.storage.port import NewRun, Storage, wf_key
 from perdure.storage.urls import redact
@@ -351,6 +360,11 @@ class Engine:
             if await self.store.get_run(run_id) is None:
                 raise RunNotFound(run_id)
             return False
+        # Waiting in a queue's line, it would wait for a slot only to be told: end it now.
+        error = run_error(ErrorInfo.from_exception(
+            Cancelled("the run was cancelled before it started")))
+        if await self.store.cancel_unstarted(run_id, error=error, now=self.clock.time()):
+            self._on_settled(run_id)
         if self._worker is not None:
             for rid in flagged:
                 self._worker.runner.request_cancel(rid)

@@ -200,6 +200,10 @@ class Storage(Protocol):
         epochs before ``epoch``, left by a worker that died), and wake as many runs parked on
         those limits as slots are free, oldest first."""
 
+    async def cancel_unstarted(self, run_id: str, *, error: str, now: float) -> bool:
+        """End a cancelled run at once if it never started and stands in (or waits to enter)
+        a queue's or routing line; whether it did."""
+
     async def flow_stats(self, now: float, live_since: float) -> FlowStats:
         """Queue, routing and limit figures for an operator (``perdure queues``); a worker
         is live if it beat since ``live_since``."""

@@ -291,3 +291,24 @@ async def test_conflicting_and_unknown_queue_names_on_the_engine(db_url: str) ->
         Engine(db_url, workflows=[named])
     with pytest.raises(InvalidConfiguration, match="labels"):
         Engine(db_url, workflows=[plain], labels={"gpu": 1})  # type: ignore[dict-item]
+
+
+async def test_a_cancelled_run_in_line_ends_at_once(make_engine: Any) -> None:
+    from perdure import RunCancelled
+
+    await make_engine(gated, concurrency=5)
+    client = await make_engine(gated, worker=False)
+    # The queue (concurrency 2) is busy with two runs that wait; the third stands in line.
+    runs = [await client.start(gated, f"g{i}") for i in range(3)]
+    while state["running"] < 2:
+        await asyncio.sleep(0.01)
+    waiting = runs[2]  # first in, first out
+    assert (await waiting.status()).status is RunStatus.PENDING
+    assert await client.cancel(waiting.id)
+    assert (await waiting.status()).status is RunStatus.CANCELLED  # at once, not when a
+    with pytest.raises(RunCancelled):                              # slot frees up
+        await waiting.result(timeout=5)
+    state["gate"].set()
+    for h in runs[:2]:
+        await h.result(timeout=10)
+    assert sorted(state["order"]) == ["g0", "g1"]

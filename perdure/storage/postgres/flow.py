@@ -231,6 +231,13 @@ class PostgresFlow:
 
         await self._call(op, retry=True)
 
+    async def cancel_unstarted(self, run_id: str, *, error: str, now: float) -> bool:
+        """End a never-started run in a line, cancelled (idempotent: a retry finds it
+        cancelled and changes nothing, so it answers False, which only skips a wake-up)."""
+        row = await self._fetchrow("cancel_unstarted", {"run_id": run_id, "error": error,
+                                                        "now": float(now)})
+        return row is not None
+
     async def flow_stats(self, now: float, live_since: float) -> FlowStats:
         """The figures of ``perdure queues``."""
         params = {"now": float(now), "live_since": float(live_since)}

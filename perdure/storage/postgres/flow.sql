@@ -321,3 +321,13 @@ SELECT EXISTS (SELECT 1 FROM {p}workers w WHERE w.heartbeat_at >= :live_since::f
 -- name: holds_of_run
 SELECT name FROM {p}limit_holds
 WHERE run_id = :run_id AND (seq = :seq::int OR (:seq IS NULL AND epoch < :epoch::bigint))
+
+-- name: cancel_unstarted
+-- A cancelled run that never started and stands in (or waits to enter) a line ends at once,
+-- cancelled: nothing ran, nothing is undone, and it must not wait for a slot to be told so.
+-- (Children are never queued or routed: no parent waits for it.)
+UPDATE {p}runs
+SET status = 'cancelled', error = :error, wake_at = NULL, updated_at = :now::float8
+WHERE id = :run_id AND epoch = 0 AND status IN ('pending', 'waiting')
+  AND (queue IS NOT NULL OR requires IS NOT NULL) AND parent_id IS NULL
+RETURNING id

@@ -253,6 +253,17 @@ class SqliteFlow:
 
         await self._submit(op, write=True)
 
+    async def cancel_unstarted(self, run_id: str, *, error: str, now: float) -> bool:
+        """End a never-started run in a line, cancelled."""
+        sql = self._q["cancel_unstarted"]
+
+        def op(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute(sql, {"run_id": run_id, "error": error, "now": now})
+            return bool(rows.fetchall())
+
+        result: bool = await self._submit(op, write=True)
+        return result
+
     async def flow_stats(self, now: float, live_since: float) -> FlowStats:
         """The figures of ``perdure queues``."""
         q = self._q

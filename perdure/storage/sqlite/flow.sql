@@ -289,3 +289,13 @@ FROM {p}limits l ORDER BY l.name
 SELECT EXISTS (SELECT 1 FROM {p}workers w WHERE w.heartbeat_at >= :live_since
                AND NOT EXISTS (SELECT 1 FROM json_each(:requires) t
                                WHERE t.value NOT IN (SELECT value FROM json_each(w.labels))))
+
+-- name: cancel_unstarted
+-- A cancelled run that never started and stands in (or waits to enter) a line ends at once,
+-- cancelled: nothing ran, nothing is undone, and it must not wait for a slot to be told so.
+-- (Children are never queued or routed: no parent waits for it.)
+UPDATE {p}runs
+SET status = 'cancelled', error = :error, wake_at = NULL, updated_at = :now
+WHERE id = :run_id AND epoch = 0 AND status IN ('pending', 'waiting')
+  AND (queue IS NOT NULL OR requires IS NOT NULL) AND parent_id IS NULL
+RETURNING id
