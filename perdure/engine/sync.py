@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
+from perdure.flow.records import FlowReport
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunStatus
 from perdure.workflow.definitions import Workflow
 
@@ -198,6 +199,11 @@ class SyncEngine:
         self._call(self._engine.fail_callback(token, error))
 
     def list_runs(self, *, status: RunStatus | str | None = None, workflow: str | None = None,
-                  limit: int = 100) -> list[RunInfo]:
+                  limit: int = 100, queue: str | None = None) -> list[RunInfo]:
         """Runs, newest first."""
-        return self._call(self._engine.list_runs(status=status, workflow=workflow, limit=limit))
+        return self._call(self._engine.list_runs(status=status, workflow=workflow, limit=limit,
+                                                 queue=queue))
+
+    def queues(self) -> FlowReport:
+        """Every queue and limit now; see ``Engine.queues``."""
+        return self._call(self._engine.queues())

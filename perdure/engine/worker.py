@@ -25,6 +25,9 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("perdure")
 
+#: a worker serving queues or routed runs claims from the lines at least this often (seconds)
+LINES_CHECK = 1.0
+
 
 class Worker:
     """Claims and drives runs of the given workflow keys, ``concurrency`` at a time."""
@@ -137,7 +140,10 @@ class Worker:
                     worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps,
                     limit=room, clock=self.clock.time, lease=self.lease)
                 claimed += got.runs
-                self._lines_next = got.next_at
+                # The lines are also looked at every LINES_CHECK seconds: the slow safety net
+                # under the pushed wake-ups (a slot freed, a run entering a line).
+                check = self.clock.time() + LINES_CHECK
+                self._lines_next = check if got.next_at is None else min(got.next_at, check)
             else:
                 claimed += await self.store.claim(worker=self.id, keys=self.keys, limit=room,
                                                   now=now, lease_until=now + self.lease,
@@ -171,6 +177,10 @@ class Worker:
         quiet_tick = waiters[-1] in done and len(done) == 1 and not self.wake.is_set()
         if quiet_tick and await self.store.changed():
             self._remote = True
+            quiet_tick = False
+        if quiet_tick and self.wake.is_set():
+            # Woken while we asked: the loop clears the event next, so this is the last
+            # chance to see it (a run in a queue's line has no due time to fall back on).
             quiet_tick = False
         if self._remote:
             # Another process committed something: a start, a wake-up, a signal to a run we

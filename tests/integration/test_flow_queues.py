@@ -312,3 +312,14 @@ async def test_a_cancelled_run_in_line_ends_at_once(make_engine: Any) -> None:
     for h in runs[:2]:
         await h.result(timeout=10)
     assert sorted(state["order"]) == ["g0", "g1"]
+
+
+def test_the_sync_facade_starts_into_a_queue_and_reports(db_url: str) -> None:
+    from perdure import SyncEngine
+
+    with SyncEngine(db_url, workflows=[serial, plain], shutdown_grace=0.5) as engine:
+        handle = engine.start(serial, "s", priority=3, key="k")
+        assert handle.result(timeout=10) == "s"
+        assert [r.id for r in engine.list_runs(queue="solo")] == [handle.id]
+        [q] = [q for q in engine.queues().queues if q.name == "solo"]
+        assert (q.concurrency, q.depth, q.running) == (1, 0, 0)

@@ -173,7 +173,7 @@ class SqliteStorage(SqliteFlow, SqliteTalk):
         """Take up to ``limit`` runnable runs in one statement."""
         rows = await self._write("claim", {
             "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
-            "lease_until": lease_until, "caps": json.dumps(list(caps)),
+            "lease_until": lease_until, "caps": json.dumps(list(caps)) if caps else "[]",
         }, returning=True)
         return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
                            r[10]) for r in rows]
@@ -181,7 +181,8 @@ class SqliteStorage(SqliteFlow, SqliteTalk):
     async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
         """Earliest due time among runs with one of ``keys``."""
         row = await self._read("next_wake", {"keys": json.dumps(list(keys)),
-                                             "caps": json.dumps(list(caps))}, many=False)
+                                             "caps": json.dumps(list(caps)) if caps else "[]"},
+                             many=False)
         return None if row is None else row[0]
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
