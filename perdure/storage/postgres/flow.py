@@ -80,7 +80,6 @@ class PostgresFlow:
         """Lock the queues, promote due runs into their lines, take from the lines."""
         ids = {"worker": worker, "keys": list(keys), "queues": list(queues),
                "caps": list(caps)}
-        lock = self._args("flow_lock_queues", ids)
         due = self._args("flow_next_wake", ids)
         last: list[float] = []  # the time stamp of the attempt before a retry
 
@@ -90,12 +89,12 @@ class PostgresFlow:
             runs: list[ClaimedRun] = []
             retry: list[float] = []
             async with conn.transaction():
-                await conn.fetch(*lock)
+                # Promote (as of now) and lock, in one statement.
+                await conn.fetch(*self._args("flow_lock_queues", {**ids, "now": float(clock())}))
                 # Read once the queues are ours: a start enters a rate window when it happens.
                 now = float(clock())
                 last.append(now)
                 base = {**ids, "now": now, "lease_until": now + lease}
-                await conn.fetchrow(*self._args("flow_promote", base))
                 for name in sorted(queues):
                     room = limit - len(runs)
                     if room <= 0:
@@ -123,15 +122,13 @@ class PostgresFlow:
 
     async def _queue_rate_next(self, conn: Connection, name: str, scope: str,
                                now: float) -> float | None:
-        row = await conn.fetchrow(*self._args("queue_rate", {"queue": name}))
-        if row is None or row["rate_count"] is None:
+        """When the queue's rate window next has room, if it is full now."""
+        row = await conn.fetchrow(*self._args("queue_rate_used", {"queue": name, "scope": scope,
+                                                                   "now": now}))
+        if row is None or row["used"] < row["rate_count"]:
             return None
-        count, per = int(row["rate_count"]), float(row["rate_per"])
-        used = await conn.fetchval(*self._args("rate_used", {"scope": scope, "now": now,
-                                                             "per": per}))
-        if used < count:
-            return None
-        return await self._rate_at(conn, scope, now, per, count, int(used), 0)
+        return await self._rate_at(conn, scope, now, float(row["rate_per"]),
+                                   int(row["rate_count"]), int(row["used"]), 0)
 
     async def _rate_at(self, conn: Connection, scope: str, now: float, per: float,
                        count: int, used: int, ahead: int) -> float:

@@ -56,17 +56,13 @@ WITH slot AS (
 SELECT id FROM ins
 
 -- name: flow_lock_queues
--- Step 1 of a claim from queues: lock their rows (by name), so that the counts of the
+-- Step 1 of a claim from queues: due queued and routed runs enter their line (this worker's
+-- queues, the routed runs its labels admit; oldest due first; a NOTIFY tells the other workers
+-- serving them), and the queues' rows are locked (by name), so that the counts of the
 -- statements that follow stay true until we commit. For the rest of the transaction, no
 -- bitmap scans: a line must be read in its index's order and the read stopped at the limit;
 -- a bitmap scan would read (and sort) the whole line, however long, whenever the planner
 -- underestimates it (status, queue and due time are correlated, which it cannot know).
-SELECT set_config('enable_bitmapscan', 'off', true), name FROM {p}queues
-WHERE name = ANY(:queues::text[]) ORDER BY name FOR UPDATE
-
--- name: flow_promote
--- Step 2: due queued and routed runs enter their line (this worker's queues, the routed runs
--- its labels admit), oldest due first. A NOTIFY tells the other workers serving them.
 WITH due AS (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
@@ -83,7 +79,10 @@ WITH due AS (
 ), note AS (
     SELECT pg_notify(:channel, 'line') FROM (SELECT 1 FROM moved LIMIT 1) AS any_
 )
-SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM note) AS notified
+SELECT set_config('enable_bitmapscan', 'off', true), name,
+       (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM note) AS notified
+FROM {p}queues
+WHERE name = ANY(:queues) ORDER BY name FOR UPDATE
 
 -- name: queue_claim
 -- Step 3, per queue: take the runs this worker may start now, in line order (lowest priority,
@@ -183,8 +182,12 @@ ORDER BY at LIMIT 1 OFFSET :k::int
 -- name: rate_used
 SELECT count(*) FROM {p}rate_grants WHERE scope = :scope AND at > :now::float8 - :per::float8
 
--- name: queue_rate
-SELECT rate_count, rate_per FROM {p}queues WHERE name = :queue
+-- name: queue_rate_used
+-- A queue's rate and the starts in its window now (no row: the queue has no rate).
+SELECT q.rate_count, q.rate_per,
+       (SELECT count(*) FROM {p}rate_grants
+        WHERE scope = :scope AND at > :now::float8 - q.rate_per) AS used
+FROM {p}queues q WHERE q.name = :queue AND q.rate_count IS NOT NULL
 
 -- name: flow_next_wake
 -- The next due time of a queued or routed run this worker could take (it enters its line then).

@@ -155,15 +155,11 @@ class SqliteFlow:
     def _queue_rate_next(self, conn: sqlite3.Connection, name: str, scope: str,
                          now: float) -> float | None:
         """When the queue's rate window next has room, if it is full now."""
-        row = conn.execute(self._q["queue_rate"], {"queue": name}).fetchone()
-        if row is None or row[0] is None:
+        row = conn.execute(self._q["queue_rate_used"], {"queue": name, "scope": scope,
+                                                        "now": now}).fetchone()
+        if row is None or row[2] < row[0]:
             return None
-        count, per = int(row[0]), float(row[1])
-        (used,) = conn.execute(self._q["rate_used"], {"scope": scope, "now": now,
-                                                      "per": per}).fetchone()
-        if used < count:
-            return None
-        return self._rate_at(conn, scope, now, per, count, used, 0)
+        return self._rate_at(conn, scope, now, float(row[1]), int(row[0]), int(row[2]), 0)
 
     def _rate_at(self, conn: sqlite3.Connection, scope: str, now: float, per: float,
                  count: int, used: int, ahead: int) -> float:

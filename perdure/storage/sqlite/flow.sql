@@ -162,8 +162,12 @@ ORDER BY at LIMIT 1 OFFSET :k
 -- name: rate_used
 SELECT count(*) FROM {p}rate_grants WHERE scope = :scope AND at > :now - :per
 
--- name: queue_rate
-SELECT rate_count, rate_per FROM {p}queues WHERE name = :queue
+-- name: queue_rate_used
+-- A queue's rate and the starts in its window now (no row: the queue has no rate).
+SELECT q.rate_count, q.rate_per,
+       (SELECT count(*) FROM {p}rate_grants
+        WHERE scope = :scope AND at > :now - q.rate_per) AS used
+FROM {p}queues q WHERE q.name = :queue AND q.rate_count IS NOT NULL
 
 -- name: flow_next_wake
 -- The next due time of a queued or routed run this worker could take (it enters its line then).
