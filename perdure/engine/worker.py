@@ -124,31 +124,21 @@ class Worker:
             must_claim = await self._idle_wait(free > 0)
 
     async def _claim(self, batch: int, now: float) -> list[ClaimedRun]:
-        """The plain claim and, for a worker with queues or labels, the claim from the lines;
-        they take turns going first, so that neither starves the other."""
+        """The plain claim and, for a worker with queues or labels, the claim from the lines,
+        in one transaction; they take turns going first, so that neither starves the other."""
         if not self._lines:
             return await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
                                           now=now, lease_until=now + self.lease)
         self._lines_first = not self._lines_first
-        claimed: list[ClaimedRun] = []
-        for lines in (self._lines_first, not self._lines_first):
-            room = batch - len(claimed)
-            if room <= 0:
-                break
-            if lines:
-                got = await self.store.claim_flow(
-                    worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps,
-                    limit=room, clock=self.clock.time, lease=self.lease)
-                claimed += got.runs
-                # The lines are also looked at every LINES_CHECK seconds: the slow safety net
-                # under the pushed wake-ups (a slot freed, a run entering a line).
-                check = self.clock.time() + LINES_CHECK
-                self._lines_next = check if got.next_at is None else min(got.next_at, check)
-            else:
-                claimed += await self.store.claim(worker=self.id, keys=self.keys, limit=room,
-                                                  now=now, lease_until=now + self.lease,
-                                                  caps=self.caps)
-        return claimed
+        got = await self.store.claim_flow(
+            worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps, limit=batch,
+            clock=self.clock.time, lease=self.lease, plain=True,
+            plain_first=not self._lines_first)
+        # The lines are also looked at every LINES_CHECK seconds: the slow safety net under
+        # the pushed wake-ups (a slot freed, a run entering a line).
+        check = self.clock.time() + LINES_CHECK
+        self._lines_next = check if got.next_at is None else min(got.next_at, check)
+        return got.runs
 
     async def _idle_wait(self, has_room: bool) -> bool:
         """Sleep until woken, until the next due time, or until the next cross-process check;

@@ -171,12 +171,15 @@ class Storage(Protocol):
 
     async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
                          caps: Sequence[str], limit: int, clock: Callable[[], float],
-                         lease: float) -> FlowClaim:
+                         lease: float, plain: bool = False,
+                         plain_first: bool = False) -> FlowClaim:
         """Move due runs of ``queues`` (and routed runs ``caps`` admits) into their lines,
         then take up to ``limit`` from the lines within every queue's limits, counted
         exactly across workers (in one transaction that holds the queues' locks). The time
         is read from ``clock`` once the locks are held: a start enters a rate's window when it
-        happens, not when the claim began waiting for the lock. Leases run ``lease`` s."""
+        happens, not when the claim began waiting for the lock. Leases run ``lease`` s. With
+        ``plain``, :meth:`claim` runs in the same transaction too, for the room left (or first,
+        with ``plain_first``): one round trip instead of two."""
 
     async def create_debounced(self, run: NewRun) -> str:
         """Start ``run`` (waiting until ``run.wake_at``) or coalesce it into the run of the

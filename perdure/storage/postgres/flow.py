@@ -76,8 +76,10 @@ class PostgresFlow:
 
     async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
                          caps: Sequence[str], limit: int, clock: Callable[[], float],
-                         lease: float) -> FlowClaim:
-        """Lock the queues, promote due runs into their lines, take from the lines."""
+                         lease: float, plain: bool = False,
+                         plain_first: bool = False) -> FlowClaim:
+        """Lock the queues, promote due runs into their lines, take from the lines (and, with
+        ``plain``, make the plain claim in the same transaction)."""
         ids = {"worker": worker, "keys": list(keys), "queues": list(queues),
                "caps": list(caps)}
         due = self._args("flow_next_wake", ids)
@@ -95,6 +97,9 @@ class PostgresFlow:
                 now = float(clock())
                 last.append(now)
                 base = {**ids, "now": now, "lease_until": now + lease}
+                if plain and plain_first:
+                    rows = await conn.fetch(*self._args("claim", {**base, "limit": limit}))
+                    runs += [ClaimedRun(*r) for r in rows]
                 for name in sorted(queues):
                     room = limit - len(runs)
                     if room <= 0:
@@ -110,6 +115,10 @@ class PostgresFlow:
                             retry.append(at)
                 if caps and len(runs) < limit:
                     rows = await conn.fetch(*self._args("routed_claim", {
+                        **base, "limit": limit - len(runs)}))
+                    runs += [ClaimedRun(*r) for r in rows]
+                if plain and not plain_first and len(runs) < limit:
+                    rows = await conn.fetch(*self._args("claim", {
                         **base, "limit": limit - len(runs)}))
                     runs += [ClaimedRun(*r) for r in rows]
                 nxt = await conn.fetchval(*due)

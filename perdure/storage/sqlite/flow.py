@@ -94,18 +94,29 @@ class SqliteFlow:
 
     async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
                          caps: Sequence[str], limit: int, clock: Callable[[], float],
-                         lease: float) -> FlowClaim:
-        """Promote due runs into their lines, then take from the lines within the limits."""
+                         lease: float, plain: bool = False,
+                         plain_first: bool = False) -> FlowClaim:
+        """Promote due runs into their lines, then take from the lines within the limits
+        (and, with ``plain``, make the plain claim in the same transaction)."""
         q = self._q
         keys_j, queues_j, caps_j = (json.dumps(list(keys)), json.dumps(list(queues)),
                                     json.dumps(list(caps)))
+
+        def plain_claim(conn: sqlite3.Connection, room: int,
+                        take: dict[str, Any]) -> list[ClaimedRun]:
+            if room <= 0:
+                return []
+            rows = conn.execute(q["claim"], {**take, "keys": keys_j, "limit": room,
+                                             "caps": caps_j}).fetchall()
+            return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8],
+                               bool(r[9]), r[10]) for r in rows]
 
         def op(conn: sqlite3.Connection) -> FlowClaim:
             now = clock()  # in the write transaction: nobody else can start a run now
             take = {"worker": worker, "now": now, "lease_until": now + lease}
             conn.execute(q["flow_promote"], {"now": now, "keys": keys_j, "queues": queues_j,
                                              "caps": caps_j})
-            runs: list[ClaimedRun] = []
+            runs: list[ClaimedRun] = plain_claim(conn, limit, take) if plain_first else []
             retry: list[float] = []
             for name in queues:
                 room = limit - len(runs)
@@ -135,6 +146,8 @@ class SqliteFlow:
                 ids = [r[0] for r in conn.execute(q["routed_pick"], {
                     "keys": keys_j, "caps": caps_j, "limit": limit - len(runs)})]
                 runs += [c for c, _ in self._line_take(conn, ids, take)]
+            if plain and not plain_first:
+                runs += plain_claim(conn, limit - len(runs), take)
             (due,) = conn.execute(q["flow_next_wake"], {"keys": keys_j, "queues": queues_j,
                                                         "caps": caps_j}).fetchone()
             if due is not None:
