@@ -92,7 +92,8 @@ class PostgresFlow:
             retry: list[float] = []
             async with conn.transaction():
                 # Promote (as of now) and lock, in one statement.
-                await conn.fetch(*self._args("flow_lock_queues", {**ids, "now": float(clock())}))
+                locked = await conn.fetch(*self._args("flow_lock_queues",
+                                                      {**ids, "now": float(clock())}))
                 # Read once the queues are ours: a start enters a rate window when it happens.
                 now = float(clock())
                 last.append(now)
@@ -100,19 +101,22 @@ class PostgresFlow:
                 if plain and plain_first:
                     rows = await conn.fetch(*self._args("claim", {**base, "limit": limit}))
                     runs += [ClaimedRun(*r) for r in rows]
-                for name in sorted(queues):
+                for q in locked:
                     room = limit - len(runs)
                     if room <= 0:
                         break
-                    scope = f"queue:{name}"
+                    scope = f"queue:{q['name']}"
                     rows = await conn.fetch(*self._args("queue_claim", {
-                        **base, "queue": name, "scope": scope, "limit": room, "scan": SCAN,
-                        "keep": KEEP}))
-                    runs += [ClaimedRun(*r) for r in rows]
-                    if len(rows) < room:
-                        at = await self._queue_rate_next(conn, name, scope, now)
-                        if at is not None:
-                            retry.append(at)
+                        **base, "queue": q["name"], "scope": scope, "limit": room,
+                        "scan": SCAN, "keep": KEEP}))
+                    taken = [ClaimedRun(*r) for r in rows]
+                    runs += taken
+                    if q["rate_count"] is not None and len(taken) < room:
+                        used = int(q["used"]) + sum(1 for c in taken if c.epoch == 1)
+                        if used >= q["rate_count"]:
+                            retry.append(await self._rate_at(
+                                conn, scope, now, float(q["rate_per"]), int(q["rate_count"]),
+                                used, 0))
                 if caps and len(runs) < limit:
                     rows = await conn.fetch(*self._args("routed_claim", {
                         **base, "limit": limit - len(runs)}))
@@ -121,23 +125,13 @@ class PostgresFlow:
                     rows = await conn.fetch(*self._args("claim", {
                         **base, "limit": limit - len(runs)}))
                     runs += [ClaimedRun(*r) for r in rows]
-                nxt = await conn.fetchval(*due)
+                nxt = locked[0]["next_due"] if locked else await conn.fetchval(*due)
             if nxt is not None:
                 retry.append(float(nxt))
             return FlowClaim(runs, min(retry) if retry else None)
 
         async with self._ownership(worker):
             return await self._call(op, retry=True)
-
-    async def _queue_rate_next(self, conn: Connection, name: str, scope: str,
-                               now: float) -> float | None:
-        """When the queue's rate window next has room, if it is full now."""
-        row = await conn.fetchrow(*self._args("queue_rate_used", {"queue": name, "scope": scope,
-                                                                   "now": now}))
-        if row is None or row["used"] < row["rate_count"]:
-            return None
-        return await self._rate_at(conn, scope, now, float(row["rate_per"]),
-                                   int(row["rate_count"]), int(row["used"]), 0)
 
     async def _rate_at(self, conn: Connection, scope: str, now: float, per: float,
                        count: int, used: int, ahead: int) -> float:

@@ -59,7 +59,10 @@ SELECT id FROM ins
 -- Step 1 of a claim from queues: due queued and routed runs enter their line (this worker's
 -- queues, the routed runs its labels admit; oldest due first; a NOTIFY tells the other workers
 -- serving them), and the queues' rows are locked (by name), so that the counts of the
--- statements that follow stay true until we commit. For the rest of the transaction, no
+-- statements that follow stay true until we commit. Returned with each queue: its rate and the
+-- starts in its window (so the adapter asks when the window has room only if it is full), and
+-- the next due time of a run not in a line yet. (A worker without queues gets no row: it asks
+-- flow_next_wake instead.) For the rest of the transaction, no
 -- bitmap scans: a line must be read in its index's order and the read stopped at the limit;
 -- a bitmap scan would read (and sort) the whole line, however long, whenever the planner
 -- underestimates it (status, queue and due time are correlated, which it cannot know).
@@ -79,10 +82,18 @@ WITH due AS (
 ), note AS (
     SELECT pg_notify(:channel, 'line') FROM (SELECT 1 FROM moved LIMIT 1) AS any_
 )
-SELECT set_config('enable_bitmapscan', 'off', true), name,
+SELECT set_config('enable_bitmapscan', 'off', true), q.name, q.rate_count, q.rate_per,
+       (SELECT count(*) FROM {p}rate_grants g
+        WHERE g.scope = 'queue:' || q.name AND g.at > :now - q.rate_per) AS used,
+       -- when the next queued or routed run falls due (those due now are moving into lines)
+       (SELECT min(wake_at) FROM {p}runs
+        WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
+          AND (queue IS NOT NULL OR requires IS NOT NULL)
+          AND wake_at > :now AND wf_key = ANY(:keys)
+          AND (queue = ANY(:queues) OR (queue IS NULL AND requires <@ :caps))) AS next_due,
        (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM note) AS notified
-FROM {p}queues
-WHERE name = ANY(:queues) ORDER BY name FOR UPDATE
+FROM {p}queues q
+WHERE q.name = ANY(:queues) ORDER BY q.name FOR UPDATE OF q
 
 -- name: queue_claim
 -- Step 3, per queue: take the runs this worker may start now, in line order (lowest priority,
@@ -181,13 +192,6 @@ ORDER BY at LIMIT 1 OFFSET :k::int
 
 -- name: rate_used
 SELECT count(*) FROM {p}rate_grants WHERE scope = :scope AND at > :now::float8 - :per::float8
-
--- name: queue_rate_used
--- A queue's rate and the starts in its window now (no row: the queue has no rate).
-SELECT q.rate_count, q.rate_per,
-       (SELECT count(*) FROM {p}rate_grants
-        WHERE scope = :scope AND at > :now::float8 - q.rate_per) AS used
-FROM {p}queues q WHERE q.name = :queue AND q.rate_count IS NOT NULL
 
 -- name: flow_next_wake
 -- The next due time of a queued or routed run this worker could take (it enters its line then).
