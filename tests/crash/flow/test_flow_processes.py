@@ -62,7 +62,7 @@ DONE = "SELECT count(*) FROM perdure_runs WHERE queue = 'bounded' AND status = '
 async def test_queue_concurrency_holds_across_three_workers_and_a_kill(
         cluster: Cluster, client: Engine) -> None:
     workers = [cluster.start(name, target="BOUNDED", work_ms=3) for name in "abc"]
-    await asyncio.gather(*(w.ready() for w in workers))
+    names = await asyncio.gather(*(w.ready() for w in workers))
     n = 2000
     async with Sampler(cluster, RUNNING) as sampler:
         await _start_many(client, "bounded", [f"t{i}" for i in range(n)])
@@ -71,7 +71,12 @@ async def test_queue_concurrency_holds_across_three_workers_and_a_kill(
             return await _count(client, DONE, cluster) >= 300
 
         await _until(some_done, timeout=120, what="300 runs done")
-        workers[0].kill()  # mid-run: it holds runs of the queue, cut off in their step
+        # Mid-run: the worker holding the most of the queue's running runs, cut off in them.
+        owners = await _rows(cluster, "SELECT owner FROM perdure_runs "
+                                      "WHERE queue = 'bounded' AND status = 'running'")
+        busiest = max(names, key=lambda w: sum(1 for (o,) in owners if o == w))
+        victim = workers[names.index(busiest)]
+        victim.kill()
 
         async def all_done() -> bool:
             return await _count(client, DONE, cluster) == n
@@ -82,7 +87,7 @@ async def test_queue_concurrency_holds_across_three_workers_and_a_kill(
     inside = [r[0] for r in observed(cluster, "SELECT n FROM samples")]
     assert len(inside) >= n and max(inside) <= 5
     pids = {r[0] for r in observed(cluster, "SELECT DISTINCT pid FROM starts")}
-    assert pids == {w.pid for w in workers}  # all three worked, the killed one too
+    assert victim.pid in pids and pids <= {w.pid for w in workers}
     print(f"\nrunning sampled {len(sampler.values)} times, max {max(sampler.values)}; "
           f"in-run max {max(inside)} over {len(inside)} starts")
 
