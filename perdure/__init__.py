@@ -55,6 +55,8 @@ from perdure.errors import (
     WebhookRejected,
     WorkflowFailed,
 )
+from perdure.flow.definitions import Limit, Queue, Rate
+from perdure.flow.records import FlowReport, LimitState, QueueState
 from perdure.flow.schedules import Overlap, Schedule, ScheduleInfo
 from perdure.observe.health import Readiness
 from perdure.records import (
@@ -111,12 +113,15 @@ __all__ = [
     "ErrorInfo",
     "EventTimeout",
     "Incarnation",
+    "FlowReport",
     "InvalidConfiguration",
     "InvalidCursor",
     "InvalidSignature",
     "JournalEntry",
     "JournalFormatError",
     "LeaseLost",
+    "Limit",
+    "LimitState",
     "NonDeterminismError",
     "NonRetryable",
     "NotInWorkflow",
@@ -130,6 +135,9 @@ __all__ = [
     "PerdureError",
     "Readiness",
     "ReplayMismatch",
+    "Queue",
+    "QueueState",
+    "Rate",
     "Request",
     "RequestRejected",
     "RequestTimeout",

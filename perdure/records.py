@@ -14,7 +14,8 @@ from typing import Any
 
 __all__ = ["ClaimedRun", "DeadLetter", "ErrorInfo", "Incarnation", "IncarnationRow",
            "JournalEntry", "OutboxEvent", "OutboxStats", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunPage", "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error"]
+           "RunPage", "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error",
+           "selector_of"]
 
 #: the longest error message and traceback text stored (characters); longer ones keep their
 #: head and tail. A 5 MB exception message would otherwise be stored twice (the traceback
@@ -130,6 +131,18 @@ def _message(exc: BaseException, name: str) -> str:
     return f"<{name}: str() failed> {shown}"
 
 
+def selector_of(tokens: Sequence[str] | None) -> dict[str, str] | None:
+    """A run's routing selector from the tokens stored for it: ``KEY`` (the label with any
+    value, shown ``"*"``) or ``KEY<US>VALUE``."""
+    if not tokens:
+        return None
+    out: dict[str, str] = {}
+    for token in tokens:
+        key, _, value = token.partition("\x1f")
+        out[key] = value or "*"
+    return out
+
+
 def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
@@ -166,6 +179,11 @@ class RunRow:
     forked_seq: int | None = None
     #: the run's tags, a JSON object (None: no tags)
     tags: str | None = None
+    #: flow control: queue, partition key, priority and routing tokens (see perdure.flow)
+    queue: str | None = None
+    partition_key: str | None = None
+    priority: int = 0
+    requires: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +296,15 @@ class RunInfo:
     forked_seq: int | None = None
     #: the run's tags (``engine.start(..., tags=)`` and ``perdure.set_tags()``)
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: the queue it runs in, its partition key and its priority (lower first)
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
+    #: the labels a worker needs to take it (``"*"``: the label with any value)
+    requires: dict[str, str] | None = None
+    #: no live worker's labels admit ``requires``: it waits until such a worker starts
+    #: (filled in by ``status()``; False when not checked)
+    unroutable: bool = False
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunInfo:
@@ -308,7 +335,9 @@ class RunInfo:
                    waiting_for=waiting_for, deadline=_dt(row.deadline),
                    incarnation=row.incarnation, pause_requested=bool(row.pause_requested),
                    forked_from=row.forked_from, forked_seq=row.forked_seq,
-                   tags=json.loads(row.tags) if row.tags else {})
+                   tags=json.loads(row.tags) if row.tags else {}, queue=row.queue,
+                   key=row.partition_key, priority=row.priority,
+                   requires=selector_of(row.requires))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from perdure.records import RunStatus
 __all__ = ["WHERE_NAMES", "add_filter_options", "describe", "filters_from", "parse_time"]
 
 #: what ``--where`` accepts before the ``=`` (``tag.KEY`` names a tag)
-WHERE_NAMES = ("status", "workflow", "version", "parent", "created_after", "created_before",
-               "tag.KEY")
+WHERE_NAMES = ("status", "workflow", "version", "parent", "queue", "created_after",
+               "created_before", "tag.KEY")
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
                        help="runs in this status (repeat for several)")
     group.add_argument("--workflow", metavar="NAME", help="runs of this workflow")
     group.add_argument("--version", metavar="V", help="runs of this workflow version")
+    group.add_argument("--queue", metavar="NAME", help="runs of this queue")
     group.add_argument("--tag", action="append", metavar="KEY=VALUE",
                        help="runs with this tag (repeat: with all of them)")
     group.add_argument("--created-after", metavar="TIME",
@@ -38,8 +39,9 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--parent", metavar="ID", help="children of this run")
     group.add_argument("--where", action="append", metavar="NAME=VALUE",
                        help="the same filters as expressions: status=failed, workflow=W, "
-                            "version=V, parent=ID, created_after=TIME, created_before=TIME, "
-                            "tag.KEY=VALUE (several in one argument, separated by spaces)")
+                            "version=V, parent=ID, queue=Q, created_after=TIME, "
+                            "created_before=TIME, tag.KEY=VALUE (several in one argument, "
+                            "separated by spaces)")
 
 
 def parse_time(text: str, what: str) -> datetime:
@@ -73,7 +75,7 @@ def filters_from(args: argparse.Namespace) -> dict[str, Any]:
             raise CommandError(f"tag {key!r} is given twice ({tags[key]!r} and {value!r})")
         tags[key] = value
 
-    for name in ("workflow", "version", "parent"):
+    for name in ("workflow", "version", "parent", "queue"):
         if getattr(args, name, None) is not None:
             put(name, getattr(args, name))
     for name in ("created_after", "created_before"):
@@ -97,7 +99,7 @@ def filters_from(args: argparse.Namespace) -> dict[str, Any]:
                 put_tag(f"{name[4:]}={value}", "--where tag.KEY=VALUE")
             elif name == "status":
                 statuses += [s for s in value.split(",") if s]
-            elif name in ("workflow", "version", "parent"):
+            elif name in ("workflow", "version", "parent", "queue"):
                 put(name, value)
             elif name in ("created_after", "created_before"):
                 put(name, parse_time(value, f"--where {name}"))

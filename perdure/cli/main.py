@@ -117,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     add_bulk_parser(runs_sub, common, "resume")
     add_prune_parser(runs_sub, common)
 
+    sub.add_parser("queues", parents=[common], help="queues and limits: depth, running, parked",
+                   description="Every queue (runs in line, running, parked, parked on a "
+                               "step's limit, the oldest wait, runs no live worker's labels "
+                               "admit) and every limit (slots in use, grants in the rate "
+                               "window, runs parked on it).")
     res = sub.add_parser("resume", parents=[common], help="re-drive a blocked or failed run",
                          description="Re-drive a blocked or failed run (after deploying a fix).")
     res.add_argument("id", help="the run id")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from perdure.cli.options import database_url
-from perdure.cli.output import _fmt_time, _short, _table
+from perdure.cli.output import _fmt_time, _short, table
 from perdure.engine.engine import Engine
 from perdure.errors import PerdureError
 
@@ -55,14 +55,14 @@ async def run(args: argparse.Namespace) -> int:
         outbox, command = engine.outbox, args.outbox_command
         if command == "list":
             events = await outbox.pending(limit=args.limit, key=args.key)
-            print(_table([(e.id, e.name, e.key or "-", _fmt_time(e.created_at),
+            print(table([(e.id, e.name, e.key or "-", _fmt_time(e.created_at),
                            str(e.attempt - 1), _fmt_time(e.next_attempt_at),
                            _short(e.last_error, 40)) for e in events],
                          ("ID", "NAME", "KEY", "EMITTED", "ATTEMPTS", "NEXT ATTEMPT",
                           "LAST ERROR")))
         elif command == "dlq":
             dead = await outbox.dead_letters(limit=args.limit)
-            print(_table([(d.event.id, d.event.name, d.event.key or "-",
+            print(table([(d.event.id, d.event.name, d.event.key or "-",
                            _fmt_time(d.event.created_at), str(d.attempts),
                            _fmt_time(d.failed_at), _short(d.error, 40)) for d in dead],
                          ("ID", "NAME", "KEY", "EMITTED", "ATTEMPTS", "FAILED", "ERROR")))

@@ -12,7 +12,7 @@ from typing import Any
 
 from perdure.records import ErrorInfo, JournalEntry, ResumeRecord, RunInfo, RunStatus
 
-__all__ = ["entry_json", "print_run", "print_runs", "run_json", "time_text"]
+__all__ = ["entry_json", "print_run", "print_runs", "run_json", "table", "time_text"]
 
 #: how much of an argument, result or error ``runs show`` prints unless asked for all
 SHORT = 200
@@ -31,7 +31,8 @@ def _fmt_time(value: datetime | float | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Rows under a header, columns padded to their widest cell."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -66,7 +67,7 @@ def print_runs(runs: Sequence[RunInfo]) -> None:
     rows = [(r.id, r.workflow, r.version, _status(r), _fmt_time(r.created_at),
              _fmt_time(r.updated_at), _fmt_time(r.wake_at), r.parent_id or "-",
              _short(_tags(r.tags), 60)) for r in runs]
-    print(_table(rows, ("ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "UPDATED", "WAKES",
+    print(table(rows, ("ID", "WORKFLOW", "VERSION", "STATUS", "CREATED", "UPDATED", "WAKES",
                         "PARENT", "TAGS")))
 
 
@@ -95,6 +96,14 @@ def print_run(info: RunInfo, journal: list[JournalEntry],
         fields.append(("children", ", ".join(children) + (", ... (more: perdure runs list "
                                                            f"--parent {info.id})"
                                                            if more_children else "")))
+    if info.queue is not None:
+        fields.append(("queue", f"{info.queue} (priority {info.priority})"))
+    if info.key is not None:
+        fields.append(("key", info.key))
+    if info.requires:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(info.requires.items()))
+        fields.append(("requires", labels + ("  (no live worker has these labels)"
+                                             if info.unroutable else "")))
     if info.waiting_for:
         fields.append(("waiting", info.waiting_for))
     if info.wake_at is not None:
@@ -168,7 +177,7 @@ def _journal(entries: Sequence[JournalEntry], cell: int | None) -> str:
         rows.append((str(e.seq), e.kind, e.name, e.status, str(e.attempts),
                      _fmt_time(e.due_at), outcome, _fmt_time(e.started_at),
                      _fmt_time(e.finished_at)))
-    return _table(rows, ("SEQ", "KIND", "NAME", "STATUS", "ATTEMPTS", "DUE", "OUTCOME",
+    return table(rows, ("SEQ", "KIND", "NAME", "STATUS", "ATTEMPTS", "DUE", "OUTCOME",
                          "STARTED", "FINISHED"))
 
 

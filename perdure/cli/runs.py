@@ -1,4 +1,4 @@
-"""The client commands: ``runs list|show|cancel|resume|prune``, ``resume``, ``signal``,
+"""The client commands: ``runs list|show|cancel|resume|prune``, ``queues``, ``resume``, ``signal``,
 ``cancel``, ``migrate`` (and those of ``lifecycle``: ``pause``, ``runs fork|export``,
 ``runs list --stranded``).
 
@@ -16,6 +16,7 @@ import json
 from perdure.cli import bulk, lifecycle, prune, runs_list
 from perdure.cli.filters import filters_from
 from perdure.cli.options import database_url
+from perdure.cli.queues import print_queues
 from perdure.engine.engine import Engine
 
 __all__ = ["run"]
@@ -38,6 +39,8 @@ async def run(args: argparse.Namespace) -> int:
                   else f"the schema on {engine.safe_url} is up to date; nothing to apply")
         elif args.command == "runs" and args.runs_command == "list":
             return await runs_list.list_runs(engine, args)
+        elif args.command == "queues":
+            print_queues(await engine.queues())
         elif args.command == "runs" and args.runs_command == "show":
             return await runs_list.show_run(engine, args)
         elif args.command == "runs" and args.runs_command in bulk.ACTIONS:

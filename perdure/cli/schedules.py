@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from perdure.cli.options import database_url
-from perdure.cli.output import _fmt_time, _table
+from perdure.cli.output import _fmt_time, table
 from perdure.engine.engine import Engine
 from perdure.errors import ScheduleNotFound
 from perdure.flow.schedules import ScheduleInfo
@@ -96,5 +96,5 @@ def print_schedules(schedules: list[ScheduleInfo]) -> None:
              "paused" if s.paused else "active", _fmt_time(s.next_fire),
              s.last_run_id or "-", str(s.fired), f"{s.skipped_missed}/{s.skipped_overlap}")
             for s in schedules]
-    print(_table(rows, ("ID", "WORKFLOW", "CRON", "TIMEZONE", "OVERLAP", "STATE", "NEXT",
+    print(table(rows, ("ID", "WORKFLOW", "CRON", "TIMEZONE", "OVERLAP", "STATE", "NEXT",
                         "LAST RUN", "FIRED", "SKIPPED (MISSED/OVERLAP)")))

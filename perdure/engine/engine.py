@@ -30,6 +30,7 @@ from perdure.engine.schedules import Schedules
 from perdure.engine.talk import Talk
 from perdure.engine.worker import Worker
 from perdure.errors import (
+    Cancelled,
     InvalidConfiguration,
     PerdureError,
     RunFinished,
@@ -37,10 +38,24 @@ from perdure.errors import (
     StorageUnavailable,
     UnknownWorkflowError,
 )
+from perdure.flow.definitions import Limit, Queue
+from perdure.flow.records import FlowReport
+from perdure.flow.registry import FlowRegistry
+from perdure.flow.routing import capabilities, labels_of
+from perdure.flow.starts import plan
 from perdure.observe.health import Readiness
 from perdure.observe.observer import Observer
 from perdure.observe.retention import FINISHED, Pruner, cutoffs, retention_policy
-from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunPage, RunStatus
+from perdure.records import (
+    ErrorInfo,
+    JournalEntry,
+    ResumeRecord,
+    RunInfo,
+    RunPage,
+    RunRow,
+    RunStatus,
+    run_error,
+)
 from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
 from perdure.storage.factory import storage_for_url
@@ -67,6 +82,9 @@ def _any_result() -> Any:
 
 
 _ANY_CODEC = FunctionCodec(_any_result)
+
+#: a worker that beat within this many seconds counts as live (routing reports)
+LIVE_WINDOW = 30.0
 
 # A worker waiting for its database at start-up retries after these many seconds, doubling.
 _CONNECT_RETRY_FIRST = 0.25
@@ -138,7 +156,8 @@ class Engine(RunLifecycle):
                  outbox: Sink | None = None, outbox_retry: RetryPolicy | None = None,
                  outbox_timeout: float = 30.0,
                  retention: timedelta | str | Mapping[RunStatus | str, timedelta | str | None]
-                 | None = None, create: bool = True) -> None:
+                 | None = None, create: bool = True, queues: Iterable[Queue] = (),
+                 limits: Iterable[Limit] = (), labels: dict[str, str] | None = None) -> None:
         self._options: dict[str, Any] = dict(
             workflows=workflows, worker=worker, table_prefix=table_prefix,
             concurrency=concurrency, lease=lease, heartbeat=heartbeat, park_after=park_after,
@@ -146,9 +165,13 @@ class Engine(RunLifecycle):
             synchronous=synchronous, clock=clock, max_payload=max_payload, codec=codec,
             blobs=blobs, offload_above=offload_above, tracing=tracing, metrics=metrics,
             outbox=outbox, outbox_retry=outbox_retry, outbox_timeout=outbox_timeout,
-            retention=retention, create=create)
+            retention=retention, create=create, queues=queues, limits=limits, labels=labels)
         self.url = url
         self.workflows = Registry(workflows)
+        #: the queues and limits this engine knows (declared, and its workflows' queues)
+        self.flow = _flow_registry(queues, limits, self.workflows)
+        #: the labels this worker advertises for routing (``requires`` of runs)
+        self.labels = labels_of(labels)
         validate.count(concurrency, "concurrency")
         lease = validate.seconds(lease, "lease")
         park_after = validate.seconds(park_after, "park_after")
@@ -244,6 +267,12 @@ class Engine(RunLifecycle):
             except BaseException:
                 await self.store.close()
                 raise
+        try:
+            await self.flow.define_all(self.store, self.clock.time())
+        except BaseException:
+            await self._stop_clock_sync()
+            await self.store.close()
+            raise
         self._open = True
         if self.is_worker and self.workflows:
             self._worker = worker = self._new_worker(self.worker_id)
@@ -270,13 +299,14 @@ class Engine(RunLifecycle):
                         workflows=self.workflows, park_after=self.park_after,
                         on_settled=self._on_settled, notify=self._wake_worker,
                         on_published=self.talk.bell.ring,
-                        payloads=self.payloads, observer=self.observer)
+                        payloads=self.payloads, observer=self.observer, flow=self.flow)
         return Worker(
             store=self.store, clock=self.clock, runner=runner,
             keys=[wf_key(name, version) for name, version in self.workflows.pairs()],
             concurrency=self.concurrency, lease=self.lease, heartbeat=self.heartbeat,
             poll_interval=self.poll_interval, worker_id=worker_id,
-            scheduler=Scheduler(self.store, self.clock, on_cancel=self._cancel_flagged))
+            scheduler=Scheduler(self.store, self.clock, on_cancel=self._cancel_flagged),
+            queues=list(self.flow.queues), caps=capabilities(self.labels))
 
     async def _connect(self) -> list[str]:
         delay = _CONNECT_RETRY_FIRST
@@ -371,6 +401,10 @@ class Engine(RunLifecycle):
     async def start(self, wf: Workflow[Any, R] | str, *args: Any, id: str | None = None,
                     deadline: datetime | timedelta | None = None,
                     tags: Mapping[str, str] | None = None,
+                    queue: Queue | str | None = None, key: str | None = None,
+                    priority: int | None = None, delay: timedelta | float | None = None,
+                    requires: dict[str, str] | None = None,
+                    debounce: timedelta | float | None = None,
                     **kwargs: Any) -> WorkflowHandle[R]:
         """Start a run of ``wf`` with these arguments, or return the existing run ``id``.
 
@@ -382,20 +416,41 @@ class Engine(RunLifecycle):
         datetime, or a timedelta from now) the run is cancelled. ``tags`` (text to text, at most
         32; see ``perdure.set_tags``) make the run findable with ``list_runs(tags=...)``; a
         start that finds the run already there keeps the first start's tags.
+
+        Flow control (``InvalidConfiguration`` for a bad value, before anything is written):
+        ``queue`` (default: the workflow's) puts the run in a queue's line under its limits;
+        ``key`` is its partition key (per-key concurrency, fairness, debounce); ``priority``
+        orders it in its queue (lower first); it is not claimed before ``delay`` has passed;
+        ``requires`` (default: the workflow's) names the labels a worker needs to take it
+        (``"*"``: any value); with ``debounce`` (and a ``key``), starts of the same workflow
+        and key within the window coalesce into one run that starts, with the latest
+        arguments, once no start came for the window — every caller gets its handle.
+        (These names are taken: pass workflow parameters so named by position.)
         """
         self._check_open()
         definition = self._lookup(wf)
         run_id = _check_id(id) if id is not None else str(uuid.uuid4())
         tag_pairs = () if tags is None else tuple(sorted(
             (k, v) for k, v in validate.tags(tags).items() if v is not None))
+        # Flow options are checked before anything (an offloaded argument) is written.
+        flow = plan(self.flow, default_queue=definition.queue,
+                    default_requires=definition.requires, queue=queue, key=key,
+                    priority=priority, delay=delay, requires=requires, debounce=debounce,
+                    explicit_id=id is not None, now=self.clock.time())
         text = definition.codec.encode_args(args, kwargs, limit=self.payloads.max_payload)
         text = await self.payloads.store(text, f"the arguments of workflow {definition.name!r}")
         now = self.clock.time()
         with self.observer.starting(definition.name, run_id) as watch:
-            created = await self.store.create_run(NewRun(
-                run_id, definition.name, definition.version, text, now,
-                deadline=_deadline(deadline, now), trace_context=watch.trace_context,
-                tags=tag_pairs))
+            run = NewRun(run_id, definition.name, definition.version, text, now,
+                         deadline=_deadline(deadline, now), trace_context=watch.trace_context,
+                         tags=tag_pairs, status=flow.status, wake_at=flow.wake_at,
+                         reason=flow.reason, queue=flow.queue, key=flow.key,
+                         priority=flow.priority, share=flow.share, requires=flow.requires)
+            if flow.debounce:
+                run_id = await self.store.create_debounced(run)
+                created = True
+            else:
+                created = await self.store.create_run(run)
             watch.done(created=created, version=definition.version)
         if created:
             if self._worker is not None:
@@ -463,6 +518,11 @@ class Engine(RunLifecycle):
             if await self.store.get_run(run_id) is None:
                 raise RunNotFound(run_id)
             return False
+        # Waiting in a queue's line, it would wait for a slot only to be told: end it now.
+        error = run_error(ErrorInfo.from_exception(
+            Cancelled("the run was cancelled before it started")))
+        if await self.store.cancel_unstarted(run_id, error=error, now=self.clock.time()):
+            self._on_settled(run_id)
         if self._worker is not None:
             for rid in flagged:
                 self._worker.runner.request_cancel(rid)
@@ -491,13 +551,13 @@ class Engine(RunLifecycle):
                         created_after: datetime | None = None,
                         created_before: datetime | None = None, parent: str | None = None,
                         limit: int = 100, cursor: str | None = None,
-                        parent_id: str | None = None) -> RunPage:
+                        parent_id: str | None = None, queue: str | None = None) -> RunPage:
         """One page of runs, newest first, that match every filter given.
 
         ``status`` (one or several), ``workflow``, ``version``, ``parent`` (the parent's run
-        id; ``parent_id`` is its older name), ``tags`` (each of these tags, by equality; served
-        by an index), ``created_after`` (inclusive) and ``created_before`` (exclusive, aware
-        datetimes). At most ``limit`` runs (an int from 1). The page is a list of
+        id; ``parent_id`` is its older name), ``queue``, ``tags`` (each of these tags, by
+        equality; served by an index), ``created_after`` (inclusive) and ``created_before``
+        (exclusive, aware datetimes). At most ``limit`` runs (an int from 1). The page is a list of
         :class:`RunInfo` with ``next_cursor``: None when nothing follows, else pass it as
         ``cursor=`` with the same filters for the next page. Pages are keyset-paged: runs
         created while someone pages never make a run appear twice or be skipped. A bad filter
@@ -506,7 +566,7 @@ class Engine(RunLifecycle):
         self._check_open()
         validate.count(limit, "limit")
         where = self._filter(status, workflow, version, tags, created_after, created_before,
-                             parent, parent_id)
+                             parent, parent_id, queue)
         rows = await self.store.list_runs(where.query(limit=limit + 1, cursor=cursor))
         last = rows[limit - 1] if len(rows) > limit else None
         return RunPage([await self.payloads.run_info(r) for r in rows[:limit]],
@@ -518,22 +578,22 @@ class Engine(RunLifecycle):
                          tags: Mapping[str, str] | None = None,
                          created_after: datetime | None = None,
                          created_before: datetime | None = None,
-                         parent: str | None = None) -> int:
+                         parent: str | None = None, queue: str | None = None) -> int:
         """How many runs match the filters (those of :meth:`list_runs`)."""
         self._check_open()
         where = self._filter(status, workflow, version, tags, created_after, created_before,
-                             parent, None)
+                             parent, None, queue)
         return await self.store.count_runs(where.query(limit=1))
 
     @staticmethod
     def _filter(status: object, workflow: object, version: object, tags: object,
                 created_after: object, created_before: object, parent: object,
-                parent_id: object) -> RunFilter:
+                parent_id: object, queue: object) -> RunFilter:
         if parent is not None and parent_id is not None and parent != parent_id:
             raise InvalidConfiguration("give parent= or its older name parent_id=, not both")
         return RunFilter.of(status=status, workflow=workflow, version=version, tags=tags,
                             created_after=created_after, created_before=created_before,
-                            parent=parent if parent is not None else parent_id)
+                            parent=parent if parent is not None else parent_id, queue=queue)
 
     async def prune(self, older_than: timedelta | str, *,
                     status: RunStatus | str | Iterable[RunStatus | str] | None = None,
@@ -654,7 +714,23 @@ class Engine(RunLifecycle):
         finally:
             self._worker = None
 
+    async def queues(self) -> FlowReport:
+        """Every queue (depth, running, parked on a limit, the oldest wait, runs no live
+        worker can take), runs routed without a queue, and every limit (slots in use, grants
+        in the window, runs parked on it), as the database holds them now."""
+        self._check_open()
+        now = self.clock.time()
+        return FlowReport.from_stats(await self.store.flow_stats(now, now - LIVE_WINDOW), now)
+
     # -- internals used by handles and the worker -------------------------------------------
+
+    async def unroutable(self, row: RunRow) -> bool:
+        """Whether no live worker's labels admit the routing selector of a run not started
+        yet (a worker is live if it beat in the last ``LIVE_WINDOW`` seconds)."""
+        if not row.requires or row.status not in (RunStatus.PENDING, RunStatus.WAITING):
+            return False
+        now = self.clock.time()
+        return not await self.store.routable(row.requires, now - LIVE_WINDOW)
 
     def codec_for(self, workflow: str, version: str | None = None) -> FunctionCodec:
         """The codec of a registered workflow at ``version``; else of its default version (a
@@ -753,6 +829,20 @@ def _payload_options(max_payload: object, codec: object, blobs: object,
             "would ever be offloaded: lower offload_above or raise max_payload")
     return {"max_payload": limit, "offload_above": offload}
 
+
+
+def _flow_registry(queues: Iterable[Queue], limits: Iterable[Limit],
+                   workflows: Registry) -> FlowRegistry:
+    """The engine's queues and limits: those declared, plus its workflows' default queues (a
+    queue named by a workflow must be declared)."""
+    registry = FlowRegistry(queues, limits)
+    for wf in workflows.all():
+        if isinstance(wf.queue, Queue):
+            registry.add_queue(wf.queue, f"workflow {wf.name!r}")
+    for wf in workflows.all():
+        if isinstance(wf.queue, str):
+            registry.queue(wf.queue, f"workflow {wf.name!r}")
+    return registry
 
 
 def _deadline(deadline: datetime | timedelta | None, now: float) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -63,6 +64,10 @@ class RunClient(Protocol):
         """Cancel a run."""
         ...
 
+    async def unroutable(self, row: RunRow) -> bool:
+        """Whether no live worker's labels admit the run's routing selector."""
+        ...
+
     @property
     def talk(self) -> Talk:
         """Reading events and streams, sending requests."""
@@ -81,7 +86,11 @@ class WorkflowHandle(Generic[R]):
 
     async def status(self) -> RunInfo:
         """The run's current status (raises ``RunNotFound``)."""
-        return await self._engine.payloads.run_info(await self._row())
+        row = await self._row()
+        info = await self._engine.payloads.run_info(row)
+        if info.requires and await self._engine.unroutable(row):
+            info = dataclasses.replace(info, unroutable=True)
+        return info
 
     async def journal(self) -> list[JournalEntry]:
         """The run's journal, in sequence order (raises ``RunNotFound``)."""

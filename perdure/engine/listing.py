@@ -75,11 +75,12 @@ class RunFilter:
     created_after: float | None = None  #: inclusive
     created_before: float | None = None  #: exclusive
     parent: str | None = None
+    queue: str | None = None
 
     @classmethod
     def of(cls, *, status: object = None, workflow: object = None, version: object = None,
            tags: object = None, created_after: object = None, created_before: object = None,
-           parent: object = None) -> RunFilter:
+           parent: object = None, queue: object = None) -> RunFilter:
         """Check the filters as a user passed them; bad ones raise ``InvalidConfiguration``
         naming the filter."""
         def name(value: object, what: str) -> str | None:
@@ -93,7 +94,7 @@ class RunFilter:
         return cls(statuses(status), name(workflow, "the workflow filter"),
                    name(version, "the version filter"), pairs,
                    _time(created_after, "created_after"), _time(created_before, "created_before"),
-                   name(parent, "the parent run id filter"))
+                   name(parent, "the parent run id filter"), name(queue, "the queue filter"))
 
     @property
     def empty(self) -> bool:
@@ -103,7 +104,8 @@ class RunFilter:
     def fingerprint(self) -> str:
         """A short hash of the filters: what ties a cursor to its query."""
         text = json.dumps([self.statuses, self.workflow, self.version, self.tags,
-                           self.created_after, self.created_before, self.parent])
+                           self.created_after, self.created_before, self.parent]
+                          + ([self.queue] if self.queue is not None else []))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def query(self, *, limit: int, cursor: str | None = None) -> RunQuery:
@@ -114,7 +116,7 @@ class RunFilter:
         if cursor is not None:
             bound = min(bound, decode_cursor(self, cursor))
         return RunQuery(statuses=self.statuses, workflow=self.workflow, version=self.version,
-                        parent_id=self.parent, tags=self.tags,
+                        parent_id=self.parent, queue=self.queue, tags=self.tags,
                         after_at=-math.inf if self.created_after is None else
                         self.created_after, before_at=bound[0], before_id=bound[1],
                         limit=limit)
@@ -124,7 +126,8 @@ class RunFilter:
         out: dict[str, Any] = {}
         if self.statuses:
             out["status"] = list(self.statuses)
-        for name in ("workflow", "version", "parent", "created_after", "created_before"):
+        for name in ("workflow", "version", "parent", "queue", "created_after",
+                     "created_before"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if self.tags:

@@ -12,12 +12,14 @@ from typing import Any, cast
 
 from perdure.clock import Clock
 from perdure.errors import Cancelled, LeaseLost, SerializationError, StorageUnavailable
+from perdure.flow.registry import FlowRegistry
 from perdure.observe.observer import Execution, Observer
 from perdure.records import ClaimedRun, ErrorInfo, RunStatus, run_error
 from perdure.storage.port import Storage
 from perdure.workflow.context import RunContext
 from perdure.workflow.continuation import ContinueAsNew
 from perdure.workflow.definitions import PASS_THROUGH, Workflow
+from perdure.workflow.limits import release_stale
 from perdure.workflow.payloads import Payloads
 from perdure.workflow.registry import Registry
 from perdure.workflow.scope import active_run
@@ -37,7 +39,8 @@ class Runner:
                  on_settled: Callable[[str, str | None], None],
                  notify: Callable[[], None],
                  on_published: Callable[[str], None] = lambda run_id: None,
-                 payloads: Payloads | None = None, observer: Observer | None = None) -> None:
+                 payloads: Payloads | None = None, observer: Observer | None = None,
+                 flow: FlowRegistry | None = None) -> None:
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -49,6 +52,7 @@ class Runner:
         self.payloads = payloads or Payloads()
         #: told of every execution: the lifecycle log, traces, metrics
         self.observer = observer or Observer(worker=worker)
+        self.flow = flow
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
@@ -65,6 +69,13 @@ class Runner:
         ctx = self.contexts.get(run_id)
         if ctx is not None and ctx.epoch == epoch:
             ctx.lease_until = lease_until
+
+    def abandon(self, run_id: str) -> None:
+        """Stop driving the run as a crash would: nothing more is written for it."""
+        ctx = self.contexts.get(run_id)
+        if ctx is not None:
+            ctx.abandoned = True
+        self.halt(run_id)
 
     def poke(self, run_id: str) -> None:
         """Something the run may wait for happened in this process: re-check now."""
@@ -121,7 +132,10 @@ class Runner:
                          recovered=claimed.recovered,
                          notify=self.notify, published=self.on_published,
                          payloads=self.payloads, hooks=watch, lease_until=lease_until,
-                         pause_requested=claimed.pause_requested)
+                         pause_requested=claimed.pause_requested, flow=self.flow)
+        if claimed.recovered:
+            # Its previous worker died mid-attempt: the slots that attempt held are free now.
+            await release_stale(ctx)
         token = active_run.set(ctx)
         self.contexts[claimed.id] = ctx
         try:

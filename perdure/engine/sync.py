@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from perdure.engine.engine import Engine
 from perdure.engine.handle import WorkflowHandle
+from perdure.flow.records import FlowReport
 from perdure.flow.schedules import Schedule, ScheduleInfo
 from perdure.records import JournalEntry, ResumeRecord, RunInfo, RunPage
 from perdure.workflow.definitions import Workflow
@@ -272,3 +273,7 @@ class SyncEngine:
         handle = self._call(self._engine.fork(run_id, from_seq=from_seq, id=id))
         assert self._loop is not None
         return SyncHandle(handle, self._loop)
+
+    def queues(self) -> FlowReport:
+        """Every queue and limit now; see ``Engine.queues``."""
+        return self._call(self._engine.queues())

@@ -35,6 +35,9 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("perdure.worker")
 
+#: a worker serving queues or routed runs claims from the lines at least this often (seconds)
+LINES_CHECK = 1.0
+
 
 class Worker:
     """Claims and drives runs of the given workflow keys, ``concurrency`` at a time."""
@@ -42,7 +45,8 @@ class Worker:
     def __init__(self, *, store: Storage, clock: Clock, runner: Runner, keys: Sequence[str],
                  concurrency: int, lease: float, heartbeat: float, poll_interval: float,
                  worker_id: str, stranded_every: float = 60.0,
-                 scheduler: Scheduler | None = None) -> None:
+                 scheduler: Scheduler | None = None, queues: Sequence[str] = (),
+                 caps: Sequence[str] = ()) -> None:
         self.store = store
         self.clock = clock
         self.runner = runner
@@ -55,6 +59,13 @@ class Worker:
         self.stranded_every = stranded_every
         #: fires the database's due schedules between claims (None: this worker does not)
         self.scheduler = scheduler
+        #: flow control: the queues it serves and the routing tokens its labels offer; with
+        #: either, it also claims from the lines (queued and routed runs)
+        self.queues = sorted(queues)
+        self.caps = list(caps)
+        self._lines = bool(self.queues or self.caps)
+        self._lines_first = False
+        self._lines_next: float | None = None
         self.host = hostname()
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
@@ -85,7 +96,7 @@ class Worker:
         """Register, free the runs of dead peers, and start the loops."""
         await self.store.register_worker(self.id, host=self.host, pid=self.pid,
                                          pid_start=self.pid_start, now=self.clock.time(),
-                                         serves=self.keys)
+                                         serves=self.keys, labels=self.caps)
         self.store.set_waker(self._remote_wake)
         self.store.set_load(self._load)
         # Take the change counter's baseline before the first claim: a commit by another
@@ -157,8 +168,7 @@ class Worker:
             batch = min(free, 64)
             if batch > 0 and must_claim:
                 now = self.clock.time()
-                claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
-                                                 now=now, lease_until=now + self.lease)
+                claimed = await self._claim(batch, now)
                 self.failures.pop("claim", None)
                 self.observer.claimed(claimed, now)
                 for run in claimed:
@@ -168,6 +178,23 @@ class Worker:
             must_claim = await self._idle_wait(free > 0)
             self.failures.pop("claim", None)  # it reached the database, or had no need to
 
+    async def _claim(self, batch: int, now: float) -> list[ClaimedRun]:
+        """The plain claim and, for a worker with queues or labels, the claim from the lines,
+        in one transaction; they take turns going first, so that neither starves the other."""
+        if not self._lines:
+            return await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
+                                          now=now, lease_until=now + self.lease)
+        self._lines_first = not self._lines_first
+        got = await self.store.claim_flow(
+            worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps, limit=batch,
+            clock=self.clock.time, lease=self.lease, plain=True,
+            plain_first=not self._lines_first)
+        # The lines are also looked at every LINES_CHECK seconds: the slow safety net under
+        # the pushed wake-ups (a slot freed, a run entering a line).
+        check = self.clock.time() + LINES_CHECK
+        self._lines_next = check if got.next_at is None else min(got.next_at, check)
+        return got.runs
+
     async def _idle_wait(self, has_room: bool) -> bool:
         """Sleep until woken (by this process, or by the watcher for another process's
         commit), until the next due time, or until the next poll tick; return whether
@@ -175,7 +202,11 @@ class Worker:
         not take the write lock every tick)."""
         due_in: float | None = None
         if has_room:
-            next_wake = await self.store.next_wake(self.keys)
+            next_wake = await self.store.next_wake(self.keys, self.caps)
+            if self._lines_next is not None:
+                # When a queued or routed run falls due, or a queue's rate window has room.
+                next_wake = (self._lines_next if next_wake is None
+                             else min(next_wake, self._lines_next))
             if next_wake is not None:
                 due_in = next_wake - self.clock.time()
                 if due_in <= 0:
@@ -356,8 +387,7 @@ class Worker:
         driving them."""
         now = self.clock.time()
         if run_id is None:
-            claimed = await self.store.claim(worker=self.id, keys=self.keys, limit=limit,
-                                             now=now, lease_until=now + self.lease)
+            claimed = await self._claim(limit, now)  # queued and routed runs too
         else:
             one = await self.store.claim_run(run_id, worker=self.id, keys=self.keys, now=now,
                                              lease_until=now + self.lease)
@@ -406,7 +436,7 @@ class Worker:
         """Stop everything at once without writing anything (a simulated crash, for tests)."""
         self._claiming = False
         for run_id in self.active:
-            self.runner.halt(run_id)
+            self.runner.abandon(run_id)
         tasks = [task for _, task in self.active.values()] + self._tasks
         for task in tasks:
             task.cancel()

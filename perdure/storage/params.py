@@ -20,11 +20,20 @@ def lost(run_id: object, epoch: object) -> LeaseLost:
 
 
 def new_run_params(run: NewRun) -> dict[str, Any]:
-    """Parameters of ``insert_run``."""
+    """Parameters of ``insert_run`` (``requires`` as a list: SQLite stores it as JSON)."""
+    in_line = run.status == "pending" and (run.queue is not None or bool(run.requires))
+    # A due run of no line is claimed by its due time (now); a due queued or routed run goes
+    # straight into its line (no due time); a delayed one waits for its due time.
+    wake_at = None if in_line else float(run.now if run.wake_at is None else run.wake_at)
     return {"id": run.id, "workflow": run.workflow, "version": run.version,
             "wf_key": wf_key(run.workflow, run.version), "input": run.input,
             "now": float(run.now), "parent_id": run.parent_id, "parent_seq": run.parent_seq,
             "deadline": run.deadline, "trace_context": run.trace_context,
+            "status": run.status, "wake_at": wake_at,
+            "reason": run.reason, "queue": run.queue, "key": run.key,
+            "priority": run.priority, "share": float(run.share),
+            "requires": list(run.requires) if run.requires else None,
+            "debounce": False,
             "tags": json.dumps(dict(run.tags), separators=(",", ":")) if run.tags else None,
             "tag_keys": [k for k, _ in run.tags], "tag_values": [v for _, v in run.tags]}
 

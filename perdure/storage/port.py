@@ -12,14 +12,15 @@ import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow, RunRow
 from perdure.storage.blobs import BlobStore
 from perdure.storage.outbox_port import OutboxStore
 
-__all__ = ["CallbackState", "NewRun", "RequestState", "RunQuery", "ScheduleFiring",
-           "ScheduleRow", "Storage", "TalkListener", "wf_key"]
+__all__ = ["CallbackState", "FlowClaim", "FlowStats", "LimitDef", "LimitTake", "NewRun",
+           "QueueDef", "RequestState", "RunQuery", "ScheduleFiring", "ScheduleRow", "Storage",
+           "TalkListener", "wf_key"]
 
 
 def wf_key(workflow: str, version: str) -> str:
@@ -44,6 +45,75 @@ class NewRun:
     trace_context: str | None = None
     #: the run's tags (key, value), validated
     tags: tuple[tuple[str, str], ...] = ()
+    #: ``pending`` (due now) or ``waiting`` until ``wake_at`` (a delay), with ``reason``
+    status: str = "pending"
+    wake_at: float | None = None
+    reason: str | None = None
+    #: flow control: its queue, partition key, priority (lower first), its key's share of the
+    #: queue's round-robin (1 / weight), and the routing tokens it requires (see flow.routing)
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
+    share: float = 1.0
+    requires: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDef:
+    """A queue's limits as the database keeps them (None: no such limit)."""
+
+    name: str
+    concurrency: int | None
+    per_worker: int | None
+    per_key: int | None
+    rate_count: int | None
+    rate_per: float | None
+    weights: str | None  #: JSON object of key -> weight
+
+
+@dataclass(frozen=True, slots=True)
+class LimitDef:
+    """A named limit as the database keeps it."""
+
+    name: str
+    concurrency: int | None
+    rate_count: int | None
+    rate_per: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowClaim:
+    """What a claim from the lines (queues, routed runs) took, and when to look again."""
+
+    runs: list[ClaimedRun]
+    #: the earliest known time something more may become claimable there (a run falling due,
+    #: a rate window with room); None: only an event (a slot freed, a start) can change it
+    next_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitTake:
+    """The outcome of taking a step's limits for one attempt."""
+
+    granted: bool
+    #: the limits that had no token (empty when granted)
+    blocked: tuple[str, ...] = ()
+    #: when to try again (a rate's next token, for this run's place in line); None: when a
+    #: semaphore slot frees up (the release wakes the run)
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStats:
+    """Raw rows for ``perdure queues``: per queue (name, concurrency, per_worker, per_key,
+    rate_count, rate_per, in line, waiting, running, parked on a limit, oldest in line since,
+    in line with no live worker), routed runs without a queue (in line, oldest since, with
+    no live worker), and per limit (name, concurrency, rate_count, rate_per, slots held,
+    grants in the window, parked, oldest parked since)."""
+
+    queues: list[tuple[Any, ...]]
+    routed: tuple[Any, ...]
+    limits: list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +197,7 @@ class RunQuery:
     workflow: str | None = None
     version: str | None = None
     parent_id: str | None = None
+    queue: str | None = None
     tags: tuple[tuple[str, str], ...] = ()  #: every one of these (key, value) pairs
     after_at: float = -math.inf  #: created at or after
     before_at: float = math.inf  #: with before_id: rows whose (created_at, id) is smaller
@@ -188,11 +259,58 @@ class Storage(Protocol):
         """Give the named lease up, if ``owner`` holds it."""
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float) -> list[ClaimedRun]:
-        """Take up to ``limit`` runnable runs whose workflow key is in ``keys``."""
+                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
+        """Take up to ``limit`` runnable runs whose workflow key is in ``keys`` and that are
+        in no line (no queue, no routing selector); also recover lapsed runs whose selector
+        ``caps`` (the worker's routing tokens) admits."""
 
-    async def next_wake(self, keys: Sequence[str]) -> float | None:
-        """The earliest time at which some run with one of ``keys`` becomes claimable."""
+    async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
+        """The earliest time at which some run :meth:`claim` takes becomes claimable."""
+
+    async def claim_flow(self, *, worker: str, keys: Sequence[str], queues: Sequence[str],
+                         caps: Sequence[str], limit: int, clock: Callable[[], float],
+                         lease: float, plain: bool = False,
+                         plain_first: bool = False) -> FlowClaim:
+        """Move due runs of ``queues`` (and routed runs ``caps`` admits) into their lines,
+        then take up to ``limit`` from the lines within every queue's limits, counted
+        exactly across workers (in one transaction that holds the queues' locks). The time
+        is read from ``clock`` once the locks are held: a start enters a rate's window when it
+        happens, not when the claim began waiting for the lock. Leases run ``lease`` s. With
+        ``plain``, :meth:`claim` runs in the same transaction too, for the room left (or first,
+        with ``plain_first``): one round trip instead of two."""
+
+    async def create_debounced(self, run: NewRun) -> str:
+        """Start ``run`` (waiting until ``run.wake_at``) or coalesce it into the run of the
+        same workflow and key still gathering starts (it takes ``run``'s arguments and due
+        time); returns the id of the run the start went to."""
+
+    async def define_flow(self, queues: Sequence[QueueDef], limits: Sequence[LimitDef],
+                          now: float) -> None:
+        """Write queue and limit definitions (an existing one of the same name is replaced)."""
+
+    async def take_limits(self, run_id: str, epoch: int, worker: str, *, seq: int,
+                          names: Sequence[str], clock: Callable[[], float]) -> LimitTake:
+        """For one attempt of step ``seq``: take a token of every limit in ``names`` (all or
+        none; fenced). Without one, register the run as waiting on those limits (in arrival
+        order) and say when to try again. The time is read from ``clock`` once the limits
+        are locked (a grant is stamped when it is taken, not when the call began to wait)."""
+
+    async def release_limits(self, run_id: str, *, seq: int | None, epoch: int,
+                             now: float) -> None:
+        """Release the semaphore slots of attempt ``seq`` (``seq`` None: those the run held at
+        epochs before ``epoch``, left by a worker that died), and wake as many runs parked on
+        those limits as slots are free, oldest first."""
+
+    async def cancel_unstarted(self, run_id: str, *, error: str, now: float) -> bool:
+        """End a cancelled run at once if it never started and stands in (or waits to enter)
+        a queue's or routing line; whether it did."""
+
+    async def flow_stats(self, now: float, live_since: float) -> FlowStats:
+        """Queue, routing and limit figures for an operator (``perdure queues``); a worker
+        is live if it beat since ``live_since``."""
+
+    async def routable(self, requires: Sequence[str], live_since: float) -> bool:
+        """Whether some live worker's labels admit the selector ``requires``."""
 
     async def claim_run(self, run_id: str, *, worker: str, keys: Sequence[str], now: float,
                         lease_until: float) -> ClaimedRun | None:
@@ -254,10 +372,10 @@ class Storage(Protocol):
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
                               pid_start: str | None, now: float,
-                              serves: Sequence[str] = ()) -> None:
-        """Announce a live worker and the workflow keys it serves (PostgreSQL: also take its
-        session advisory lock, which the server releases the instant the worker's connection
-        dies)."""
+                              serves: Sequence[str] = (), labels: Sequence[str] = ()) -> None:
+        """Announce a live worker, the workflow keys it serves and the routing tokens its
+        ``labels`` offer (PostgreSQL: also take its session advisory lock, which the server
+        releases the instant the worker's connection dies)."""
 
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly."""

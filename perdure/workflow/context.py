@@ -24,6 +24,7 @@ from perdure.errors import (
     PayloadUnavailable,
     StorageUnavailable,
 )
+from perdure.flow.registry import FlowRegistry
 from perdure.records import JournalEntry
 from perdure.storage.port import Storage
 from perdure.workflow.definitions import Step, Workflow
@@ -114,6 +115,10 @@ class RunContext:
     #: patch ids answered so far (``patched``: True or False; ``deprecate_patch``: None)
     patches: dict[str, bool | None] = field(default_factory=dict)
     _pending: list[tuple[JournalEntry, asyncio.Future[None]]] = field(default_factory=list)
+    #: the engine's queues and limits (what a step's limit names resolve to)
+    flow: FlowRegistry | None = None
+    #: abandoned as a crash would (``Engine.abort``): even clean-up writes are skipped
+    abandoned: bool = False
     _writes: int = 0
     #: the engine's payload pipeline (size limit, codec, blob offload)
     payloads: Payloads = field(default_factory=Payloads)

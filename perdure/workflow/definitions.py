@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from perdure import validate
 from perdure.codec.functions import FunctionCodec
 from perdure.errors import InvalidConfiguration
+from perdure.flow.definitions import Limit, Queue, flow_name
+from perdure.flow.routing import selector
 from perdure.retry import RetryPolicy
 from perdure.workflow.scope import active_step, run_or_raise
 from perdure.workflow.stops import Stop
@@ -62,7 +64,8 @@ class Workflow(Generic[P, R]):
     """
 
     def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], *, name: str | None,
-                 version: str, default: bool = False) -> None:
+                 version: str, default: bool = False, queue: Queue | str | None = None,
+                 requires: dict[str, str] | None = None) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidConfiguration(f"@workflow needs an 'async def'; {fn!r} is not one")
         self.fn = fn
@@ -74,6 +77,11 @@ class Workflow(Generic[P, R]):
                                        f"{default!r}")
         #: new starts by name use this version when several versions are served
         self.default = default
+        #: the queue its runs go to unless a start names another (a name: declared on the
+        #: engine), and the labels a worker needs to take them
+        self.queue: Queue | str | None = (queue if queue is None or isinstance(queue, Queue)
+                                          else flow_name(queue, "@workflow queue"))
+        self.requires = selector(requires, "@workflow requires")
         self.codec = FunctionCodec(fn)
         functools.update_wrapper(self, fn)
 
@@ -94,9 +102,12 @@ class Step(Generic[P, R]):
 
     def __init__(self, fn: Callable[P, Awaitable[R]] | Callable[P, R], *, name: str | None,
                  retry: RetryPolicy, timeout: float | None,
-                 compensate: Callable[..., Any] | None) -> None:
+                 compensate: Callable[..., Any] | None,
+                 limits: Sequence[Limit | str] = ()) -> None:
         if compensate is not None and not callable(compensate):
             raise InvalidConfiguration(f"compensate must be callable, not {compensate!r}")
+        #: the limits each attempt takes a token of (a name: declared on the engine)
+        self.limits: tuple[Limit | str, ...] = _limits(limits)
         self.fn = fn
         self.name: str = validate.name(fn.__qualname__ if name is None else name, "step name")
         self.retry = retry
@@ -132,21 +143,27 @@ class Step(Generic[P, R]):
 @overload
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1", default: bool = False
+def workflow(*, name: str | None = None, version: str = "1", default: bool = False,
+             queue: Queue | str | None = None, requires: dict[str, str] | None = None
              ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 
 
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]] | None = None, /, *,
-             name: str | None = None, version: str = "1", default: bool = False) -> Any:
+             name: str | None = None, version: str = "1", default: bool = False,
+             queue: Queue | str | None = None, requires: dict[str, str] | None = None) -> Any:
     """Make an ``async def`` a durable workflow.
 
     ``name`` defaults to the function's qualified name; ``version`` pins each run to the code
     that started it: a worker only drives runs of the versions it has. An engine may serve
     several versions of one name; a start by name uses the one marked ``default=True``, else
-    the highest version.
+    the highest version. ``queue`` is the
+    queue its runs go to (a ``Queue``, or the name of one declared on the engine) and
+    ``requires`` the labels a worker needs to take them (``{"gpu": "*", "region": "eu"}``);
+    a start may override both.
     """
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name, version=version, default=default)
+        return Workflow(f, name=name, version=version, default=default, queue=queue,
+                        requires=requires)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -158,18 +175,21 @@ def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 @overload
 def step(*, name: str | None = None, max_attempts: int | None = None,
          timeout: float | None = None, compensate: Callable[..., Any] | None = None,
-         retry: RetryPolicy | None = None) -> _StepDecorator: ...
+         retry: RetryPolicy | None = None,
+         limits: Sequence[Limit | str] = ()) -> _StepDecorator: ...
 
 
 def step(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
          max_attempts: int | None = None, timeout: float | None = None,
          compensate: Callable[..., Any] | None = None,
-         retry: RetryPolicy | None = None) -> Any:
+         retry: RetryPolicy | None = None, limits: Sequence[Limit | str] = ()) -> Any:
     """Make a function a durable step: retried with back-off, its outcome journaled.
 
     ``max_attempts`` overrides ``retry.max_attempts``; ``timeout`` bounds each attempt;
     ``compensate`` is called (with the step's arguments, plus ``result=`` if it accepts it)
     in reverse order when the run fails or is cancelled after this step completed.
+    ``limits`` (``Limit`` objects, or names declared on the engine): each attempt takes a
+    token of every one first; without one the run parks until a token frees up.
     """
     policy = retry or RetryPolicy()
     if max_attempts is not None:
@@ -177,7 +197,8 @@ def step(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
                              policy.max_delay, policy.jitter)
 
     def wrap(f: Callable[..., Any]) -> Step[Any, Any]:
-        return Step(f, name=name, retry=policy, timeout=timeout, compensate=compensate)
+        return Step(f, name=name, retry=policy, timeout=timeout, compensate=compensate,
+                    limits=limits)
 
     return wrap(fn) if fn is not None else _StepDecorator(wrap)
 
@@ -194,3 +215,26 @@ class _StepDecorator:
     def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
     def __call__(self, fn: Callable[..., Any], /) -> Step[Any, Any]:
         return self._wrap(fn)
+
+
+def _limits(limits: object) -> tuple[Limit | str, ...]:
+    """``@step(limits=...)`` checked: a list of ``Limit`` objects or limit names."""
+    if isinstance(limits, Limit | str):
+        limits = [limits]
+    if not isinstance(limits, list | tuple):
+        raise InvalidConfiguration(f"@step limits must be a list of Limit objects or names, "
+                                   f"not {type(limits).__name__}")
+    out: dict[str, Limit | str] = {}
+    for item in limits:
+        if isinstance(item, Limit):
+            name = item.name
+        elif isinstance(item, str):
+            name = flow_name(item, "a @step limit name")
+        else:
+            raise InvalidConfiguration(f"@step limits must hold Limit objects or names, not "
+                                       f"{item!r}")
+        known = out.get(name)
+        if isinstance(known, Limit) and isinstance(item, Limit) and known != item:
+            raise InvalidConfiguration(f"@step limits: two different limits are named {name!r}")
+        out[name] = known if isinstance(known, Limit) else item
+    return tuple(out.values())

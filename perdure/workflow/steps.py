@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from perdure.errors import NonRetryable, PayloadTooLarge, SerializationError, StepFailed
+from perdure.flow.definitions import Limit
 from perdure.records import ErrorInfo, JournalEntry
 from perdure.retry import RetryPolicy
 from perdure.workflow.context import CompletedStep, RunContext
 from perdure.workflow.definitions import Escaped, Step, contained
+from perdure.workflow.limits import acquire, release
 from perdure.workflow.scope import StepScope, active_step
 
 __all__ = ["run_compensations", "run_step"]
@@ -69,7 +71,7 @@ async def run_step(ctx: RunContext, seq: int, step: Step[Any, Any], args: tuple[
     ctx.begin_op()
     try:
         output, attempts, started = await _attempts(ctx, seq, "step", step.name, attempt,
-                                                    step.retry, entry)
+                                                    step.retry, entry, step.limits)
         output = await ctx.store_payload(output, what)
         finished = ctx.clock.time()
         await ctx.write(JournalEntry(seq, "step", step.name, "completed", attempts, output,
@@ -128,11 +130,14 @@ class _NotRetryable(Exception):
 
 async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
                     attempt: Callable[[], Awaitable[str]], policy: RetryPolicy,
-                    entry: JournalEntry | None) -> tuple[str, int, float]:
+                    entry: JournalEntry | None,
+                    limits: tuple[Limit | str, ...] = ()) -> tuple[str, int, float]:
     """Run attempts until one succeeds: (output, attempts used, first start time).
 
     Between attempts the failure is journaled as ``retrying`` with its due time, so the
-    count and the back-off survive a crash; a long back-off parks the run.
+    count and the back-off survive a crash; a long back-off parks the run. Each attempt of a
+    step with ``limits`` first takes their tokens (or parks the run) and gives its semaphore
+    slots back when it ends.
     """
     attempts = entry.attempts if entry is not None else 0
     due = entry.due_at if entry is not None else None
@@ -151,6 +156,7 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
         # Values the run has produced so far (now(), uuid4()) are durable before a side effect
         # can carry them out of the run.
         await ctx.flush()
+        held = await acquire(ctx, seq, limits, name) if limits else False
         token = active_step.set(StepScope(ctx.run_id, seq, attempts + 1, ctx.generation))
         watch = ctx.hooks.attempt(seq, kind, name, attempts + 1)
         try:
@@ -175,6 +181,8 @@ async def _attempts(ctx: RunContext, seq: int, kind: str, name: str,
                                          error=stored, due_at=due, started_at=started))
         finally:
             active_step.reset(token)
+            if held:
+                await release(ctx, seq)
 
 
 def _step_error(step: Step[Any, Any], info: ErrorInfo | None, attempts: int) -> Exception:

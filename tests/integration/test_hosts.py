@@ -206,3 +206,17 @@ async def test_run_once_on_an_engine_with_a_background_worker_is_refused(
     bare = await make_engine(worker=False)
     with pytest.raises(InvalidConfiguration, match="no workflows"):
         await bare.run_once(max_seconds=1)
+
+
+async def test_run_once_drives_queued_runs_within_their_queue(make_engine: Any) -> None:
+    # A host claims queued runs from their line, under the queue's limits; a message naming a
+    # queued run does not let it jump the line (drive leaves it pending).
+    line = perdure.Queue("hosts-line", concurrency=1)
+    engine = await client(make_engine, quick, queues=[line])
+    for i in range(3):
+        await engine.start(quick, i, id=f"lq{i}", queue=line)
+    assert (await engine.drive("lq2")).status is RunStatus.PENDING
+    assert calls == []
+    summary = await engine.run_once(max_seconds=30)
+    assert summary.completed == 3
+    assert sorted(calls) == ["quick 0", "quick 1", "quick 2"]

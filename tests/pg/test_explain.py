@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 ROWS = 1_000_000
 KEYS = ["wf0\x1f1", "wf1\x1f1", "wf2\x1f1"]
 
+# The plain runs as before, and 30,000 more for flow control, in three queues: parked with a
+# due time (45 %), in their line (50 %) or running (5 %), with a partition key among 1,000 and
+# some with a routing selector.
 FILL = """
 INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
                           lease_until, wake_at, created_at, updated_at, cancel_requested)
@@ -37,7 +40,24 @@ FROM generate_series(1, $2::int) AS g,
      LATERAL (SELECT CASE WHEN g % 100 < 90 THEN 'completed'
                           WHEN g % 100 < 96 THEN 'waiting'
                           WHEN g % 100 < 98 THEN 'pending'
-                          ELSE 'running' END AS status) AS s
+                          ELSE 'running' END AS status) AS s;
+INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
+                          lease_until, wake_at, created_at, updated_at, queue, partition_key,
+                          vtime, requires)
+SELECT 'f' || g, 'wf' || (g % 3), '1', 'wf' || (g % 3) || chr(31) || '1', s.status, '[]', 1,
+       CASE WHEN s.status = 'running' THEN 'w' || (g % 20) END,
+       CASE WHEN s.status = 'running' THEN $1 + (g % 60) - 5 END,
+       CASE WHEN s.status = 'waiting' THEN $1 + (g % 86400) END,
+       $1 - g, $1 - g, 'q' || (g % 3), 'k' || (g % 1000), g,
+       CASE WHEN g % 7 = 0 THEN ARRAY['gpu'] END
+FROM generate_series(1, $2::int / 33) AS g,
+     LATERAL (SELECT CASE WHEN g % 20 < 9 THEN 'waiting' WHEN g % 20 < 19 THEN 'pending'
+                          ELSE 'running' END AS status) AS s;
+INSERT INTO perdure_queues (name, concurrency, per_worker, per_key, rate_count, rate_per,
+                            defined_at)
+SELECT 'q' || i, 100000, 5000, 100, 1000, 60, 0 FROM generate_series(0, 2) AS i;
+INSERT INTO perdure_limits (name, concurrency, rate_count, rate_per, defined_at)
+VALUES ('gpu', 8, 100, 1, 0);
 """
 
 
@@ -59,7 +79,9 @@ async def conn(big_db: str) -> AsyncIterator[Any]:
         if await c.fetchval("SELECT count(*) FROM perdure_runs") == 0:
             started = time.monotonic()
             await c.execute("SET synchronous_commit = off")
-            await c.execute(FILL, time.time(), ROWS)
+            for statement in FILL.split(";")[:-1]:
+                await (c.execute(statement, time.time(), ROWS) if "$1" in statement
+                       else c.execute(statement))
             await c.execute("ANALYZE perdure_runs")
             print(f"\nfilled {ROWS} runs in {time.monotonic() - started:.1f} s")
         yield c
@@ -117,7 +139,8 @@ def _check(nodes: list[dict[str, Any]], *indexes: str) -> None:
 async def test_claim_uses_the_due_and_lease_indexes(conn: Any, generic: bool) -> None:
     now = time.time()
     nodes = await _plan(conn, "claim", {"worker": "w", "keys": KEYS, "limit": 64, "now": now,
-                                        "lease_until": now + 10}, generic=generic)
+                                        "lease_until": now + 10, "caps": []},
+                        generic=generic)
     _check(nodes, "perdure_runs_due", "perdure_runs_leased", "perdure_runs_pkey")
     # It locks rows, skipping those other workers hold.
     assert any(n["Node Type"] == "LockRows" for n in nodes)
@@ -125,7 +148,7 @@ async def test_claim_uses_the_due_and_lease_indexes(conn: Any, generic: bool) ->
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 async def test_next_wake_uses_the_due_and_lease_indexes(conn: Any, generic: bool) -> None:
-    nodes = await _plan(conn, "next_wake", {"keys": KEYS}, generic=generic)
+    nodes = await _plan(conn, "next_wake", {"keys": KEYS, "caps": []}, generic=generic)
     _check(nodes, "perdure_runs_due", "perdure_runs_leased")
 
 
@@ -135,7 +158,8 @@ async def test_per_worker_queries_use_the_owner_index(conn: Any, name: str) -> N
     now = time.time()
     nodes = await _plan(conn, name, {"worker": "w3", "lease_until": now + 10, "now": now,
                                      "host": "h", "pid": 1, "pid_start": None,
-                                     "runs": ["r1", "r2"], "serves": KEYS},
+                                     "runs": ["r1", "r2"], "serves": KEYS,
+                                     "labels": None},
                         generic=True)
     # A heartbeat renews only the runs it names: the primary key finds them.
     _check(nodes, "perdure_runs_pkey" if name == "heartbeat" else "perdure_runs_owner")
@@ -210,5 +234,57 @@ async def test_claim_at_a_million_rows_is_fast(conn: Any, big_db: str) -> None:
         print(f"\nclaim of 64 runs among {ROWS}: {elapsed * 1000:.1f} ms")
         assert elapsed < 0.5
         assert await store.next_wake(KEYS) is not None
+    finally:
+        await store.close()
+
+
+# -- flow control ---------------------------------------------------------------------------
+
+FLOW: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    # the lines: a queue's claim reads its line and counts its running runs by index
+    "queue_claim": ({"queue": "q1", "scope": "queue:q1", "worker": "w3", "limit": 64,
+                     "scan": 256, "keys": KEYS, "caps": ["gpu"], "keep": 60.0},
+                    ("perdure_runs_line", "perdure_runs_queue_running")),
+    "routed_claim": ({"worker": "w3", "limit": 64, "keys": KEYS, "caps": ["gpu"]},
+                     ("perdure_runs_line",)),
+    "flow_lock_queues": ({"keys": KEYS, "queues": ["q0", "q1", "q2"], "caps": ["gpu"]},
+                         ("perdure_runs_flow_due", "perdure_queues_pkey")),
+    "flow_next_wake": ({"keys": KEYS, "queues": ["q0", "q1", "q2"], "caps": ["gpu"]},
+                       ("perdure_runs_flow_due",)),
+    "queue_stats": ({"live_since": 0.0},
+                    ("perdure_runs_line", "perdure_runs_queue_running",
+                     "perdure_runs_queue_waiting")),
+    "holds_in_use": ({"name": "gpu"}, ()),
+    "wake_waiters": ({"name": "gpu", "free": 2}, ()),
+    "insert_run": ({"id": "new", "workflow": "wf1", "version": "1", "wf_key": KEYS[1],
+                    "status": "pending", "input": "[]", "wake_at": None, "reason": None,
+                    "parent_id": None, "parent_seq": None, "deadline": None, "queue": "q1",
+                    "key": "k7", "priority": 0, "share": 1.0, "requires": None,
+                    "debounce": False}, ("perdure_runs_pkey",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOW))
+async def test_flow_statements_use_their_indexes(conn: Any, name: str) -> None:
+    params, indexes = FLOW[name]
+    now = time.time()
+    nodes = await _plan(conn, name, {"now": now, "lease_until": now + 10, **params},
+                        generic=True)
+    _check(nodes, *indexes)
+
+
+async def test_a_queue_claim_at_a_million_rows_is_fast(conn: Any, big_db: str) -> None:
+    """Not a benchmark: a sanity bound that would catch a plan gone quadratic."""
+    store = PostgresStorage(big_db)
+    await store.open()
+    try:
+        started = time.monotonic()
+        for _ in range(10):
+            got = await store.claim_flow(worker="x", keys=KEYS, queues=["q0", "q1", "q2"],
+                                         caps=["gpu"], limit=64, clock=time.time, lease=30)
+            assert len(got.runs) == 64
+        elapsed = (time.monotonic() - started) / 10
+        print(f"\nclaim of 64 queued runs among {ROWS}: {elapsed * 1000:.1f} ms")
+        assert elapsed < 0.5
     finally:
         await store.close()

@@ -343,3 +343,24 @@ async def test_a_killed_worker_on_another_host_is_dead_as_soon_as_its_session_dr
         if proc.stdout is not None:
             proc.stdout.close()
         await observer.close()
+
+
+async def test_a_migration_numbered_below_the_newest_applied_is_still_applied(
+        empty_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A database made by a release that had migration N+2 but not N (branches merged in
+    # another order than their numbers): the next start must apply N, not see N+2 and stop.
+    import perdure.storage.postgres.adapter as adapter
+
+    full = migrations("postgres", "perdure_")
+    skipped = full[-2]
+    monkeypatch.setattr(adapter, "migrations",
+                        lambda backend, p: [m for m in full if m.version != skipped.version])
+    older = PostgresStorage(empty_db.url)
+    await older.open()
+    await older.close()
+    monkeypatch.setattr(adapter, "migrations", lambda backend, p: full)
+    newer = PostgresStorage(empty_db.url)
+    try:
+        assert await newer.open() == [skipped.label]
+    finally:
+        await newer.close()

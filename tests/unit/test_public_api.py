@@ -35,6 +35,8 @@ EXPECTED = {
     "RunOnceSummary", "TickSummary",
     # schedules
     "Overlap", "Schedule", "ScheduleInfo", "ScheduleNotFound",
+    # flow control
+    "FlowReport", "Limit", "LimitState", "Queue", "QueueState", "Rate",
 }
 
 

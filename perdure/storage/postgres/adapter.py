@@ -45,6 +45,7 @@ from perdure.storage.postgres.config import (
     validate_schema,
 )
 from perdure.storage.postgres.errors import storage_error
+from perdure.storage.postgres.flow import PostgresFlow
 from perdure.storage.postgres.listing import PostgresListing
 from perdure.storage.postgres.outbox import PostgresOutbox
 from perdure.storage.postgres.pool import (
@@ -69,7 +70,8 @@ T = TypeVar("T")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, PostgresRetention):
+class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresListing,
+                      PostgresRetention):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
@@ -112,6 +114,7 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
         self._opened = False
         self._ownership_locks: dict[str, asyncio.Lock] = {}
         self.outbox = PostgresOutbox(self)
+        self._labels: dict[str, list[str] | None] = {}  # routing tokens of our workers
 
     def __repr__(self) -> str:
         return f"<PostgresStorage {self._redacted!r} prefix={self.qualified_prefix!r}>"
@@ -158,10 +161,12 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
     async def _migrate(self, conn: Connection) -> list[str]:
         p, version_table = self.qualified_prefix, f"{self.qualified_prefix}schema_version"
         wanted = migrations("postgres", p)
-        # Fast path (every start after the first): nothing to do, no lock to queue for.
+        # Fast path (every start after the first): nothing to do, no lock to queue for. Every
+        # wanted version must be there, not only the newest: migrations from branches merged
+        # out of number order leave gaps that a later release fills.
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", version_table):
-            have = await conn.fetchval(f"SELECT max(version) FROM {version_table}")
-            if have is not None and have >= wanted[-1].version:
+            have = {r[0] for r in await conn.fetch(f"SELECT version FROM {version_table}")}
+            if all(m.version in have for m in wanted):
                 return []
         applied: list[str] = []
         async with conn.transaction():
@@ -282,14 +287,14 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
         return None if row is None else RunRow(*row)
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs in one statement (FOR UPDATE SKIP LOCKED).
 
         If the connection breaks mid-claim, the claim may have committed without our knowing
         which runs it took; before retrying, runs this worker claimed at ``now`` are handed
         back (claimable at once) so none stays owned by a worker that does not drive it."""
         params = {"worker": worker, "keys": list(keys), "limit": limit, "now": float(now),
-                  "lease_until": float(lease_until)}
+                  "lease_until": float(lease_until), "caps": list(caps)}
         claim, give_back = self._args("claim", params), self._args("claim_give_back", params)
 
         async def op(conn: Connection, retrying: bool) -> list[Any]:
@@ -339,9 +344,9 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
             lock = self._ownership_locks[worker] = asyncio.Lock()
         return lock
 
-    async def next_wake(self, keys: Sequence[str]) -> float | None:
+    async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
         """Earliest due time among runs with one of ``keys`` (through the partial indexes)."""
-        row = await self._fetchrow("next_wake", {"keys": list(keys)})
+        row = await self._fetchrow("next_wake", {"keys": list(keys), "caps": list(caps)})
         return None if row is None or row[0] is None else float(row[0])
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
@@ -373,9 +378,15 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
                   "waiting_for": list(waiting_for)}
         lock, park = self._args("park_lock", params), self._args("park_run", params)
         applied = self._args("finish_applied", params)
+        # Waiting on limits: their rows are share-locked first (lock order: limits, then
+        # runs), so that no release slips between the check in park_run and the park.
+        limits = sorted(w[6:] for w in waiting_for if w.startswith("limit:"))
+        limit_lock = self._args("park_limits", {"names": limits}) if limits else None
 
         async def op(conn: Connection, retrying: bool) -> None:
             async with conn.transaction():
+                if limit_lock is not None:
+                    await conn.fetch(*limit_lock)
                 if await conn.fetchval(*lock) is None:
                     if retrying and await conn.fetchval(*applied):
                         return
@@ -503,12 +514,12 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
             rows = await self._fetch("heartbeat", {
                 "worker": worker, "lease_until": float(lease_until), "now": float(now),
                 "host": host, "pid": pid, "pid_start": pid_start, "runs": list(runs),
-                "serves": list(serves)})
+                "serves": list(serves), "labels": self._labels.get(worker)})
         return {r[0]: r[1] for r in rows}
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
                               pid_start: str | None, now: float,
-                              serves: Sequence[str] = ()) -> None:
+                              serves: Sequence[str] = (), labels: Sequence[str] = ()) -> None:
         """Take the worker's session advisory lock (held on the session connection for the
         worker's life), then announce it. Lock first: a registered worker whose lock is free
         is dead to everyone else."""
@@ -520,9 +531,11 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
             if error is exc:
                 raise
             raise error from exc
+        self._labels[worker] = list(labels) if labels else None
         await self._fetch("upsert_worker", {"id": worker, "host": host, "pid": pid,
                                             "pid_start": pid_start, "now": float(now),
-                                            "serves": list(serves)})
+                                            "serves": list(serves),
+                                            "labels": self._labels[worker]})
 
     async def unregister_worker(self, worker: str) -> None:
         """Forget a worker that stopped cleanly, then release its lock."""

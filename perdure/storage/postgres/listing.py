@@ -39,7 +39,7 @@ class PostgresListing:
         """The query that walks the best index for ``query``, and its parameters."""
         params: dict[str, Any] = {
             "statuses": list(query.statuses) or None, "workflow": query.workflow,
-            "version": query.version, "parent_id": query.parent_id,
+            "version": query.version, "parent_id": query.parent_id, "queue": query.queue,
             "tag_keys": [k for k, _ in query.tags], "tag_values": [v for _, v in query.tags],
             "tag_key": query.tags[0][0] if query.tags else None,
             "tag_value": query.tags[0][1] if query.tags else None,

@@ -16,13 +16,14 @@
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
-       r.forked_from, r.forked_seq, r.tags
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
 FROM {p}runs r
 WHERE (r.created_at, r.id) < (:before_at::float8, :before_id::text)
   AND r.created_at >= :after_at::float8
   AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses))
   AND (:workflow::text IS NULL OR r.workflow = :workflow)
   AND (:version::text IS NULL OR r.version = :version)
+  AND (:queue::text IS NULL OR r.queue = :queue)
   AND (:parent_id::text IS NULL OR r.parent_id = :parent_id)
   AND NOT EXISTS (
       SELECT 1 FROM unnest(:tag_keys::text[], :tag_values::text[]) AS w(key, value)
@@ -35,7 +36,7 @@ LIMIT :limit::bigint
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
-       r.forked_from, r.forked_seq, r.tags
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
 FROM {p}tags d JOIN {p}runs r ON r.id = d.run_id
 WHERE d.key = :tag_key::text AND d.value = :tag_value::text
   AND (d.created_at, d.run_id) < (:before_at::float8, :before_id::text)
@@ -43,6 +44,7 @@ WHERE d.key = :tag_key::text AND d.value = :tag_value::text
   AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses))
   AND (:workflow::text IS NULL OR r.workflow = :workflow)
   AND (:version::text IS NULL OR r.version = :version)
+  AND (:queue::text IS NULL OR r.queue = :queue)
   AND (:parent_id::text IS NULL OR r.parent_id = :parent_id)
   AND NOT EXISTS (
       SELECT 1 FROM unnest(:tag_keys::text[], :tag_values::text[]) AS w(key, value)
@@ -55,7 +57,7 @@ LIMIT :limit::bigint
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
-       r.forked_from, r.forked_seq, r.tags
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
 FROM {p}runs r
 WHERE r.parent_id = :parent_id::text
   AND (r.created_at, r.id) < (:before_at::float8, :before_id::text)
@@ -63,6 +65,7 @@ WHERE r.parent_id = :parent_id::text
   AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses))
   AND (:workflow::text IS NULL OR r.workflow = :workflow)
   AND (:version::text IS NULL OR r.version = :version)
+  AND (:queue::text IS NULL OR r.queue = :queue)
   AND NOT EXISTS (
       SELECT 1 FROM unnest(:tag_keys::text[], :tag_values::text[]) AS w(key, value)
       WHERE NOT EXISTS (SELECT 1 FROM {p}tags t

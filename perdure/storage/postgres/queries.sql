@@ -28,12 +28,29 @@
 
 -- name: insert_run
 -- The run, and its tags (only if the run is new: an idempotent start keeps the first tags).
-WITH ins AS (
-    INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at,
-                         parent_id, parent_seq, deadline, created_at, updated_at, trace_context,
+-- A run is 'pending' and due now, or (a delay) 'waiting' until :wake_at with :reason; a queued
+-- or routed run that is due goes straight into its line (wake_at NULL; see 0018_flow.sql).
+-- A queued run's place in its line comes from `slot` (fair queueing, as in flow.sql's
+-- queue_slot on SQLite: 1/weight after its key's previous run, no earlier than the queue's
+-- virtual clock); the upsert's row lock orders concurrent starts of one key.
+WITH slot AS (
+    INSERT INTO {p}queue_keys AS k (queue, key, finish)
+    SELECT :queue::text, coalesce(:key::text, ''),
+           coalesce((SELECT vclock FROM {p}queues WHERE name = :queue), 0) + :share::float8
+    WHERE :queue IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p}runs WHERE id = :id)
+    ON CONFLICT (queue, key) DO UPDATE SET
+        finish = greatest(k.finish, coalesce((SELECT vclock FROM {p}queues
+                                              WHERE name = :queue), 0)) + :share
+    RETURNING finish - :share AS vtime
+), ins AS (
+    INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at, error,
+                         parent_id, parent_seq, deadline, created_at, updated_at, queue,
+                         partition_key, priority, vtime, requires, debounce, trace_context,
                          tags)
-    VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now::float8, :parent_id,
-            :parent_seq::int, :deadline::float8, :now, :now, :trace_context::text, :tags)
+    VALUES (:id, :workflow, :version, :wf_key, :status, :input, 0, :wake_at::float8, :reason,
+            :parent_id, :parent_seq::int, :deadline::float8, :now::float8, :now, :queue, :key,
+            :priority::int, coalesce((SELECT vtime FROM slot), :now), :requires::text[],
+            :debounce::boolean, :trace_context::text, :tags)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), tagged AS (
@@ -48,7 +65,8 @@ SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM note) AS not
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
        parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq, tags
+       incarnation, pause_requested, forked_from, forked_seq, tags, queue, partition_key, priority,
+       requires
 FROM {p}runs WHERE id = :id
 
 -- name: claim
@@ -58,17 +76,20 @@ FROM {p}runs WHERE id = :id
 -- second branch is only read when the first did not fill the limit. (FOR UPDATE is not allowed
 -- directly under UNION, hence one CTE per branch.) The error column of a parked run holds its
 -- waiting reason, which means nothing once it runs: it is cleared (RunInfo.from_row would
--- read it as a JSON error of a running run).
+-- read it as a JSON error of a running run). Queued and routed runs are claimed from their
+-- lines under their limits (flow.sql), never here by due time; a lapsed one is recovered
+-- here, by a worker whose capabilities (:caps) its selector admits.
 WITH due AS (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL AND wake_at <= :now::float8
-      AND wf_key = ANY(:keys::text[])
+      AND queue IS NULL AND requires IS NULL AND wf_key = ANY(:keys::text[])
     ORDER BY wake_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), lapsed AS (
     SELECT id FROM {p}runs
     WHERE status = 'running' AND lease_until < :now AND wf_key = ANY(:keys)
+      AND (requires IS NULL OR requires <@ :caps::text[])
     ORDER BY lease_until
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -99,9 +120,10 @@ WHERE owner = :worker AND status = 'running' AND updated_at = :now::float8
 SELECT least(
     (SELECT min(wake_at) FROM {p}runs
      WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
-       AND wf_key = ANY(:keys::text[])),
+       AND queue IS NULL AND requires IS NULL AND wf_key = ANY(:keys::text[])),
     (SELECT min(lease_until) FROM {p}runs
-     WHERE status = 'running' AND wf_key = ANY(:keys)))
+     WHERE status = 'running' AND wf_key = ANY(:keys)
+       AND (requires IS NULL OR requires <@ :caps::text[])))
 
 -- name: load_journal
 SELECT seq, kind, name, status, attempts, output, error, due_at, started_at, finished_at
@@ -159,7 +181,10 @@ WITH locked AS (
     FROM locked
     WHERE r.id = locked.id AND r.id = :run_id AND r.epoch = :epoch::bigint
       AND r.owner = :worker
-    RETURNING r.parent_id
+    RETURNING r.parent_id, r.queue
+), slot AS (
+    -- a queued run gave its slot back: the workers serving its queue look again
+    SELECT pg_notify(:channel, 'slot') FROM fin WHERE fin.queue IS NOT NULL
 ), woken AS (
     UPDATE {p}runs p SET wake_at = :now
     FROM locked, fin
@@ -176,7 +201,7 @@ WITH locked AS (
                   WHERE q.run_id = :run_id AND q.replied_at IS NULL)
 )
 SELECT (SELECT count(*) FROM fin) AS finished, (SELECT count(*) FROM note) AS notified,
-       (SELECT count(*) FROM talk) AS talked
+       (SELECT count(*) FROM talk) AS talked, (SELECT count(*) FROM slot) AS freed
 
 -- name: finish_applied
 -- After a lost acknowledgement: did our finish (or park) commit? Nothing but our own write
@@ -218,11 +243,23 @@ WITH parked AS (
             WHEN EXISTS (SELECT 1 FROM {p}callbacks b
                          WHERE b.run_id = :run_id AND b.completed_at IS NOT NULL
                            AND ('callback:' || b.seq) = ANY(:waiting_for)) THEN :now
+            -- a semaphore it waits for freed up while it was parking: the park took the
+            -- limit's lock first (park_limits), so a release that committed before is seen
+            -- here and one that comes later finds the run parked (flow.sql, wake_waiters)
+            WHEN EXISTS (SELECT 1 FROM {p}limits l
+                         WHERE l.name IN (SELECT substr(w, 7) FROM unnest(:waiting_for) AS w
+                                          WHERE w LIKE 'limit:%')
+                           AND l.concurrency IS NOT NULL
+                           AND (SELECT count(*) FROM {p}limit_holds h JOIN {p}runs x
+                                ON x.id = h.run_id AND x.epoch = h.epoch
+                                   AND x.status = 'running'
+                                WHERE h.name = l.name) < l.concurrency) THEN :now
             ELSE :wake_at::float8 END
     WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
-    RETURNING wake_at
+    RETURNING wake_at, queue
 ), note AS (
-    SELECT pg_notify(:channel, 'park') FROM parked WHERE parked.wake_at <= :now
+    SELECT pg_notify(:channel, 'park') FROM parked
+    WHERE parked.wake_at <= :now OR parked.queue IS NOT NULL
 )
 SELECT (SELECT count(*) FROM parked) AS parked, (SELECT count(*) FROM note) AS notified
 
@@ -366,8 +403,9 @@ SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND cancel_r
 -- Renew every lease of the worker (and its registration) in one statement; rows in id order.
 -- (A data-modifying CTE such as `reg` always runs, referenced or not.)
 WITH reg AS (
-    INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves)
-    VALUES (:worker, :host, :pid::int, :pid_start, :now::float8, :now, :serves::text[])
+    INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves, labels)
+    VALUES (:worker, :host, :pid::int, :pid_start, :now::float8, :now, :serves::text[],
+            :labels::text[])
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves
 ), mine AS (
     SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running'
@@ -381,9 +419,10 @@ WHERE r.id = mine.id
 RETURNING r.id, r.epoch
 
 -- name: upsert_worker
-INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves)
-VALUES (:id, :host, :pid::int, :pid_start, :now::float8, :now, :serves::text[])
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves, labels)
+VALUES (:id, :host, :pid::int, :pid_start, :now::float8, :now, :serves::text[], :labels::text[])
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves,
+                               labels = excluded.labels
 
 -- name: delete_worker
 DELETE FROM {p}workers WHERE id = :id
@@ -661,13 +700,14 @@ ORDER BY k
 -- take it: runnable now, or running under a lapsed lease. Nothing when another worker holds it
 -- or it has ended, so a second delivery of the same message drives nothing. FOR UPDATE without
 -- SKIP LOCKED: a row locked for a moment (a signal, a heartbeat) is waited for, not skipped, and
--- the condition is checked again on the row as that transaction left it.
+-- the condition is checked again on the row as that transaction left it. A queued or routed
+-- run is not taken by id: its queue's limits (or its selector) decide, in its line.
 WITH picked AS (
     SELECT id, status = 'running' AS recovered FROM {p}runs
     WHERE id = :run_id AND wf_key = ANY(:keys::text[])
       AND ((status IN ('pending', 'waiting') AND wake_at IS NOT NULL
-            AND wake_at <= :now::float8)
-           OR (status = 'running' AND lease_until < :now::float8))
+            AND wake_at <= :now::float8 AND queue IS NULL AND requires IS NULL)
+           OR (status = 'running' AND lease_until < :now::float8 AND requires IS NULL))
     FOR UPDATE
 )
 UPDATE {p}runs r

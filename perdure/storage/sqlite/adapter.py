@@ -19,12 +19,12 @@ from perdure.storage.params import (
     history_rows,
     incarnation_rows,
     lost,
-    new_run_params,
 )
 from perdure.storage.port import NewRun, wf_key
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
 from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.errors import is_transient, storage_error
+from perdure.storage.sqlite.flow import SqliteFlow, claimed_run, run_params
 from perdure.storage.sqlite.listing import SqliteListing, run_row
 from perdure.storage.sqlite.outbox import SqliteOutbox
 from perdure.storage.sqlite.retention import SqliteRetention
@@ -37,7 +37,7 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention):
+class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
@@ -65,6 +65,7 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
         self._load: Callable[[], int] = lambda: 0
         self._applied: list[str] = []  # by the last open()
         self.outbox = SqliteOutbox(self._q, self._submit)
+        self._labels: dict[str, str | None] = {}  # routing tokens of the workers registered
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -186,34 +187,19 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def create_run(self, run: NewRun) -> bool:
-        """Insert a pending run (and its tags); False when the id exists (idempotent
-        start)."""
-        insert, params = self._q["insert_run"], new_run_params(run)
-
-        def op(conn: sqlite3.Connection) -> bool:
-            if conn.execute(insert, params).rowcount == 0:
-                return False
-            self._insert_tags(conn, params)
-            return True
-
-        created: bool = await self._submit(op, write=True)
-        return created
-
     async def get_run(self, run_id: str) -> RunRow | None:
         """One run, or None."""
         row = await self._read("get_run", {"id": run_id}, many=False)
         return None if row is None else run_row(row)
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs in one statement."""
         rows = await self._write("claim", {
             "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
-            "lease_until": lease_until,
+            "lease_until": lease_until, "caps": json.dumps(list(caps)) if caps else "[]",
         }, returning=True)
-        return [ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
-                           r[10], r[11], r[12], bool(r[13])) for r in rows]
+        return [claimed_run(r) for r in rows]
 
     async def claim_run(self, run_id: str, *, worker: str, keys: Sequence[str], now: float,
                         lease_until: float) -> ClaimedRun | None:
@@ -223,9 +209,7 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
             "lease_until": lease_until}, returning=True)
         if not rows:
             return None
-        r = rows[0]
-        return ClaimedRun(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], bool(r[9]),
-                          r[10], r[11], r[12], bool(r[13]))
+        return claimed_run(rows[0])
 
     async def count_due(self, keys: Sequence[str], now: float) -> int:
         """Parked runs whose wake-up time has come."""
@@ -233,9 +217,11 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
                                many=False)
         return int(row[0])
 
-    async def next_wake(self, keys: Sequence[str]) -> float | None:
+    async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
         """Earliest due time among runs with one of ``keys``."""
-        row = await self._read("next_wake", {"keys": json.dumps(list(keys))}, many=False)
+        row = await self._read("next_wake", {"keys": json.dumps(list(keys)),
+                                             "caps": json.dumps(list(caps)) if caps else "[]"},
+                             many=False)
         return None if row is None else row[0]
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
@@ -312,7 +298,7 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(put, entry_params(run_id, epoch, worker, entry)).rowcount == 0:
                 raise lost(run_id, epoch)
-            conn.execute(insert, new_run_params(child))
+            conn.execute(insert, run_params(child))
 
         await self._submit(op, write=True)
 
@@ -384,7 +370,8 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
                                   "pid_start": pid_start, "now": now,
-                                  "serves": json.dumps(list(serves))})
+                                  "serves": json.dumps(list(serves)),
+                                  "labels": self._labels.get(worker)})
             rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
                                         "runs": json.dumps(list(runs))}).fetchall()
             return {r[0]: r[1] for r in rows}
@@ -394,11 +381,14 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
 
     async def register_worker(self, worker: str, *, host: str, pid: int,
                               pid_start: str | None, now: float,
-                              serves: Sequence[str] = ()) -> None:
-        """Announce a live worker and what it serves."""
+                              serves: Sequence[str] = (),
+                              labels: Sequence[str] = ()) -> None:
+        """Announce a live worker and what it serves and its routing tokens."""
+        self._labels[worker] = json.dumps(list(labels)) if labels else None
         await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
                                             "pid_start": pid_start, "now": now,
-                                            "serves": json.dumps(list(serves))})
+                                            "serves": json.dumps(list(serves)),
+                                            "labels": self._labels[worker]})
 
     async def dead_workers(self, me: str, host: str) -> list[str]:
         """Workers on this host whose process is gone."""

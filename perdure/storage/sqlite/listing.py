@@ -23,7 +23,8 @@ def run_row(r: Sequence[Any]) -> RunRow:
     """A runs row, as ``get_run`` and the list queries select it."""
     return RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
                   r[12], r[13], bool(r[14]), r[15], r[16], r[17], r[18], bool(r[19]), r[20],
-                  r[21], r[22] if len(r) > 22 else None)
+                  r[21], r[22], r[23], r[24], r[25],
+                  None if r[26] is None else json.loads(r[26]))
 
 
 class SqliteListing:
@@ -48,7 +49,7 @@ class SqliteListing:
         params: dict[str, Any] = {
             "statuses": json.dumps(list(query.statuses)) if query.statuses else None,
             "workflow": query.workflow, "version": query.version,
-            "parent_id": query.parent_id,
+            "parent_id": query.parent_id, "queue": query.queue,
             "tags": json.dumps(dict(query.tags)) if query.tags else None,
             "before_at": query.before_at, "before_id": query.before_id,
             "after_at": query.after_at, "limit": query.limit,

@@ -15,12 +15,13 @@
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
-       r.forked_from, r.forked_seq, r.tags
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
 FROM {p}runs r
 WHERE (r.created_at, r.id) < (:before_at, :before_id) AND r.created_at >= :after_at
   AND (:statuses IS NULL OR r.status IN (SELECT value FROM json_each(:statuses)))
   AND (:workflow IS NULL OR r.workflow = :workflow)
   AND (:version IS NULL OR r.version = :version)
+  AND (:queue IS NULL OR r.queue = :queue)
   AND (:parent_id IS NULL OR r.parent_id = :parent_id)
   AND (:tags IS NULL OR NOT EXISTS (
       SELECT 1 FROM json_each(:tags) w
@@ -33,13 +34,14 @@ LIMIT :limit
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
-       r.forked_from, r.forked_seq, r.tags
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
 FROM {p}tags d CROSS JOIN {p}runs r  -- CROSS JOIN: the tag drives, whatever the statistics say
 WHERE r.id = d.run_id AND d.key = :tag_key AND d.value = :tag_value
   AND (d.created_at, d.run_id) < (:before_at, :before_id) AND d.created_at >= :after_at
   AND (:statuses IS NULL OR r.status IN (SELECT value FROM json_each(:statuses)))
   AND (:workflow IS NULL OR r.workflow = :workflow)
   AND (:version IS NULL OR r.version = :version)
+  AND (:queue IS NULL OR r.queue = :queue)
   AND (:parent_id IS NULL OR r.parent_id = :parent_id)
   AND (:tags IS NULL OR NOT EXISTS (
       SELECT 1 FROM json_each(:tags) w
@@ -52,13 +54,14 @@ LIMIT :limit
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
-       r.forked_from, r.forked_seq, r.tags
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
 FROM {p}runs r
 WHERE r.parent_id = :parent_id
   AND (r.created_at, r.id) < (:before_at, :before_id) AND r.created_at >= :after_at
   AND (:statuses IS NULL OR r.status IN (SELECT value FROM json_each(:statuses)))
   AND (:workflow IS NULL OR r.workflow = :workflow)
   AND (:version IS NULL OR r.version = :version)
+  AND (:queue IS NULL OR r.queue = :queue)
   AND (:tags IS NULL OR NOT EXISTS (
       SELECT 1 FROM json_each(:tags) w
       WHERE NOT EXISTS (SELECT 1 FROM {p}tags t

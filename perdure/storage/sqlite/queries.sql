@@ -2,20 +2,27 @@
 -- bound parameter. A query starts at a `-- name: NAME` line and runs to the next one.
 
 -- name: insert_run
-INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at, parent_id,
-                     parent_seq, deadline, created_at, updated_at, trace_context, tags)
-VALUES (:id, :workflow, :version, :wf_key, 'pending', :input, 0, :now, :parent_id,
-        :parent_seq, :deadline, :now, :now, :trace_context, :tags)
+-- A run is 'pending' and due now, or (a delay) 'waiting' until :wake_at with :reason; a queued
+-- or routed run that is due goes straight into its line (wake_at NULL; see 0018_flow.sql).
+INSERT INTO {p}runs (id, workflow, version, wf_key, status, input, epoch, wake_at, error,
+                     parent_id, parent_seq, deadline, created_at, updated_at, queue,
+                     partition_key, priority, vtime, requires, debounce, trace_context, tags)
+VALUES (:id, :workflow, :version, :wf_key, :status, :input, 0, :wake_at, :reason, :parent_id,
+        :parent_seq, :deadline, :now, :now, :queue, :key, :priority, :vtime, :requires,
+        :debounce, :trace_context, :tags)
 ON CONFLICT (id) DO NOTHING
 
 -- name: get_run
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
        parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq, tags
+       incarnation, pause_requested, forked_from, forked_seq, tags, queue, partition_key, priority,
+       requires
 FROM {p}runs WHERE id = :id
 
 -- name: claim
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
+-- Queued and routed runs are claimed from their lines (flow.sql), never here by due time;
+-- a lapsed one (its worker died) is recovered here, by a worker its selector admits.
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
     updated_at = :now, error = NULL, claimed_from = status
@@ -23,10 +30,14 @@ WHERE id IN (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at <= :now
       AND wf_key IN (SELECT value FROM json_each(:keys))
+      AND queue IS NULL AND requires IS NULL
     UNION ALL
     SELECT id FROM {p}runs
     WHERE status = 'running' AND lease_until < :now
       AND wf_key IN (SELECT value FROM json_each(:keys))
+      AND (requires IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(requires) t
+          WHERE t.value NOT IN (SELECT value FROM json_each(:caps))))
     LIMIT :limit
 )
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
@@ -36,9 +47,13 @@ RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_reque
 SELECT min(t) FROM (
     SELECT min(wake_at) AS t FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wf_key IN (SELECT value FROM json_each(:keys))
+      AND queue IS NULL AND requires IS NULL
     UNION ALL
     SELECT min(lease_until) AS t FROM {p}runs
     WHERE status = 'running' AND wf_key IN (SELECT value FROM json_each(:keys))
+      AND (requires IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(requires) t
+          WHERE t.value NOT IN (SELECT value FROM json_each(:caps))))
 )
 
 -- name: load_journal
@@ -85,6 +100,12 @@ SET status = CASE WHEN pause_requested = 1 THEN 'paused' ELSE :status END, owner
         WHEN EXISTS (SELECT 1 FROM {p}callbacks b, json_each(:waiting_for) w
                      WHERE b.run_id = :run_id AND b.completed_at IS NOT NULL
                        AND w.value = 'callback:' || b.seq) THEN :now
+        -- a semaphore it waits for freed up while it was parking (see release_holds)
+        WHEN EXISTS (SELECT 1 FROM {p}limits l, json_each(:waiting_for) w
+                     WHERE w.value = 'limit:' || l.name AND l.concurrency IS NOT NULL
+                       AND (SELECT count(*) FROM {p}limit_holds h JOIN {p}runs x
+                            ON x.id = h.run_id AND x.epoch = h.epoch AND x.status = 'running'
+                            WHERE h.name = l.name) < l.concurrency) THEN :now
         ELSE :wake_at END
 WHERE id = :run_id AND epoch = :epoch AND owner = :worker
 
@@ -102,9 +123,10 @@ WHERE owner = :worker AND status = 'running' AND id IN (SELECT value FROM json_e
 RETURNING id, epoch
 
 -- name: upsert_worker
-INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves)
-VALUES (:id, :host, :pid, :pid_start, :now, :now, :serves)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves, labels)
+VALUES (:id, :host, :pid, :pid_start, :now, :now, :serves, :labels)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves,
+                               labels = excluded.labels
 
 -- name: delete_worker
 DELETE FROM {p}workers WHERE id = :id
@@ -306,7 +328,8 @@ SELECT id FROM {p}runs WHERE owner = :worker AND status = 'running' AND pause_re
 -- Unfinished runs whose workflow key no live worker (heartbeat since :live_after) serves.
 SELECT id, workflow, version, status, input, output, error, epoch, owner, lease_until, wake_at,
        parent_id, parent_seq, deadline, cancel_requested, created_at, updated_at, generation,
-       incarnation, pause_requested, forked_from, forked_seq
+       incarnation, pause_requested, forked_from, forked_seq, tags, queue, partition_key, priority,
+       requires
 FROM {p}runs r
 WHERE status NOT IN ('completed', 'failed', 'cancelled')
   AND (:workflow IS NULL OR workflow = :workflow)
@@ -331,13 +354,15 @@ ORDER BY s.value
 -- name: claim_run
 -- One run by id (a host driving the run a queue message named), taken exactly when claim would
 -- take it: runnable now, or running under a lapsed lease. Nothing when another worker holds it
--- or it has ended, so a second delivery of the same message drives nothing.
+-- or it has ended, so a second delivery of the same message drives nothing. A queued or
+-- routed run is not taken by id: its queue's limits (or its selector) decide, in its line.
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
     updated_at = :now, error = NULL, claimed_from = status
 WHERE id = :run_id AND wf_key IN (SELECT value FROM json_each(:keys))
-  AND ((status IN ('pending', 'waiting') AND wake_at <= :now)
-       OR (status = 'running' AND lease_until < :now))
+  AND ((status IN ('pending', 'waiting') AND wake_at <= :now AND queue IS NULL
+        AND requires IS NULL)
+       OR (status = 'running' AND lease_until < :now AND requires IS NULL))
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
           claimed_from = 'running', generation, wake_at, trace_context, pause_requested
 

@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from perdure.storage.params import new_run_params
 from perdure.storage.port import NewRun, ScheduleFiring, ScheduleRow
+from perdure.storage.sqlite.flow import run_params
 
 __all__ = ["SqliteSchedules", "schedule_params", "schedule_row"]
 
@@ -107,7 +107,7 @@ class SqliteSchedules:
             if conn.execute(q["fire_schedule"], params).rowcount == 0:
                 return None
             for run in runs:
-                conn.execute(q["insert_run"], new_run_params(run))
+                conn.execute(q["insert_run"], run_params(run))
             flagged: list[str] = []
             for run_id in cancel:
                 flagged += [r[0] for r in conn.execute(q["request_cancel"],
@@ -123,7 +123,7 @@ class SqliteSchedules:
 
         def op(conn: sqlite3.Connection) -> list[str]:
             return [run.id for run in runs
-                    if conn.execute(insert, new_run_params(run)).rowcount]
+                    if conn.execute(insert, run_params(run)).rowcount]
 
         result: list[str] = await self._submit(op, write=True)
         return result
