@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -16,12 +15,13 @@ from perdure.clock import Clock, CorrectedClock, SystemClock, is_authoritative
 from perdure.codec import functions as codec
 from perdure.codec.envelope import PayloadCodec
 from perdure.codec.functions import FunctionCodec
-from perdure.codec.limits import DEFAULT_MAX_PAYLOAD, DEFAULT_OFFLOAD_ABOVE, positive_size
-from perdure.engine import serverless
+from perdure.codec.limits import DEFAULT_MAX_PAYLOAD
 from perdure.engine.clocksync import SYNC_EVERY, ClockSync
+from perdure.engine.finding import RunFinding
 from perdure.engine.handle import WorkflowHandle
 from perdure.engine.lifecycle import RunLifecycle
-from perdure.engine.listing import RunFilter, encode_cursor
+from perdure.engine.ondemand import OnDemandHosts
+from perdure.engine.options import deadline_of, flow_registry, payload_options
 from perdure.engine.outbox import Outbox
 from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
@@ -39,20 +39,16 @@ from perdure.errors import (
     UnknownWorkflowError,
 )
 from perdure.flow.definitions import Limit, Queue
-from perdure.flow.records import FlowReport
-from perdure.flow.registry import FlowRegistry
 from perdure.flow.routing import capabilities, labels_of
 from perdure.flow.starts import plan
 from perdure.observe.health import Readiness
 from perdure.observe.observer import Observer
-from perdure.observe.retention import FINISHED, Pruner, cutoffs, retention_policy
+from perdure.observe.retention import Pruner, retention_policy
 from perdure.records import (
     ErrorInfo,
     JournalEntry,
     ResumeRecord,
     RunInfo,
-    RunPage,
-    RunRow,
     RunStatus,
     run_error,
 )
@@ -83,15 +79,12 @@ def _any_result() -> Any:
 
 _ANY_CODEC = FunctionCodec(_any_result)
 
-#: a worker that beat within this many seconds counts as live (routing reports)
-LIVE_WINDOW = 30.0
-
 # A worker waiting for its database at start-up retries after these many seconds, doubling.
 _CONNECT_RETRY_FIRST = 0.25
 _CONNECT_RETRY_MAX = 10.0
 
 
-class Engine(RunLifecycle):
+class Engine(RunLifecycle, RunFinding, OnDemandHosts):
     """Starts, drives and inspects durable workflow runs on one database.
 
     ``Engine(url, workflows=[...])`` is a worker: it claims and executes runs of those
@@ -169,7 +162,7 @@ class Engine(RunLifecycle):
         self.url = url
         self.workflows = Registry(workflows)
         #: the queues and limits this engine knows (declared, and its workflows' queues)
-        self.flow = _flow_registry(queues, limits, self.workflows)
+        self.flow = flow_registry(queues, limits, self.workflows)
         #: the labels this worker advertises for routing (``requires`` of runs)
         self.labels = labels_of(labels)
         validate.count(concurrency, "concurrency")
@@ -180,7 +173,7 @@ class Engine(RunLifecycle):
         if heartbeat >= lease:
             raise InvalidConfiguration("heartbeat must be shorter than the lease")
         shutdown_grace = validate.seconds(shutdown_grace, "shutdown_grace", zero=True)
-        payload_options = _payload_options(max_payload, codec, blobs, offload_above)
+        sizes = payload_options(max_payload, codec, blobs, offload_above)
         self._sink = None if outbox is None else check_sink(outbox)
         if outbox_retry is not None and not isinstance(outbox_retry, RetryPolicy):
             raise InvalidConfiguration(f"outbox_retry must be a RetryPolicy, not "
@@ -194,7 +187,7 @@ class Engine(RunLifecycle):
         #: the payload pipeline: size limit, codec, blob offload
         self.payloads = Payloads(
             codec=codec, blobs=self.store.blobs() if blobs == "database" else blobs,
-            **payload_options)
+            **sizes)
         given = clock or SystemClock()
         # A wall clock is corrected to the database's (measured at open); a virtual clock is
         # the reference itself, since a test moves it on purpose (time skipping).
@@ -442,7 +435,7 @@ class Engine(RunLifecycle):
         now = self.clock.time()
         with self.observer.starting(definition.name, run_id) as watch:
             run = NewRun(run_id, definition.name, definition.version, text, now,
-                         deadline=_deadline(deadline, now), trace_context=watch.trace_context,
+                         deadline=deadline_of(deadline, now), trace_context=watch.trace_context,
                          tags=tag_pairs, status=flow.status, wake_at=flow.wake_at,
                          reason=flow.reason, queue=flow.queue, key=flow.key,
                          priority=flow.priority, share=flow.share, requires=flow.requires)
@@ -545,192 +538,7 @@ class Engine(RunLifecycle):
         :meth:`complete_callback`."""
         await self.talk.complete_callback(token, error=error)
 
-    async def list_runs(self, *, status: RunStatus | str | Iterable[RunStatus | str] | None = None,
-                        workflow: str | None = None, version: str | None = None,
-                        tags: Mapping[str, str] | None = None,
-                        created_after: datetime | None = None,
-                        created_before: datetime | None = None, parent: str | None = None,
-                        limit: int = 100, cursor: str | None = None,
-                        parent_id: str | None = None, queue: str | None = None) -> RunPage:
-        """One page of runs, newest first, that match every filter given.
-
-        ``status`` (one or several), ``workflow``, ``version``, ``parent`` (the parent's run
-        id; ``parent_id`` is its older name), ``queue``, ``tags`` (each of these tags, by
-        equality; served by an index), ``created_after`` (inclusive) and ``created_before``
-        (exclusive, aware datetimes). At most ``limit`` runs (an int from 1). The page is a list of
-        :class:`RunInfo` with ``next_cursor``: None when nothing follows, else pass it as
-        ``cursor=`` with the same filters for the next page. Pages are keyset-paged: runs
-        created while someone pages never make a run appear twice or be skipped. A bad filter
-        raises ``InvalidConfiguration``, a cursor of another query ``InvalidCursor``.
-        """
-        self._check_open()
-        validate.count(limit, "limit")
-        where = self._filter(status, workflow, version, tags, created_after, created_before,
-                             parent, parent_id, queue)
-        rows = await self.store.list_runs(where.query(limit=limit + 1, cursor=cursor))
-        last = rows[limit - 1] if len(rows) > limit else None
-        return RunPage([await self.payloads.run_info(r) for r in rows[:limit]],
-                       None if last is None else encode_cursor(where, last.created_at,
-                                                               last.id))
-
-    async def count_runs(self, *, status: RunStatus | str | Iterable[RunStatus | str] |
-                         None = None, workflow: str | None = None, version: str | None = None,
-                         tags: Mapping[str, str] | None = None,
-                         created_after: datetime | None = None,
-                         created_before: datetime | None = None,
-                         parent: str | None = None, queue: str | None = None) -> int:
-        """How many runs match the filters (those of :meth:`list_runs`)."""
-        self._check_open()
-        where = self._filter(status, workflow, version, tags, created_after, created_before,
-                             parent, None, queue)
-        return await self.store.count_runs(where.query(limit=1))
-
-    @staticmethod
-    def _filter(status: object, workflow: object, version: object, tags: object,
-                created_after: object, created_before: object, parent: object,
-                parent_id: object, queue: object) -> RunFilter:
-        if parent is not None and parent_id is not None and parent != parent_id:
-            raise InvalidConfiguration("give parent= or its older name parent_id=, not both")
-        return RunFilter.of(status=status, workflow=workflow, version=version, tags=tags,
-                            created_after=created_after, created_before=created_before,
-                            parent=parent if parent is not None else parent_id, queue=queue)
-
-    async def prune(self, older_than: timedelta | str, *,
-                    status: RunStatus | str | Iterable[RunStatus | str] | None = None,
-                    dry_run: bool = False, batch: int = 500) -> int:
-        """Delete finished runs last updated more than ``older_than`` ago (a ``timedelta`` or
-        ``"30d"``, ``"12h"``...), with their journals, history, signals and tags, in batches
-        of ``batch`` runs; ``status`` narrows it to some finished statuses. Never a run that
-        is not finished, nor one whose parent is not finished. Returns how many runs it
-        deleted (with ``dry_run``: how many it would delete, deleting nothing)."""
-        self._check_open()
-        age = validate.age(older_than, "older_than").total_seconds()
-        validate.count(batch, "batch")
-        chosen = RunFilter.of(status=status).statuses or FINISHED
-        unfinished = [s for s in chosen if s not in FINISHED]
-        if unfinished:
-            raise InvalidConfiguration(
-                f"only finished runs are pruned ({', '.join(FINISHED)}), not "
-                f"{', '.join(unfinished)}")
-        limits = cutoffs(dict.fromkeys(chosen, age), self.clock.time())
-        if dry_run:
-            return await self.store.count_prunable(limits)
-        total = 0
-        while True:
-            n = await self.store.prune_runs(limits, limit=batch)
-            total += n
-            if n < batch:
-                return total
-            await asyncio.sleep(0)  # let this process's claims and writes in between
-
-    async def resume(self, run_id: str) -> WorkflowHandle[Any]:
-        """Re-drive a blocked or failed run after a fix, or continue a paused one.
-
-        A paused run (``pause``) becomes claimable again (a pause not yet reached is
-        withdrawn). A blocked run replays from its journal. A failed run starts a new generation: it
-        re-executes from its first failed step, and every step whose compensation ran executes
-        again, under new idempotency keys (``step_key()`` gets a ``:gN`` suffix, so a provider
-        that deduplicates by key does not answer with the refunded charge); completed steps
-        without a compensation keep their journaled results. Either way how the run had ended
-        and the journal entries the resume superseded stay in ``history()``.
-        """
-        self._check_open()
-        row = await self.store.get_run(_check_id(run_id))
-        if row is None:
-            raise RunNotFound(run_id)
-        status = RunStatus(row.status)
-        if status is RunStatus.PAUSED or (row.pause_requested and status in (
-                RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)):
-            return await self._unpause(run_id)
-        if status not in (RunStatus.BLOCKED, RunStatus.FAILED):
-            raise PerdureError(f"run {run_id!r} is {status}; only blocked or failed runs "
-                               "(and paused ones) can be resumed")
-        if row.pause_requested:  # resuming also withdraws a pause the run never reached
-            await self.store.unpause(run_id, self.clock.time())
-        redo: list[int] = []
-        if status is RunStatus.FAILED:
-            redo = _entries_to_redo(await self.store.load_journal(run_id))
-        moved = await self.store.admin_transition(
-            run_id, from_status=status, to_status=RunStatus.PENDING, supersede=redo,
-            new_generation=status is RunStatus.FAILED, now=self.clock.time())
-        if not moved:
-            raise PerdureError(f"run {run_id!r} changed while resuming it; look again")
-        if self._worker is not None:
-            self._worker.wake.set()
-        return WorkflowHandle(self, run_id)
-
-    # -- hosts that are not long-running processes (serverless, cron) -----------------------
-
-    async def run_once(self, *, max_seconds: float,
-                       max_runs: int | None = None) -> serverless.RunOnceSummary:
-        """Drive runnable runs until none is left, ``max_seconds`` (real time) pass or
-        ``max_runs`` were claimed; hand back the rest (claimable at once) and say what was
-        done. For hosts where no process lives long (Lambda, a CronJob): open the engine with
-        ``worker=False`` and call this once per invocation. ``InvalidConfiguration`` for a
-        budget that is not a positive finite number, before touching the database."""
-        budget = validate.seconds(max_seconds, "max_seconds")
-        if max_runs is not None:
-            validate.count(max_runs, "max_runs")
-        async with self._on_demand() as worker:
-            return await serverless.run_once(worker, max_runs=max_runs, max_seconds=budget)
-
-    async def drive(self, run_id: str, *, max_seconds: float | None = None) -> RunInfo:
-        """Drive the run ``run_id`` (named in a queue message) until it finishes or parks (or
-        ``max_seconds`` pass: it is handed back); return its status. Idempotent: a run another
-        invocation holds, that has ended or is not due is left alone. ``RunNotFound``, and
-        ``UnknownWorkflowError`` for a workflow this engine lacks, with nothing written."""
-        self._check_open()
-        budget = None if max_seconds is None else validate.seconds(max_seconds, "max_seconds")
-        row = await self.store.get_run(_check_id(run_id))
-        if row is None:
-            raise RunNotFound(run_id)
-        self._lookup(row.workflow)
-        async with self._on_demand() as worker:
-            await serverless.drive_one(worker, run_id, max_seconds=budget)
-        return await self.status(run_id)
-
-    async def tick(self) -> serverless.TickSummary:
-        """The maintenance a long-running worker does in the background, once: free the runs
-        of dead workers and count the parked runs now due (see ``TickSummary``). For a cron
-        job next to hosts that only ``drive`` runs pushed to them."""
-        self._check_open()
-        return await serverless.tick(self._new_worker(self.worker_id))
-
-    @contextlib.asynccontextmanager
-    async def _on_demand(self) -> AsyncIterator[Worker]:
-        """A fresh worker for one invocation, wired as this engine's worker while it lasts
-        (so a run it drives wakes it)."""
-        self._check_open()
-        if not self.workflows:
-            raise InvalidConfiguration("this engine has no workflows to drive: pass "
-                                       "Engine(..., workflows=[...])")
-        if self._worker is not None:
-            raise InvalidConfiguration(
-                "this engine already drives runs (a background worker, or another run_once or "
-                "drive in progress): open it with Engine(..., worker=False) to drive on demand")
-        self._worker = worker = self._new_worker(Worker.new_id())
-        try:
-            yield worker
-        finally:
-            self._worker = None
-
-    async def queues(self) -> FlowReport:
-        """Every queue (depth, running, parked on a limit, the oldest wait, runs no live
-        worker can take), runs routed without a queue, and every limit (slots in use, grants
-        in the window, runs parked on it), as the database holds them now."""
-        self._check_open()
-        now = self.clock.time()
-        return FlowReport.from_stats(await self.store.flow_stats(now, now - LIVE_WINDOW), now)
-
     # -- internals used by handles and the worker -------------------------------------------
-
-    async def unroutable(self, row: RunRow) -> bool:
-        """Whether no live worker's labels admit the routing selector of a run not started
-        yet (a worker is live if it beat in the last ``LIVE_WINDOW`` seconds)."""
-        if not row.requires or row.status not in (RunStatus.PENDING, RunStatus.WAITING):
-            return False
-        now = self.clock.time()
-        return not await self.store.routable(row.requires, now - LIVE_WINDOW)
 
     def codec_for(self, workflow: str, version: str | None = None) -> FunctionCodec:
         """The codec of a registered workflow at ``version``; else of its default version (a
@@ -804,74 +612,5 @@ class Engine(RunLifecycle):
         return f"<Engine {redact(self.url)!r} workflows={sorted(self.workflows)}>"
 
 
-def _payload_options(max_payload: object, codec: object, blobs: object,
-                     offload_above: object) -> dict[str, int]:
-    """Check the payload options; return the sizes for :class:`Payloads`."""
-    limit = positive_size("max_payload", max_payload)
-    if codec is not None and not isinstance(codec, PayloadCodec):
-        raise InvalidConfiguration(
-            f"codec must be a payload codec (perdure.Encrypted(...), perdure.Compressed() or "
-            f"an object with encode and decode), not {codec!r}")
-    if blobs is not None and blobs != "database" and not isinstance(blobs, BlobStore):
-        raise InvalidConfiguration(
-            f"blobs must be \"database\", a blob store (perdure.DirectoryBlobs(path), or an "
-            f"object with put, get, delete and exists) or None, not {blobs!r}")
-    if offload_above is None:
-        offload = DEFAULT_OFFLOAD_ABOVE
-    else:
-        offload = positive_size("offload_above", offload_above)
-        if blobs is None:
-            raise InvalidConfiguration("offload_above needs a blob store to offload to: pass "
-                                       "Engine(blobs=...) as well")
-    if blobs is not None and offload >= limit:
-        raise InvalidConfiguration(
-            f"offload_above ({offload:,}) must be below max_payload ({limit:,}), or nothing "
-            "would ever be offloaded: lower offload_above or raise max_payload")
-    return {"max_payload": limit, "offload_above": offload}
-
-
-
-def _flow_registry(queues: Iterable[Queue], limits: Iterable[Limit],
-                   workflows: Registry) -> FlowRegistry:
-    """The engine's queues and limits: those declared, plus its workflows' default queues (a
-    queue named by a workflow must be declared)."""
-    registry = FlowRegistry(queues, limits)
-    for wf in workflows.all():
-        if isinstance(wf.queue, Queue):
-            registry.add_queue(wf.queue, f"workflow {wf.name!r}")
-    for wf in workflows.all():
-        if isinstance(wf.queue, str):
-            registry.queue(wf.queue, f"workflow {wf.name!r}")
-    return registry
-
-
-def _deadline(deadline: datetime | timedelta | None, now: float) -> float | None:
-    if deadline is None:
-        return None
-    if isinstance(deadline, timedelta):
-        return now + validate.seconds(deadline, "deadline", negative=True, timedeltas=True)
-    if isinstance(deadline, datetime):
-        if deadline.tzinfo is None or deadline.utcoffset() is None:
-            raise InvalidConfiguration("a deadline must be an aware datetime (with a tzinfo)")
-        return deadline.timestamp()
-    raise InvalidConfiguration(f"a deadline must be a datetime or a timedelta, not "
-                               f"{type(deadline).__name__}")
-
-
 def _check_id(run_id: object) -> str:
     return validate.name(run_id, "a run id", max_length=255)
-
-
-def _entries_to_redo(journal: list[JournalEntry]) -> list[int]:
-    """Journal entries a resumed failed run must execute again: everything from its first
-    failed step on, every compensation, and every step a compensation undid."""
-    first_failed = min((e.seq for e in journal if e.kind == "step" and e.status == "failed"),
-                       default=None)
-    drop = {e.seq for e in journal
-            if e.kind == "compensation" or (first_failed is not None and e.seq >= first_failed)}
-    for e in journal:
-        if e.kind == "compensation" and e.status == "completed" and e.output:
-            undone = json.loads(e.output).get("compensated")
-            if isinstance(undone, int):
-                drop.add(undone)
-    return sorted(drop)

@@ -1,9 +1,11 @@
-"""The engine's operations for long-lived runs and changing code: pause and its resume, fork,
-export, stranded runs. Mixed into :class:`~perdure.engine.engine.Engine` (kept apart so that
-the engine module stays the composition root and not a catalogue of operator commands)."""
+"""The engine's operations for long-lived runs and changing code: pause, resume (of a paused,
+blocked or failed run), fork, export, stranded runs. Mixed into
+:class:`~perdure.engine.engine.Engine` (kept apart so that the engine module stays the
+composition root and not a catalogue of operator commands)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -12,7 +14,7 @@ from perdure.engine.handle import RunClient, WorkflowHandle
 from perdure.engine.histories import ExportedRun
 from perdure.engine.stranded import LIVE_LEASES, split_key
 from perdure.errors import InvalidConfiguration, PerdureError, RunNotFound
-from perdure.records import Incarnation, RunInfo, RunStatus
+from perdure.records import Incarnation, JournalEntry, RunInfo, RunStatus
 from perdure.storage.port import RunQuery, Storage
 
 if TYPE_CHECKING:
@@ -53,6 +55,42 @@ class RunLifecycle:
         if self._worker is not None:
             self._worker.runner.request_pause(run_id)
         return True
+
+    async def resume(self, run_id: str) -> WorkflowHandle[Any]:
+        """Re-drive a blocked or failed run after a fix, or continue a paused one.
+
+        A paused run (``pause``) becomes claimable again (a pause not yet reached is
+        withdrawn). A blocked run replays from its journal. A failed run starts a new generation: it
+        re-executes from its first failed step, and every step whose compensation ran executes
+        again, under new idempotency keys (``step_key()`` gets a ``:gN`` suffix, so a provider
+        that deduplicates by key does not answer with the refunded charge); completed steps
+        without a compensation keep their journaled results. Either way how the run had ended
+        and the journal entries the resume superseded stay in ``history()``.
+        """
+        self._check_open()
+        row = await self.store.get_run(_check_run_id(run_id))
+        if row is None:
+            raise RunNotFound(run_id)
+        status = RunStatus(row.status)
+        if status is RunStatus.PAUSED or (row.pause_requested and status in (
+                RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)):
+            return await self._unpause(run_id)
+        if status not in (RunStatus.BLOCKED, RunStatus.FAILED):
+            raise PerdureError(f"run {run_id!r} is {status}; only blocked or failed runs "
+                               "(and paused ones) can be resumed")
+        if row.pause_requested:  # resuming also withdraws a pause the run never reached
+            await self.store.unpause(run_id, self.clock.time())
+        redo: list[int] = []
+        if status is RunStatus.FAILED:
+            redo = _entries_to_redo(await self.store.load_journal(run_id))
+        moved = await self.store.admin_transition(
+            run_id, from_status=status, to_status=RunStatus.PENDING, supersede=redo,
+            new_generation=status is RunStatus.FAILED, now=self.clock.time())
+        if not moved:
+            raise PerdureError(f"run {run_id!r} changed while resuming it; look again")
+        if self._worker is not None:
+            self._worker.wake.set()
+        return WorkflowHandle(cast("RunClient", self), run_id)
 
     async def _unpause(self, run_id: str) -> WorkflowHandle[Any]:
         if not await self.store.unpause(run_id, self.clock.time()):
@@ -188,3 +226,18 @@ def _status(status: RunStatus | str) -> RunStatus:
         raise InvalidConfiguration(
             f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}"
         ) from None
+
+
+def _entries_to_redo(journal: list[JournalEntry]) -> list[int]:
+    """Journal entries a resumed failed run must execute again: everything from its first
+    failed step on, every compensation, and every step a compensation undid."""
+    first_failed = min((e.seq for e in journal if e.kind == "step" and e.status == "failed"),
+                       default=None)
+    drop = {e.seq for e in journal
+            if e.kind == "compensation" or (first_failed is not None and e.seq >= first_failed)}
+    for e in journal:
+        if e.kind == "compensation" and e.status == "completed" and e.output:
+            undone = json.loads(e.output).get("compensated")
+            if isinstance(undone, int):
+                drop.add(undone)
+    return sorted(drop)
