@@ -271,6 +271,8 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts):
             self._worker = worker = self._new_worker(self.worker_id)
             if self.metrics is not None:
                 self._untrack.append(self.metrics.track_in_memory(lambda: len(worker.active)))
+                feeder = asyncio.get_running_loop().create_task(self._feed_queue_metrics())
+                self._untrack.append(feeder.cancel)
             await self._worker.start()
         if self.is_worker and self._sink is not None:
             sink, is_async = self._sink

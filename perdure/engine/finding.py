@@ -5,6 +5,7 @@ module stays the composition root)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,12 +20,17 @@ from perdure.storage.port import Storage
 
 if TYPE_CHECKING:
     from perdure.clock import Clock
+    from perdure.observe.metrics import Metrics
     from perdure.workflow.payloads import Payloads
 
-__all__ = ["LIVE_WINDOW", "RunFinding"]
+__all__ = ["LIVE_WINDOW", "QUEUE_METRICS_EVERY", "RunFinding"]
 
 #: a worker that beat within this many seconds counts as live (routing reports)
 LIVE_WINDOW = 30.0
+#: seconds between two refreshes of the queue gauges by a worker with metrics on
+QUEUE_METRICS_EVERY = 10.0
+
+log = logging.getLogger("perdure")
 
 
 class RunFinding:
@@ -33,6 +39,7 @@ class RunFinding:
     store: Storage
     clock: Clock
     payloads: Payloads
+    metrics: Metrics | None
 
     def _check_open(self) -> None:
         raise NotImplementedError  # pragma: no cover - the engine's
@@ -121,7 +128,22 @@ class RunFinding:
         in the window, runs parked on it), as the database holds them now."""
         self._check_open()
         now = self.clock.time()
-        return FlowReport.from_stats(await self.store.flow_stats(now, now - LIVE_WINDOW), now)
+        report = FlowReport.from_stats(await self.store.flow_stats(now, now - LIVE_WINDOW), now)
+        if self.metrics is not None:
+            for queue in report.queues:
+                if queue.name is not None:
+                    self.metrics.set_queue(queue.name, queue.depth, queue.oldest_wait or 0.0)
+        return report
+
+    async def _feed_queue_metrics(self) -> None:
+        """Refresh the queue gauges (``perdure_queue_depth``, ``..._oldest_waiting_seconds``)
+        every ``QUEUE_METRICS_EVERY`` seconds, for as long as the engine is open (a task)."""
+        while True:
+            try:
+                await self.queues()
+            except Exception as exc:  # the database away for a moment: the next round retries
+                log.debug("could not refresh the queue gauges: %s", exc)
+            await asyncio.sleep(QUEUE_METRICS_EVERY)  # real time: scrapes are real time
 
     async def unroutable(self, row: RunRow) -> bool:
         """Whether no live worker's labels admit the routing selector of a run not started

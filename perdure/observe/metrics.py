@@ -5,8 +5,9 @@ Names follow Prometheus' conventions: counters end in ``_total``, durations are 
 count is of what *this process* did: sum over the workers (``sum by (workflow) (...)``) for the
 cluster. The README lists them with example alerts.
 
-Queue depth and the oldest waiting run's age come with flow control (queues live there):
-:meth:`Metrics.set_queue` is the hook it feeds, creating those gauges on first use.
+Queue depth and the oldest waiting run's age are read from the database, not counted here: a
+worker's engine refreshes them every 10 s (and on every ``engine.queues()``) through
+:meth:`Metrics.set_queue`, which creates those gauges on first use.
 
 This module is imported only when metrics are on, so the core never imports prometheus-client.
 """

@@ -9,6 +9,7 @@ tested with a real worker process in ``test_observe_cli``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +191,21 @@ def test_the_queue_hook_creates_its_gauges_on_first_use() -> None:
     engine.metrics.set_queue("emails", 12, 3.5)
     assert sample(engine, "perdure_queue_depth", queue="emails") == 12
     assert sample(engine, "perdure_queue_oldest_waiting_seconds", queue="emails") == 3.5
+
+
+async def test_the_queues_report_feeds_the_queue_gauges(tmp_path: Path) -> None:
+    """A worker with metrics refreshes the queue gauges from the database (every 10 s, and on
+    every ``engine.queues()``): runs in line and the oldest one's wait."""
+    line = perdure.Queue("gauged", concurrency=1)
+    clock = VirtualClock()
+    async with Engine(f"sqlite:///{tmp_path / 'q.db'}", workflows=[napper], queues=[line],
+                      metrics=True, clock=clock, worker=False) as engine:
+        for _ in range(3):
+            await engine.start(napper, queue=line)
+        clock.advance(timedelta(seconds=4))
+        report = await engine.queues()
+        [state] = [q for q in report.queues if q.name == "gauged"]
+        assert state.depth == 3
+        assert sample(engine, "perdure_queue_depth", queue="gauged") == 3
+        assert sample(engine, "perdure_queue_oldest_waiting_seconds", queue="gauged") == \
+            pytest.approx(4.0, abs=0.5)
