@@ -5,17 +5,19 @@ work itself is in :mod:`perdure.engine.serverless`."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from perdure import validate
 from perdure.engine import serverless
 from perdure.engine.worker import Worker
 from perdure.errors import InvalidConfiguration, RunNotFound
+from perdure.observe.retention import Pruner
 from perdure.records import RunInfo
 from perdure.storage.port import Storage
 
 if TYPE_CHECKING:
+    from perdure.clock import Clock
     from perdure.workflow.definitions import Workflow
     from perdure.workflow.registry import Registry
 
@@ -26,6 +28,8 @@ class OnDemandHosts:
     """Driving runs on demand, without a background worker (methods of ``Engine``)."""
 
     store: Storage
+    clock: Clock
+    retention: dict[str, float]
     workflows: Registry
     worker_id: str
     _worker: Worker | None
@@ -53,7 +57,8 @@ class OnDemandHosts:
         if max_runs is not None:
             validate.count(max_runs, "max_runs")
         async with self._on_demand() as worker:
-            return await serverless.run_once(worker, max_runs=max_runs, max_seconds=budget)
+            return await serverless.run_once(worker, max_runs=max_runs, max_seconds=budget,
+                                             prune=self._prune_pass())
 
     async def drive(self, run_id: str, *, max_seconds: float | None = None) -> RunInfo:
         """Drive the run ``run_id`` (named in a queue message) until it finishes or parks (or
@@ -75,7 +80,15 @@ class OnDemandHosts:
         of dead workers and count the parked runs now due (see ``TickSummary``). For a cron
         job next to hosts that only ``drive`` runs pushed to them."""
         self._check_open()
-        return await serverless.tick(self._new_worker(self.worker_id))
+        return await serverless.tick(self._new_worker(self.worker_id),
+                                     prune=self._prune_pass())
+
+    def _prune_pass(self) -> Callable[[], Awaitable[int]] | None:
+        """One retention pass (under the retention lease), if the engine has a policy."""
+        if not self.retention:
+            return None
+        return Pruner(store=self.store, clock=self.clock, policy=self.retention,
+                      owner=self.worker_id).run_once
 
     @contextlib.asynccontextmanager
     async def _on_demand(self) -> AsyncIterator[Worker]:

@@ -15,15 +15,18 @@ since the process is about to end.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from perdure.engine.worker import Worker
 from perdure.records import RunStatus
 
-__all__ = ["RunOnceSummary", "TickSummary", "drive_one", "run_once", "tick"]
+__all__ = ["RunOnceSummary", "TickSummary", "drive_one", "fire_schedules", "run_once", "tick"]
 
 # The most runs one claim statement takes (as the background worker's loop does).
 _BATCH = 64
+# Passes of schedule firing in one go (a pass fires a bounded number of due schedules).
+_MAX_PASSES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +51,10 @@ class RunOnceSummary:
     handed_back: int = 0
     timers_fired: int = 0
     recovered: int = 0
-    #: hooks for the maintenance a later release adds to an invocation (outbox delivery,
-    #: schedules, retention): 0 until those are wired into :func:`tick`
+    #: runs started by schedules whose slot had come (fired by this invocation, so a
+    #: deployment with no long-running worker still runs its schedules), and finished runs
+    #: deleted by the engine's ``retention`` (one pass); ``outbox_flushed`` stays 0 (the
+    #: outbox is delivered by a long-running publisher)
     outbox_flushed: int = 0
     schedules_fired: int = 0
     runs_pruned: int = 0
@@ -62,9 +67,10 @@ class RunOnceSummary:
 @dataclass(frozen=True, slots=True)
 class TickSummary:
     """What one ``engine.tick()`` did: ``recovered`` runs of dead workers made claimable now,
-    ``timers_due`` parked runs whose wake-up time has come (claimable by any host now).
-    ``outbox_flushed``, ``schedules_fired`` and ``runs_pruned`` are hooks that stay 0 until
-    those features are wired into :func:`tick`."""
+    ``timers_due`` parked runs whose wake-up time has come (claimable by any host now),
+    ``schedules_fired`` runs started by due schedules, ``runs_pruned`` finished runs deleted
+    by the engine's ``retention``. ``outbox_flushed`` stays 0: the outbox is delivered by a
+    long-running publisher."""
 
     recovered: int = 0
     timers_due: int = 0
@@ -73,23 +79,42 @@ class TickSummary:
     runs_pruned: int = 0
 
 
-async def tick(worker: Worker) -> TickSummary:
+async def tick(worker: Worker, *, prune: Callable[[], Awaitable[int]] | None = None
+               ) -> TickSummary:
     """The background maintenance of a long-running worker, once: free the runs of dead
-    workers, and count the parked runs now due.
+    workers, fire the schedules whose slot has come, prune (with ``prune``: one retention
+    pass), and count the parked runs now due.
 
     Timers need no firing in Perdure: a parked run's due time is on its row, and any claim
     takes it once the time has come; ``timers_due`` says how many are waiting for a host.
-    Outbox delivery, schedules and retention add their pass here when they land (their
-    counts go in the summary's fields reserved for them).
     """
     before = worker.peers_freed
     await worker._reap_dead_peers()
+    fired = await fire_schedules(worker)
+    pruned = await prune() if prune is not None else 0
     due = await worker.store.count_due(worker.keys, worker.clock.time())
-    return TickSummary(recovered=worker.peers_freed - before, timers_due=due)
+    return TickSummary(recovered=worker.peers_freed - before, timers_due=due,
+                       schedules_fired=fired, runs_pruned=pruned)
 
 
-async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float
-                   ) -> RunOnceSummary:
+async def fire_schedules(worker: Worker) -> int:
+    """Fire every schedule slot due now (pass after pass, for a backlog); the runs started."""
+    scheduler, total = worker.scheduler, 0
+    if scheduler is None:
+        return 0
+    for _ in range(_MAX_PASSES):
+        now = worker.clock.time()
+        if not scheduler.due(now):
+            break
+        started = await scheduler.fire(now)
+        total += started
+        if not started:
+            break
+    return total
+
+
+async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float,
+                   prune: Callable[[], Awaitable[int]] | None = None) -> RunOnceSummary:
     """Drive the runnable runs with ``worker`` (not started) until none is left or the budget
     is spent, then hand back the rest; see :class:`RunOnceSummary`."""
     loop = asyncio.get_running_loop()
@@ -97,7 +122,7 @@ async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float
     deadline = started + max_seconds
     await worker.start_on_demand()
     ticked: TickSummary | None = None
-    claims = recovered = 0
+    claims = recovered = fired = pruned = 0
     driven: set[str] = set()
     handed_back: set[str] = set()
     spent = False
@@ -109,6 +134,10 @@ async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float
             if loop.time() >= deadline:
                 spent = True
                 break
+            # Schedules first: the runs a slot starts are claimed in this same invocation.
+            started_now = await fire_schedules(worker)
+            fired += started_now
+            may_claim = may_claim or bool(started_now)
             want = min(worker.concurrency - len(worker.active), _BATCH)
             if max_runs is not None:
                 want = min(want, max_runs - claims)
@@ -130,11 +159,14 @@ async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float
     finally:
         handed_back = set(worker.active)
         await worker.drain(0)
+    if prune is not None and not spent:
+        pruned = await prune()  # what time is left after the runs; never before them
     counts = await _outcomes(worker, driven - handed_back)
     return RunOnceSummary(
         claimed=claims, handed_back=len(handed_back), recovered=recovered,
-        timers_fired=ticked.timers_due if ticked else 0,
-        elapsed=loop.time() - started, budget_spent=spent or bool(handed_back), **counts)
+        timers_fired=ticked.timers_due if ticked else 0, schedules_fired=fired,
+        runs_pruned=pruned, elapsed=loop.time() - started,
+        budget_spent=spent or bool(handed_back), **counts)
 
 
 async def drive_one(worker: Worker, run_id: str, *, max_seconds: float | None) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from perdure import (
     RunNotFound,
     RunOnceSummary,
     RunStatus,
+    Schedule,
     TickSummary,
     UnknownWorkflowError,
     VirtualClock,
@@ -220,3 +221,36 @@ async def test_run_once_drives_queued_runs_within_their_queue(make_engine: Any) 
     summary = await engine.run_once(max_seconds=30)
     assert summary.completed == 3
     assert sorted(calls) == ["quick 0", "quick 1", "quick 2"]
+
+
+async def test_run_once_and_tick_fire_due_schedules(make_engine: Any) -> None:
+    # A deployment with no long-running worker: the schedules fire from the invocations.
+    clock = VirtualClock(datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC))
+    engine = await client(make_engine, quick, clock=clock)
+    await engine.schedules.create(Schedule("every-minute", quick, 5, cron="* * * * *"))
+    clock.advance(timedelta(seconds=40))  # 00:01:10: the 00:01 slot has come
+    summary = await engine.run_once(max_seconds=30)
+    assert summary.schedules_fired == 1 and summary.completed == 1
+    assert calls == ["quick 5"]
+    assert (await engine.status("every-minute@2030-01-01T00:01:00Z")).status \
+        is RunStatus.COMPLETED
+    clock.advance(timedelta(minutes=1))
+    ticked = await engine.tick()
+    assert ticked.schedules_fired == 1 and ticked.timers_due == 0
+    assert (await engine.run_once(max_seconds=30)).completed == 1
+    assert calls == ["quick 5", "quick 5"]
+
+
+async def test_run_once_and_tick_prune_by_the_retention_policy(make_engine: Any) -> None:
+    clock = VirtualClock()
+    engine = await client(make_engine, quick, clock=clock, retention=timedelta(days=1))
+    for i in range(3):
+        await engine.start(quick, i, id=f"old{i}")
+    assert (await engine.run_once(max_seconds=30)).runs_pruned == 0  # just finished: kept
+    clock.advance(timedelta(days=2))
+    await engine.start(quick, 9, id="new")
+    summary = await engine.run_once(max_seconds=30)
+    assert summary.completed == 1 and summary.runs_pruned == 3
+    assert [r.id for r in await engine.list_runs()] == ["new"]
+    clock.advance(timedelta(days=2))
+    assert (await engine.tick()).runs_pruned == 1
