@@ -79,14 +79,19 @@ async def conn(big_db: str) -> AsyncIterator[Any]:
         if await c.fetchval("SELECT count(*) FROM perdure_runs") == 0:
             started = time.monotonic()
             await c.execute("SET synchronous_commit = off")
-            for statement in FILL.split(";")[:-1]:
-                await (c.execute(statement, time.time(), ROWS) if "$1" in statement
-                       else c.execute(statement))
+            await fill(c, time.time())
             await c.execute("ANALYZE perdure_runs")
             print(f"\nfilled {ROWS} runs in {time.monotonic() - started:.1f} s")
         yield c
     finally:
         await c.close()
+
+
+async def fill(c: Any, now: float) -> None:
+    """Insert the runs of ``FILL`` (its statements one by one: a prepared statement holds
+    one)."""
+    for statement in FILL.split(";")[:-1]:
+        await (c.execute(statement, now, ROWS) if "$1" in statement else c.execute(statement))
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -260,7 +265,8 @@ FLOW: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                     "status": "pending", "input": "[]", "wake_at": None, "reason": None,
                     "parent_id": None, "parent_seq": None, "deadline": None, "queue": "q1",
                     "key": "k7", "priority": 0, "share": 1.0, "requires": None,
-                    "debounce": False}, ("perdure_runs_pkey",)),
+                    "debounce": False, "trace_context": None, "tags": None, "tag_keys": [],
+                    "tag_values": []}, ("perdure_runs_pkey",)),
 }
 
 

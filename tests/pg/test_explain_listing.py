@@ -19,7 +19,7 @@ from perdure.storage.port import RunQuery
 from perdure.storage.postgres.adapter import PostgresStorage
 from perdure.storage.postgres.config import compiled_queries
 from tests.conftest import PgCluster
-from tests.pg.test_explain import FILL, ROWS, _literal, _nodes
+from tests.pg.test_explain import ROWS, _literal, _nodes, fill
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -64,7 +64,7 @@ async def conn(big_db: str) -> AsyncIterator[Any]:
                 "('perdure_runs', 'perdure_tags') AND indexname NOT LIKE '%pkey'")
             for index in indexes:
                 await c.execute(f'DROP INDEX "{index["indexname"]}"')
-            await c.execute(FILL, now, ROWS)
+            await fill(c, now)
             await c.execute(TAGS, now, ROWS)
             await c.execute(PARENTS)
             for index in indexes:

@@ -137,8 +137,15 @@ async def test_an_old_owner_cannot_write_behind_a_new_claim(
         async def take_over(run_id: str = run_id) -> str | None:
             await asyncio.sleep(random.random() * 0.002)
             later = time.time() + 5
-            [taken] = await new.claim(worker="new", keys=[KEY], limit=1, now=later,
+            # SKIP LOCKED passes over the row while the old owner's write holds it: claim
+            # again, as a worker's next claim cycle would.
+            got: list[Any] = []
+            for _ in range(1000):
+                got = await new.claim(worker="new", keys=[KEY], limit=1, now=later,
                                       lease_until=later + 60)
+                if got:
+                    break
+            [taken] = got
             journal = await new.load_journal(run_id)
             if journal:
                 return journal[0].output

@@ -50,6 +50,8 @@ class PostgresListing:
             return "list_runs_children", params
         if query.tags:
             return "list_runs_tagged", params
+        if query.queue is not None:
+            return "list_runs_queued", params
         return "list_runs", params
 
     async def list_runs(self, query: RunQuery) -> list[RunRow]:

@@ -8,11 +8,34 @@
 -- drives the walk, so that even a generic plan (a prepared statement's) walks it; the other
 -- filters are checked on the rows it yields:
 --   list_runs           runs_created
+--   list_runs_queued    runs_created, one queue's runs (its own shape: a generic plan of the
+--                       plain list must not plan for a queue filter)
 --   list_runs_tagged    tags_lookup, for the first tag filter
 --   list_runs_children  runs_parent (a parent's children are few: sorted after the lookup)
 -- A NULL filter matches every run; the (:tag_keys, :tag_values) pairs must all be present.
 
 -- name: list_runs
+SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
+       r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
+       r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
+FROM {p}runs r
+WHERE (r.created_at, r.id) < (:before_at::float8, :before_id::text)
+  AND r.created_at >= :after_at::float8
+  AND (:statuses::text[] IS NULL OR r.status = ANY(:statuses))
+  AND (:workflow::text IS NULL OR r.workflow = :workflow)
+  AND (:version::text IS NULL OR r.version = :version)
+  AND (:parent_id::text IS NULL OR r.parent_id = :parent_id)
+  AND NOT EXISTS (
+      SELECT 1 FROM unnest(:tag_keys::text[], :tag_values::text[]) AS w(key, value)
+      WHERE NOT EXISTS (SELECT 1 FROM {p}tags t
+                        WHERE t.run_id = r.id AND t.key = w.key AND t.value = w.value))
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT :limit::bigint
+
+-- name: list_runs_queued
+-- One queue's runs: the creation index walked, the queue checked on each row (a queue's
+-- runs are many, or it would not be asked for).
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,

@@ -60,6 +60,8 @@ class SqliteListing:
             return self._q["list_runs_children"], params
         if query.tags:
             return self._q["list_runs_tagged"], params
+        if query.queue is not None:
+            return self._q["list_runs_queued"], params
         return self._q["list_runs"], params
 
     async def list_runs(self, query: RunQuery) -> list[RunRow]:

@@ -6,12 +6,34 @@
 -- someone pages are never listed twice nor make a row skip. Three shapes, one per index
 -- that drives the walk (the other filters are checked on the rows it yields):
 --   list_runs           runs_created
+--   list_runs_queued    runs_created, one queue's runs (its own shape: a generic plan of the
+--                       plain list must not plan for a queue filter)
 --   list_runs_tagged    tags_lookup, for the first tag filter
 --   list_runs_children  runs_parent (a parent's children are few: sorted after the lookup)
 -- Every filter left NULL matches every run; :tags is a JSON object of (key, value) pairs
 -- that must all be present; :statuses a JSON array.
 
 -- name: list_runs
+SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
+       r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
+       r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
+FROM {p}runs r
+WHERE (r.created_at, r.id) < (:before_at, :before_id) AND r.created_at >= :after_at
+  AND (:statuses IS NULL OR r.status IN (SELECT value FROM json_each(:statuses)))
+  AND (:workflow IS NULL OR r.workflow = :workflow)
+  AND (:version IS NULL OR r.version = :version)
+  AND (:parent_id IS NULL OR r.parent_id = :parent_id)
+  AND (:tags IS NULL OR NOT EXISTS (
+      SELECT 1 FROM json_each(:tags) w
+      WHERE NOT EXISTS (SELECT 1 FROM {p}tags t
+                        WHERE t.run_id = r.id AND t.key = w.key AND t.value = w.value)))
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT :limit
+
+-- name: list_runs_queued
+-- One queue's runs: the creation index walked, the queue checked on each row (a queue's
+-- runs are many, or it would not be asked for).
 SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
        r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
        r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
