@@ -16,8 +16,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "perdure.ai.pydantic_ai needs Pydantic AI with its durable-execution API: "
         "pip install 'perdure[pydantic-ai]'") from exc
 
+from perdure.ai.pydantic_ai.approvals import wait_for_approvals
 from perdure.ai.pydantic_ai.durability import TOOL_CONFIG_KEY, PerdureDurability
 from perdure.ai.pydantic_ai.events import event_data
 from perdure.ai.pydantic_ai.options import StepOptions
 
-__all__ = ["TOOL_CONFIG_KEY", "PerdureDurability", "StepOptions", "event_data"]
+__all__ = ["TOOL_CONFIG_KEY", "PerdureDurability", "StepOptions", "event_data", "wait_for_approvals"]

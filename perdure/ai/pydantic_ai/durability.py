@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 from pydantic_ai.durable_exec import (
     JSON_CODEC,
@@ -41,6 +42,10 @@ __all__ = ["PerdureDurability"]
 #: the tool-metadata key of per-tool step options: ``metadata={"perdure": StepOptions(...)}``
 #: (or ``{"perdure": False}`` to run the tool inline, not as a step)
 TOOL_CONFIG_KEY = "perdure"
+
+
+#: agent runs started so far by each workflow execution (a replay counts again from zero)
+_agent_runs: WeakKeyDictionary[PerdureRun, dict[str, int]] = WeakKeyDictionary()
 
 
 def _unencodable(exc: Exception) -> BaseException:
@@ -114,7 +119,7 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
             return None
         ctx = active_run.get()
         assert isinstance(ctx, PerdureRun)
-        counts: dict[str, int] = ctx.__dict__.setdefault("_pydantic_ai_runs", {})
+        counts = _agent_runs.setdefault(ctx, {})
         index = counts.get(self.name, 0)
         counts[self.name] = index + 1
         return f"{ctx.run_id}:{self.name}:{index}"

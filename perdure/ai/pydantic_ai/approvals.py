@@ -1,0 +1,45 @@
+"""Human in the loop: a run parks until a person approves (or denies) the agent's tool calls.
+
+A tool declared with ``requires_approval=True`` ends ``agent.run(...)`` with
+``DeferredToolRequests`` instead of running. :func:`wait_for_approvals` waits durably for the
+decision -- a Perdure signal, so the run is parked as a row, holding no process, for as long as
+the person takes -- and returns the ``DeferredToolResults`` to resume the agent with. The
+approved tool then runs once, as a step of the resumed agent run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolDenied
+
+from perdure.errors import InvalidConfiguration
+from perdure.workflow.signals import wait_for_signal
+
+__all__ = ["wait_for_approvals"]
+
+
+async def wait_for_approvals(requests: DeferredToolRequests, *, signal: str = "approvals",
+                             timeout: timedelta | float | None = None) -> DeferredToolResults:
+    """Wait for the signal ``signal`` deciding ``requests.approvals``; the results for the agent.
+
+    The signal's payload is ``True`` or ``False`` (for every pending call), or a dict from
+    tool call id to ``True``, ``False`` or a denial message (a string, shown to the model). A
+    call the payload does not name is denied. Raises ``SignalTimeout`` after ``timeout``.
+    """
+    payload: Any = await wait_for_signal(signal, timeout)
+    decisions: dict[str, bool | ToolDenied] = {}
+    for call in requests.approvals:
+        if isinstance(payload, bool):
+            decision: Any = payload
+        elif isinstance(payload, dict):
+            decision = payload.get(call.tool_call_id, False)
+        else:
+            raise InvalidConfiguration(f"the payload of signal {signal!r} must be a bool or a "
+                                       f"dict of tool call ids, not {payload!r}")
+        if isinstance(decision, str):
+            decisions[call.tool_call_id] = ToolDenied(decision)
+        else:
+            decisions[call.tool_call_id] = bool(decision)
+    return DeferredToolResults(approvals=decisions)
