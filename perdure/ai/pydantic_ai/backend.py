@@ -84,9 +84,11 @@ class PerdureOperationBackend(CallableOperationBackend[StepOptions]):
                       config: StepOptions) -> object:
         options = config or StepOptions()
         tool_args: dict[str, Any] = {}
+        what = f"step {name!r}"
         if isinstance(operation_id, ToolsetCallToolId) and len(cache_key) >= 2 \
-                and isinstance(cache_key[1], dict):
+                and isinstance(cache_key[1], dict):  # (tool name, tool args, ...)
             tool_args = cache_key[1]
+            what = f"tool {cache_key[0]!r} (step {name!r})"
         compensate = options.get("compensate")
         call = _Call(body, tool_args, compensate)
         step = self._step(name, options)
@@ -94,7 +96,8 @@ class PerdureOperationBackend(CallableOperationBackend[StepOptions]):
             return await step(call)
         except StepFailed as exc:
             if exc.cause_type == _UNENCODABLE:
-                raise SerializationError(exc.cause_message) from None
+                raise SerializationError(f"the result of {what} cannot be journaled: "
+                                         f"{exc.cause_message}") from None
             raise
 
     def _step(self, name: str, options: StepOptions) -> Step[Any, Any]:
