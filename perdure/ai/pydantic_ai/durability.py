@@ -24,7 +24,6 @@ from pydantic_ai.durable_exec import (
     DurableOperationId,
     JournalOperationNamer,
     RoleBasedOperationConfig,
-    conversation_id_from_run_id,
 )
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models import Model
@@ -125,7 +124,12 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
         return f"{ctx.run_id}:{self.name}:{index}"
 
     def get_default_conversation_id(self, run_id: str) -> str | None:
-        return conversation_id_from_run_id(run_id) if _in_workflow() else None
+        """The workflow run's id: one workflow run is one conversation (see the README)."""
+        if not _in_workflow():
+            return None
+        ctx = active_run.get()
+        assert isinstance(ctx, PerdureRun)
+        return ctx.run_id
 
     def get_run_clock(self) -> Callable[[], datetime] | None:
         return now if _in_workflow() else None
