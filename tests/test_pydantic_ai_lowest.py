@@ -46,8 +46,9 @@ def environment(version: str) -> Path:
 def test_the_core_agent_tests_pass_on_the_lowest_supported_pydantic_ai() -> None:
     version = lowest()
     python = environment(version)
-    found = subprocess.run([str(python), "-c", "import pydantic_ai; print(pydantic_ai.__version__)"],
-                           capture_output=True, text=True, check=True)
+    found = subprocess.run(
+        [str(python), "-c", "import pydantic_ai; print(pydantic_ai.__version__)"],
+        capture_output=True, text=True, check=True)
     assert found.stdout.strip() == version
     done = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not postgres",

@@ -13,20 +13,20 @@ import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, Runner, function_tool  # noqa: E402
-from agents.items import ModelResponse  # noqa: E402
-from agents.models.interface import Model  # noqa: E402
-from agents.usage import Usage  # noqa: E402
-from openai.types.responses import (  # noqa: E402
+from agents import Agent, Runner, function_tool
+from agents.items import ModelResponse
+from agents.models.interface import Model
+from agents.usage import Usage
+from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
 )
 
-import perdure  # noqa: E402
-from perdure import RunStatus, workflow  # noqa: E402
-from perdure.ai.openai_agents import durable  # noqa: E402
-from perdure.testing import wait_for_status  # noqa: E402
+import perdure
+from perdure import RunStatus, workflow
+from perdure.ai.openai_agents import durable
+from perdure.testing import wait_for_status
 
 
 def text(answer: str) -> ResponseOutputMessage:
@@ -129,7 +129,7 @@ async def test_a_tool_can_opt_out_and_outside_a_workflow_the_agent_is_plain(
 
 
 async def test_a_handoff_target_is_made_durable_too(make_engine: Any) -> None:
-    specialist, _, ran = make_agent()
+    specialist, _, _ran = make_agent()
 
     class Router(Model):
         async def get_response(self, system_instructions: Any, input: Any, *args: Any,

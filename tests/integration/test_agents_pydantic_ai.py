@@ -12,17 +12,17 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent  # noqa: E402
-from pydantic_ai.messages import (  # noqa: E402
+from pydantic_ai import Agent
+from pydantic_ai.messages import (
     ModelMessage,
     ModelResponse,
     TextPart,
     ToolCallPart,
 )
-from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-import perdure  # noqa: E402
-from perdure import (  # noqa: E402
+import perdure
+from perdure import (
     PayloadTooLarge,
     RetryPolicy,
     RunStatus,
@@ -30,8 +30,8 @@ from perdure import (  # noqa: E402
     WorkflowFailed,
     workflow,
 )
-from perdure.ai.pydantic_ai import PerdureDurability, StepOptions  # noqa: E402
-from perdure.testing import wait_for_status  # noqa: E402
+from perdure.ai.pydantic_ai import PerdureDurability, StepOptions
+from perdure.testing import wait_for_status
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.0, jitter=0.0)
 

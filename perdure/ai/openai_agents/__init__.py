@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "perdure.ai.openai_agents needs the OpenAI Agents SDK: "
         "pip install 'perdure[openai-agents]'") from exc
 
-from perdure.ai.openai_agents.wrapping import durable
 from perdure.ai.openai_agents.models import DurableModel, PerdureModelProvider
+from perdure.ai.openai_agents.wrapping import durable
 
 __all__ = ["DurableModel", "PerdureModelProvider", "durable"]

@@ -15,6 +15,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from agents.items import ModelResponse
+from openai.types.responses import ResponseFunctionToolCall
 
 from perdure.workflow.scope import StepCaller, active_run
 
@@ -46,7 +47,7 @@ def expect_tool_calls(response: ModelResponse) -> None:
     if state is None:
         return
     state.pending = [item.call_id for item in response.output
-                     if getattr(item, "type", None) == "function_call"]
+                     if isinstance(item, ResponseFunctionToolCall)]
 
 
 async def in_turn(call_id: str, call: Any) -> Any:

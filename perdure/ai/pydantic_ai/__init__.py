@@ -21,4 +21,5 @@ from perdure.ai.pydantic_ai.durability import TOOL_CONFIG_KEY, PerdureDurability
 from perdure.ai.pydantic_ai.events import event_data
 from perdure.ai.pydantic_ai.options import StepOptions
 
-__all__ = ["TOOL_CONFIG_KEY", "PerdureDurability", "StepOptions", "event_data", "wait_for_approvals"]
+__all__ = ["TOOL_CONFIG_KEY", "PerdureDurability", "StepOptions", "event_data",
+           "wait_for_approvals"]

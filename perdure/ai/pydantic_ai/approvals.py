@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolDenied
+from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolApproved, ToolDenied
 
 from perdure.errors import InvalidConfiguration
 from perdure.workflow.signals import wait_for_signal
@@ -29,7 +29,7 @@ async def wait_for_approvals(requests: DeferredToolRequests, *, signal: str = "a
     call the payload does not name is denied. Raises ``SignalTimeout`` after ``timeout``.
     """
     payload: Any = await wait_for_signal(signal, timeout)
-    decisions: dict[str, bool | ToolDenied] = {}
+    decisions: dict[str, bool | ToolApproved | ToolDenied] = {}
     for call in requests.approvals:
         if isinstance(payload, bool):
             decision: Any = payload

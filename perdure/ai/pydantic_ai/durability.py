@@ -155,7 +155,7 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
             if own is False:
                 return False
             base.update(checked(own, f"tool {tool_name!r}"))
-        return StepOptions(**base)  # type: ignore[typeddict-item]
+        return checked(base, f"tool {tool_name!r}")
 
     # --- events ---
 

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from perdure import Workflow  # noqa: E402
-from tests.crash.app_agents import AGENT_WORKFLOWS  # noqa: E402
-from tests.crash.harness import Cluster  # noqa: E402
+from perdure import Workflow
+from tests.crash.app_agents import AGENT_WORKFLOWS
+from tests.crash.harness import Cluster
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ async def test_an_approval_across_a_worker_restart_runs_the_tool_once(
     b = cluster.start("b")
     await handle.signal("approvals", {"book": True})
     assert (await handle.result(timeout=30)).startswith(FINAL)
-    [(key, pid)] = calls(cluster, run_id, "book")
+    [(_key, pid)] = calls(cluster, run_id, "book")
     assert pid == b.pid
     assert Counter(k for k, _ in calls(cluster, run_id, "model")).most_common(1)[0][1] == 1
     assert len(calls(cluster, run_id, "research")) == 2
