@@ -17,17 +17,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def lowest() -> str:
-    """The lower bound of the extra, read from pyproject.toml (so the two cannot drift)."""
+def lowest(extra: str, package: str) -> str:
+    """The lower bound of an extra, read from pyproject.toml (so the two cannot drift)."""
     text = (ROOT / "pyproject.toml").read_text()
-    found = re.search(r'^pydantic-ai = \["pydantic-ai-slim>=([\d.]+),', text, re.M)
-    assert found, "the pydantic-ai extra must pin a lower bound"
+    found = re.search(rf'^{extra} = \["{package}>=([\d.]+),', text, re.M)
+    assert found, f"the {extra} extra must pin a lower bound"
     return found.group(1)
 
 
-def environment(version: str) -> Path:
-    """A venv with Perdure (editable) and pydantic-ai-slim==version, built once."""
-    home = Path(sys.prefix) / f"pydantic-ai-{version}"
+def environment(version: str, openai_agents: str) -> Path:
+    """A venv with Perdure (editable), pydantic-ai-slim==version and the lowest OpenAI Agents
+    SDK (the crash tests' app uses both), built once."""
+    home = Path(sys.prefix) / f"pydantic-ai-{version}-openai-agents-{openai_agents}"
     python = home / "bin" / "python"
     stamp = home / ".installed"
     if stamp.exists():
@@ -35,8 +36,8 @@ def environment(version: str) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet",
                     "--disable-pip-version-check", "-e", str(ROOT),
-                    f"pydantic-ai-slim=={version}", "pytest>=8", "pytest-asyncio>=0.24",
-                    "pytest-timeout>=2.3"], check=True, capture_output=True)
+                    f"pydantic-ai-slim=={version}", f"openai-agents=={openai_agents}",
+                    "pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3"], check=True, capture_output=True)
     stamp.touch()
     return python
 
@@ -44,15 +45,16 @@ def environment(version: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_core_agent_tests_pass_on_the_lowest_supported_pydantic_ai() -> None:
-    version = lowest()
-    python = environment(version)
+    version = lowest("pydantic-ai", "pydantic-ai-slim")
+    python = environment(version, lowest("openai-agents", "openai-agents"))
     found = subprocess.run(
         [str(python), "-c", "import pydantic_ai; print(pydantic_ai.__version__)"],
         capture_output=True, text=True, check=True)
     assert found.stdout.strip() == version
     done = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not postgres",
-         "tests/integration/test_agents_pydantic_ai.py", "tests/crash/agents"],
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k",
+         "not postgres and not openai", "tests/integration/test_agents_pydantic_ai.py",
+         "tests/crash/agents"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"\d+ passed", done.stdout)

@@ -14,15 +14,25 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from agents import Agent as OAAgent
+from agents import Runner, Usage, function_tool
+from agents.items import ModelResponse as OAResponse
+from agents.models.interface import Model
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 from pydantic_ai import Agent, DeferredToolRequests
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from perdure import Engine, workflow
+from perdure.ai.openai_agents import durable
 from perdure.ai.pydantic_ai import PerdureDurability, wait_for_approvals
 from tests.crash.app import FAST, _effect
 
-__all__ = ["AGENTS", "AGENT_WORKFLOWS", "agent", "trip"]
+__all__ = ["AGENTS", "AGENT_WORKFLOWS", "agent", "scout_trip", "trip"]
 
 CITIES = ("Paris", "Rome")
 
@@ -90,6 +100,61 @@ async def trip(prompt: str) -> Any:
     return result.output
 
 
-AGENT_WORKFLOWS = [trip]
+# -- the same story on the OpenAI Agents SDK --------------------------------------------------
+
+class ScriptedModel(Model):
+    """Weather in two cities at once (concurrent tool calls), then a booking, then an answer:
+    decided from the input items."""
+
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any,
+                           **kwargs: Any) -> OAResponse:
+        await _effect("model", "oa_model")
+        items = input if isinstance(input, list) else []
+        done = {i["call_id"]: i["output"] for i in items if isinstance(i, dict)
+                and i.get("type") == "function_call_output"}
+        if not done:
+            output: list[Any] = [_call("weather", {"city": c}, f"w-{c}") for c in CITIES]
+        elif "b" not in done:
+            output = [_call("book_oa", {"city": CITIES[-1]}, "b")]
+        else:
+            output = [ResponseOutputMessage(
+                id="m", type="message", role="assistant", status="completed",
+                content=[ResponseOutputText(type="output_text", text=f"done: {done['b']}",
+                                            annotations=[])])]
+        return OAResponse(output=output, usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def _call(name: str, args: dict[str, Any], call_id: str) -> ResponseFunctionToolCall:
+    return ResponseFunctionToolCall(type="function_call", name=name, call_id=call_id,
+                                    arguments=json.dumps(args))
+
+
+@function_tool
+async def weather(city: str) -> str:
+    """The weather in a city."""
+    key = await _effect("step", "oa_weather")
+    return f"{city}: sunny (key={key})"
+
+
+@function_tool
+async def book_oa(city: str) -> str:
+    """Book a trip."""
+    key = await _effect("step", "oa_book")
+    return f"booked {city} (key={key})"
+
+
+scout = durable(OAAgent(name="scout", model=ScriptedModel(), tools=[weather, book_oa]),
+                attempts=3)
+
+
+@workflow(name="scout")
+async def scout_trip(prompt: str) -> str:
+    return str((await Runner.run(scout, prompt)).final_output)
+
+
+AGENT_WORKFLOWS = [trip, scout_trip]
 #: waits longer than 0.2 s park the run; the command's ``--db`` replaces the URL
 AGENTS = Engine("sqlite:///unused.db", workflows=AGENT_WORKFLOWS, park_after=0.2)

@@ -112,3 +112,29 @@ async def test_an_approval_across_a_worker_restart_runs_the_tool_once(
     assert pid == b.pid
     assert Counter(k for k, _ in calls(cluster, run_id, "model")).most_common(1)[0][1] == 1
     assert len(calls(cluster, run_id, "research")) == 2
+
+
+async def test_an_openai_agent_killed_after_its_second_model_call_repeats_none(
+        cluster: Cluster, client: Engine) -> None:
+    run_id = "scout-kill"
+    handle = await client.start("scout", "plan", id=run_id)
+    # Worker a: model call 1, two concurrent weather calls, model call 2 -- then it hangs in
+    # the booking after its side effect, and is killed there.
+    a = cluster.start("a", hang_after=4)
+    [event] = await cluster.wait_events(hung_in("oa_book"), what="hang in the booking")
+    assert event["run"] == run_id
+    a.kill()
+
+    b = cluster.start("b")
+    assert (await handle.result(timeout=30)).startswith("done: booked Rome")
+    models = calls(cluster, run_id, "oa_model")
+    assert len(models) == 3 and len({key for key, _ in models}) == 3
+    assert [pid for _, pid in models] == [a.pid, a.pid, b.pid]
+    assert len(calls(cluster, run_id, "oa_weather")) == 2
+    booked = calls(cluster, run_id, "oa_book")
+    assert [pid for _, pid in booked] == [a.pid, b.pid]
+    assert booked[0][0] == booked[1][0] == event["key"]
+    # The concurrent weather calls are journaled in the model's order, Paris before Rome.
+    weather = [e.output for e in await handle.journal() if e.name.endswith("tool:weather")]
+    assert [w is not None and ("Paris" in w, "Rome" in w) for w in weather] \
+        == [(True, False), (False, True)]
