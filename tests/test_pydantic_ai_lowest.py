@@ -37,7 +37,8 @@ def environment(version: str, openai_agents: str) -> Path:
     subprocess.run([str(python), "-m", "pip", "install", "--quiet",
                     "--disable-pip-version-check", "-e", str(ROOT),
                     f"pydantic-ai-slim=={version}", f"openai-agents=={openai_agents}",
-                    "pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3"], check=True, capture_output=True)
+                    "pytest>=8", "pytest-asyncio>=0.24", "pytest-timeout>=2.3"],
+                   check=True, capture_output=True)
     stamp.touch()
     return python
 
