@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, DeferredToolRequests
 from pydantic_ai.messages import (
     ModelMessage,
     ModelResponse,
@@ -30,7 +30,7 @@ from perdure import (
     WorkflowFailed,
     workflow,
 )
-from perdure.ai.pydantic_ai import PerdureDurability, StepOptions
+from perdure.ai.pydantic_ai import PerdureDurability, StepOptions, wait_for_approvals
 from perdure.testing import wait_for_status
 
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.0, jitter=0.0)
@@ -223,3 +223,48 @@ async def test_large_model_responses_are_offloaded_and_limited(make_engine: Any)
 
     small = await make_engine(write, max_payload=100_000)
     assert await (await small.start(write, "go", id="too-big")).result(timeout=10) < 0
+
+
+@pytest.mark.parametrize(("payload", "ran", "told"), [
+    (True, True, "booked Rome"),
+    ({"b1": "too expensive"}, False, "too expensive"),
+    ({"other": True}, False, "denied"),
+    ("yes please", False, "unreadable"),
+])
+async def test_approvals_decide_each_pending_tool_call(make_engine: Any, payload: Any,
+                                                       ran: bool, told: str) -> None:
+    booked: list[str] = []
+
+    def decide(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = [p for m in messages for p in m.parts
+                   if p.part_kind in ("tool-return", "retry-prompt")]
+        if not returns:
+            return ModelResponse(parts=[ToolCallPart("book", {"city": "Rome"},
+                                                     tool_call_id="b1")])
+        return ModelResponse(parts=[TextPart(str(returns[-1].content))])
+
+    agent = Agent(FunctionModel(decide), name="travel", capabilities=[PerdureDurability()])
+
+    @agent.tool_plain(requires_approval=True)
+    def book(city: str) -> str:
+        booked.append(city)
+        return f"booked {city}"
+
+    @workflow(name="plan")
+    async def plan(prompt: str) -> str:
+        output_type: Any = [str, DeferredToolRequests]
+        result = await agent.run(prompt, output_type=output_type)
+        while isinstance(result.output, DeferredToolRequests):
+            decisions = await wait_for_approvals(result.output, signal="decision")
+            result = await agent.run(message_history=result.all_messages(),
+                                     deferred_tool_results=decisions, output_type=output_type)
+        return str(result.output)
+
+    engine = await make_engine(plan, park_after=0.01)
+    handle = await engine.start(plan, "go")
+    await wait_for_status(handle, RunStatus.WAITING)  # parked, nothing booked yet
+    assert booked == []
+    await handle.signal("decision", payload)
+    answer = await handle.result(timeout=10)
+    assert told in answer
+    assert booked == (["Rome"] if ran else [])

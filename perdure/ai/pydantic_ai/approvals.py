@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolApproved, ToolDenied
 
-from perdure.errors import InvalidConfiguration
 from perdure.workflow.signals import wait_for_signal
 
 __all__ = ["wait_for_approvals"]
@@ -26,7 +25,9 @@ async def wait_for_approvals(requests: DeferredToolRequests, *, signal: str = "a
 
     The signal's payload is ``True`` or ``False`` (for every pending call), or a dict from
     tool call id to ``True``, ``False`` or a denial message (a string, shown to the model). A
-    call the payload does not name is denied. Raises ``SignalTimeout`` after ``timeout``.
+    call the payload does not name is denied, and so is every call when the payload is neither
+    (no side effect without an explicit approval; the model is told why). Raises
+    ``SignalTimeout`` after ``timeout``.
     """
     payload: Any = await wait_for_signal(signal, timeout)
     decisions: dict[str, bool | ToolApproved | ToolDenied] = {}
@@ -36,8 +37,8 @@ async def wait_for_approvals(requests: DeferredToolRequests, *, signal: str = "a
         elif isinstance(payload, dict):
             decision = payload.get(call.tool_call_id, False)
         else:
-            raise InvalidConfiguration(f"the payload of signal {signal!r} must be a bool or a "
-                                       f"dict of tool call ids, not {payload!r}")
+            decision = (f"the approval (signal {signal!r}) was unreadable: {payload!r}; it must "
+                        "be true, false or a dict of tool call ids")
         if isinstance(decision, str):
             decisions[call.tool_call_id] = ToolDenied(decision)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
@@ -49,6 +49,10 @@ _agent_runs: WeakKeyDictionary[PerdureRun, dict[str, int]] = WeakKeyDictionary()
 
 def _unencodable(exc: Exception) -> BaseException:
     return Unencodable(f"the result cannot be encoded as JSON: {exc}")
+
+
+def _run_clock() -> datetime:
+    return now() if _in_workflow() else datetime.now(UTC)
 
 
 def _in_workflow() -> bool:
@@ -132,7 +136,12 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
         return ctx.run_id
 
     def get_run_clock(self) -> Callable[[], datetime] | None:
-        return now if _in_workflow() else None
+        """In the workflow, ``perdure.now()`` (journaled: a replay reads the same time, so an
+        ``agent.run(timeout=...)`` keeps its deadline); elsewhere (inside a step) the system's."""
+        return _run_clock if _in_workflow() else None
+
+    async def get_run_start_time(self, run_id: str) -> datetime | None:
+        return now() if _in_workflow() else None
 
     # --- the steps ---
 
