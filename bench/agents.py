@@ -12,6 +12,8 @@ JSON encoding of the response or result, and the journal commit.
 * ``model``: one workflow makes ``N`` agent runs of one model call each (no tools).
 * ``tool``: one agent run of ``N`` tool calls (``N + 1`` model calls: call a tool, read its
   result, call the next); the per-tool overhead is what remains after the model calls' share.
+* ``bare``: ``N`` plain Perdure steps that return (and decode) what a model step journals:
+  Perdure's own share of the overhead; the rest is Pydantic AI's durable-execution machinery.
 
 Each is timed inside the workflow (around the agent runs only, not the start or the claim);
 the plain agent is timed the same way outside. SQLite at ``synchronous="normal"`` (a commit
@@ -33,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_ai import Agent, UsageLimits
+from pydantic_ai.durable_exec import JSON_CODEC
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from perdure import Engine, workflow
+from perdure import Engine, step, workflow
 from perdure.ai.pydantic_ai import PerdureDurability
 
 N = 100
@@ -75,8 +78,26 @@ async def tool_calls(n: int) -> list[float]:
     return [time.perf_counter() - t0, time.process_time() - c0]
 
 
+_RESPONSE = ModelResponse(parts=[TextPart("ok")])
+
+
+@step(name="bench_bare")
+async def bare(i: int) -> Any:
+    """A plain Perdure step returning what a model step journals (the JSON of a response)."""
+    return JSON_CODEC.dump(ModelResponse, _RESPONSE)
+
+
+async def bare_steps(n: int) -> list[float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(n):
+        JSON_CODEC.load(ModelResponse, await bare(i))
+    return [time.perf_counter() - t0, time.process_time() - c0]
+
+
 @workflow(name="bench_agent")
 async def durable(kind: str, n: int) -> list[float]:
+    if kind == "bare":
+        return await bare_steps(n)
     return await (model_calls(n) if kind == "model" else tool_calls(n))
 
 
@@ -87,7 +108,7 @@ async def one_round(n: int, synchronous: str) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
         async with Engine(f"sqlite:///{tmp}/agents.db", workflows=[durable],
                           synchronous=synchronous) as engine:
-            for kind in ("model", "tool"):
+            for kind in ("model", "tool", "bare"):
                 handle = await engine.start(durable, kind, n)
                 out[f"durable_{kind}"] = await handle.result(timeout=600)
     return out
@@ -103,6 +124,7 @@ def per_call(r: dict[str, list[float]], n: int) -> dict[str, float]:
         out[f"plain_model_{clock}_ms"] = r["plain_model"][i] / n * 1000
         out[f"model_overhead_{clock}_ms"] = model * 1000
         out[f"tool_overhead_{clock}_ms"] = tool * 1000
+        out[f"bare_step_{clock}_ms"] = r["durable_bare"][i] / n * 1000
     return out
 
 
@@ -116,8 +138,8 @@ async def main() -> None:
     results: dict[str, Any] = {"n": args.n, "rounds": args.rounds, "python": sys.version.split()[0],
                                "machine": platform.machine(), "modes": {}}
     print("| SQLite synchronous | clock | plain model call (ms) | overhead per model call (ms) "
-          "| overhead per tool call (ms) |")
-    print("|---|---|---:|---:|---:|")
+          "| overhead per tool call (ms) | a bare step with that result (ms) |")
+    print("|---|---|---:|---:|---:|---:|")
     for mode in ("normal", "full"):
         rounds = [per_call(await one_round(args.n, mode), args.n) for _ in range(args.rounds)]
         med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
@@ -125,7 +147,7 @@ async def main() -> None:
         results["modes"][mode] = {"median": med, "min": low, "rounds": rounds}
         for clock in ("wall", "cpu"):
             cells = [f"{med[f'{what}_{clock}_ms']:.2f} (min {low[f'{what}_{clock}_ms']:.2f})"
-                     for what in ("plain_model", "model_overhead", "tool_overhead")]
+                     for what in ("plain_model", "model_overhead", "tool_overhead", "bare_step")]
             print(f"| {mode} | {clock} | " + " | ".join(cells) + " |")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
