@@ -23,7 +23,8 @@ from tests.crash.app_agents import AGENT_WORKFLOWS
 from tests.crash.harness import Cluster
 from tests.crash.waits.helpers import hung_in
 
-pytestmark = pytest.mark.crash
+# Each worker process imports Pydantic AI and the OpenAI Agents SDK (seconds on a busy machine).
+pytestmark = [pytest.mark.crash, pytest.mark.timeout(120)]
 
 FINAL = "done: booked Rome"
 
@@ -66,7 +67,8 @@ async def test_kill_after_the_second_model_call_repeats_no_completed_model_call(
     # Worker a: model call 1, research(Paris), model call 2 -- then it hangs in research(Rome)
     # after its side effect (its journal write never happens) and is killed there.
     a = cluster.start("a", hang_after=3)
-    [event] = await cluster.wait_events(hung_in("research"), what="hang in research(Rome)")
+    [event] = await cluster.wait_events(hung_in("research"), what="hang in research(Rome)",
+                                         timeout=60)
     assert event["run"] == run_id
     assert len(calls(cluster, run_id, "model")) == 2
     a.kill()
@@ -101,7 +103,7 @@ async def test_an_approval_across_a_worker_restart_runs_the_tool_once(
     handle = await client.start("trip", "plan", id=run_id)
     a = cluster.start("a")
     # Parked on the approval as a row: no process holds the run.
-    await wait_for_status(handle, RunStatus.WAITING, timeout=20)
+    await wait_for_status(handle, RunStatus.WAITING, timeout=40)
     assert calls(cluster, run_id, "book") == []
     a.kill()
 
@@ -121,7 +123,8 @@ async def test_an_openai_agent_killed_after_its_second_model_call_repeats_none(
     # Worker a: model call 1, two concurrent weather calls, model call 2 -- then it hangs in
     # the booking after its side effect, and is killed there.
     a = cluster.start("a", hang_after=4)
-    [event] = await cluster.wait_events(hung_in("oa_book"), what="hang in the booking")
+    [event] = await cluster.wait_events(hung_in("oa_book"), what="hang in the booking",
+                                         timeout=60)
     assert event["run"] == run_id
     a.kill()
 
