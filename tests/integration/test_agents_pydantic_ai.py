@@ -268,3 +268,23 @@ async def test_approvals_decide_each_pending_tool_call(make_engine: Any, payload
     answer = await handle.result(timeout=10)
     assert told in answer
     assert booked == (["Rome"] if ran else [])
+
+
+async def test_one_capability_on_two_agents_names_each_agents_steps(make_engine: Any) -> None:
+    shared = PerdureDurability()
+
+    def hello(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("hi")])
+
+    one = Agent(FunctionModel(hello), name="one", capabilities=[shared])
+    two = Agent(FunctionModel(hello), name="two", capabilities=[shared])
+
+    @workflow(name="both")
+    async def both() -> str:
+        return (await one.run("a")).output + (await two.run("b")).output
+
+    engine = await make_engine(both)
+    handle = await engine.start(both)
+    assert await handle.result(timeout=10) == "hihi"
+    assert [e.name for e in await handle.journal()] == ["one__model.request",
+                                                         "two__model.request"]

@@ -74,8 +74,9 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
     ``model`` and ``tool`` are the step options of every model request and every tool call;
     ``tools`` maps a tool name to its own options (tool metadata ``{"perdure": {...}}`` takes
     precedence; ``{"perdure": False}`` runs that tool inline, not as a step). ``stream`` names a
-    Perdure stream that receives every agent event (model response parts and deltas, tool calls
-    and results) exactly once, in order, for ``handle.read_stream(stream)``.
+    Perdure stream that receives every agent event (the parts of each model response once its
+    step completed, tool calls and results) exactly once, in order, for
+    ``handle.read_stream(stream)``.
     """
 
     engine_spec = DurabilityEngineSpec(
@@ -109,6 +110,12 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
                           for tool_name, options in (tools or {}).items()}
         self._events = EventWriter(stream) if stream is not None else None
         self._backend: PerdureOperationBackend | None = None
+
+    def _bind_to_agent(self, agent: Any) -> None:
+        # The bound copy names its steps after its own agent: never reuse a backend (and its
+        # namer) copied from the capability it was bound from.
+        self._backend = None
+        super()._bind_to_agent(agent)
 
     # --- where the agent runs ---
 
