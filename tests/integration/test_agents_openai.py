@@ -134,13 +134,17 @@ async def test_a_handoff_target_is_made_durable_too(make_engine: Any) -> None:
     class Router(Model):
         async def get_response(self, system_instructions: Any, input: Any, *args: Any,
                                **kwargs: Any) -> ModelResponse:
-            return ModelResponse(output=[call("transfer_to_scout", {}, "h1")], usage=Usage(),
-                                 response_id=None)
+            # A durable tool call and a handoff in one response: the tool takes a step (and
+            # does not wait for the handoff, which takes none), then the handoff happens.
+            return ModelResponse(output=[call("transfer_to_scout", {}, "h1"),
+                                         call("weather", {"city": "Bergen"}, "r1")],
+                                 usage=Usage(), response_id=None)
 
         def stream_response(self, *args: Any, **kwargs: Any) -> Any:
             raise NotImplementedError
 
-    router = durable(Agent(name="router", model=Router(), handoffs=[specialist]))
+    router = durable(Agent(name="router", model=Router(), handoffs=[specialist],
+                           tools=specialist.tools))
 
     @workflow(name="route")
     async def route(prompt: str) -> str:
@@ -150,6 +154,7 @@ async def test_a_handoff_target_is_made_durable_too(make_engine: Any) -> None:
     handle = await engine.start(route, "weather?")
     assert await handle.result(timeout=10) == "Oslo: sunny / Rome: sunny"
     names = [e.name for e in await handle.journal() if e.kind == "step"]
-    assert names == ["openai_agents__router.model", "openai_agents__scout.model",
+    assert names == ["openai_agents__router.model", "openai_agents__router.tool:weather",
+                     "openai_agents__scout.model",
                      "openai_agents__scout.tool:weather", "openai_agents__scout.tool:weather",
                      "openai_agents__scout.model"]

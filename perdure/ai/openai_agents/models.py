@@ -40,7 +40,8 @@ class DurableModel(Model):
             return _RESPONSES.dump_python(response, mode="json")
 
         response = _RESPONSES.validate_python(await step_for(self.name)(call))
-        expect_tool_calls(response)
+        expect_tool_calls(response, kwargs["tools"] if "tools" in kwargs else
+                          args[3] if len(args) > 3 else None)
         return response
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:

@@ -14,12 +14,16 @@ from collections.abc import Coroutine
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from agents import FunctionTool
 from agents.items import ModelResponse
 from openai.types.responses import ResponseFunctionToolCall
 
 from perdure.workflow.scope import StepCaller, active_run
 
-__all__ = ["expect_tool_calls", "in_turn"]
+__all__ = ["STEP_MARK", "expect_tool_calls", "in_turn"]
+
+#: the attribute that marks the invoker of a function tool that runs as a step
+STEP_MARK = "perdure_step"
 
 
 class _Turns:
@@ -41,13 +45,18 @@ def _state() -> _Turns | None:
     return state
 
 
-def expect_tool_calls(response: ModelResponse) -> None:
-    """Register the function calls of ``response``, in the model's order."""
+def expect_tool_calls(response: ModelResponse, tools: object) -> None:
+    """Register the calls of ``response`` to durable function tools (of ``tools``, the tools
+    the model was offered), in the model's order. Calls of anything else (a handoff, a tool run
+    inline) take no step and are not waited for."""
     state = _state()
     if state is None:
         return
+    durable = {t.name for t in tools if isinstance(t, FunctionTool)
+               and getattr(t.on_invoke_tool, STEP_MARK, False)} \
+        if isinstance(tools, list) else set()
     state.pending = [item.call_id for item in response.output
-                     if isinstance(item, ResponseFunctionToolCall)]
+                     if isinstance(item, ResponseFunctionToolCall) and item.name in durable]
 
 
 async def in_turn(call_id: str, call: Any) -> Any:

@@ -19,7 +19,7 @@ from agents.models.interface import Model
 from agents.tool_context import ToolContext
 
 from perdure.ai.openai_agents.models import DurableModel
-from perdure.ai.openai_agents.order import in_turn
+from perdure.ai.openai_agents.order import STEP_MARK, in_turn
 from perdure.ai.openai_agents.runtime import in_workflow, step_for
 
 __all__ = ["durable"]
@@ -60,6 +60,7 @@ def _tool(agent: str, tool: FunctionTool, attempts: int | None) -> FunctionTool:
 
         return await in_turn(ctx.tool_call_id, lambda: step(call))
 
+    setattr(on_invoke, STEP_MARK, True)
     wrapped = copy.copy(tool)
     wrapped.on_invoke_tool = on_invoke
     return wrapped
