@@ -288,3 +288,55 @@ async def test_one_capability_on_two_agents_names_each_agents_steps(make_engine:
     assert await handle.result(timeout=10) == "hihi"
     assert [e.name for e in await handle.journal()] == ["one__model.request",
                                                          "two__model.request"]
+
+
+async def test_a_live_stream_gets_the_deltas_inside_the_step_and_marks_a_retry(
+        make_engine: Any) -> None:
+    attempts: list[int] = []
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("one two three")])
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        attempts.append(1)
+        yield "one "
+        yield "two "
+        if len(attempts) == 1:
+            raise ConnectionError("the connection dropped mid-stream")
+        yield "three"
+
+    agent = Agent(FunctionModel(answer, stream_function=stream), name="talker",
+                  capabilities=[PerdureDurability(model=StepOptions(retry=FAST),
+                                                  stream="events", live_stream="tokens")])
+
+    @workflow(name="talk")
+    async def talk() -> str:
+        return (await agent.run("hi")).output
+
+    engine = await make_engine(talk)
+    handle = await engine.start(talk, id="live")
+    assert await handle.result(timeout=10) == "one two three"
+    live = [e async for e in handle.read_stream("tokens")]
+    starts = [(i, e["key"], e["attempt"]) for i, e in enumerate(live)
+              if e["event_kind"] == "model_request_start"]
+    # Two attempts of the one model step: the second start, with the same key, is the reset.
+    assert [(key, attempt) for _, key, attempt in starts] == [("live:0", 1), ("live:0", 2)]
+    first, second = starts[0][0], starts[1][0]
+    assert [e["event_kind"] for e in live[first + 1:second]] \
+        == ["part_start", "final_result", "part_delta"]  # what the failed attempt streamed
+    text = "".join(e["part"]["content"] if e["event_kind"] == "part_start"
+                   else e["delta"]["content_delta"]
+                   for e in live[second + 1:] if e["event_kind"] in ("part_start", "part_delta"))
+    assert text == "one two three"
+    # The journaled stream has the completed response once, and nothing of the failed attempt.
+    events = [e async for e in handle.read_stream("events")]
+    assert [e["event_kind"] for e in events] == ["part_start", "final_result", "part_end"]
+    assert events[0]["part"]["content"] == "one two three"
+
+
+async def test_live_stream_appends_are_fenced(make_engine: Any) -> None:
+    engine = await make_engine()
+    with pytest.raises(perdure.LeaseLost):  # no such run owned at that epoch: nothing stored
+        await engine.store.append_stream("nope", 1, "w", stream="tokens", seq=0, value='"x"',
+                                         now=1.0)
+    assert await engine.store.read_stream("nope", "tokens", 0, 10) == (None, [])

@@ -30,7 +30,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.tools import AgentDepsT, RunContext
 
 from perdure.ai.pydantic_ai.backend import PerdureOperationBackend, Unencodable
-from perdure.ai.pydantic_ai.events import EventWriter
+from perdure.ai.pydantic_ai.events import EventWriter, LiveWriter
 from perdure.ai.pydantic_ai.options import StepOptions, checked
 from perdure.workflow.context import RunContext as PerdureRun
 from perdure.workflow.scope import active_run, active_step
@@ -76,7 +76,10 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
     precedence; ``{"perdure": False}`` runs that tool inline, not as a step). ``stream`` names a
     Perdure stream that receives every agent event (the parts of each model response once its
     step completed, tool calls and results) exactly once, in order, for
-    ``handle.read_stream(stream)``.
+    ``handle.read_stream(stream)``. ``live_stream`` names another that receives each streamed
+    model request's events (the deltas) live, from inside its step: at least once, each
+    attempt opened by a ``model_request_start`` item whose ``key`` (the step key) repeats when
+    the step runs again -- the mark to drop what followed the earlier one.
     """
 
     engine_spec = DurabilityEngineSpec(
@@ -102,8 +105,13 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
     def __init__(self, *, name: str | None = None, models: Mapping[str, Model] | None = None,
                  model: StepOptions | None = None, tool: StepOptions | None = None,
                  tools: Mapping[str, StepOptions] | None = None,
-                 stream: str | None = None) -> None:
-        super().__init__(models=models, name=name)
+                 stream: str | None = None, live_stream: str | None = None) -> None:
+        # The handler runs inside each streamed model request's step (the base class hands it
+        # the model's events live there); workflow-side events are written by
+        # wrap_run_event_stream below, never through it.
+        super().__init__(models=models, name=name,
+                         event_stream_handler=None if live_stream is None
+                         else LiveWriter(live_stream))
         self._model_options = checked(model or {}, "model requests")
         self._tool_options = checked(tool or {}, "tool calls")
         self._per_tool = {tool_name: checked(options, f"tool {tool_name!r}")
@@ -177,7 +185,9 @@ class PerdureDurability(BaseDurabilityCapability[AgentDepsT]):
 
     @property
     def has_wrap_run_event_stream(self) -> bool:
-        return self._events is not None and _in_workflow()
+        # True makes the agent stream its model requests (so a live stream gets deltas).
+        return (self._events is not None or self._event_stream_handler is not None) \
+            and _in_workflow()
 
     async def wrap_run_event_stream(self, ctx: RunContext[AgentDepsT], *,
                                     stream: AsyncIterable[AgentStreamEvent]

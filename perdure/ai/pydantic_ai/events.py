@@ -10,14 +10,18 @@ still generating: a step may be retried, and what it streamed before would be sh
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai.tools import RunContext
 
-from perdure.workflow.streams import stream
+from perdure.workflow.scope import active_step
+from perdure.workflow.streams import append_from_step, stream
+from perdure.workflow.values import step_key
 
-__all__ = ["EventWriter", "event_data"]
+__all__ = ["EventWriter", "LiveWriter", "event_data"]
 
 _EVENTS: TypeAdapter[Any] = TypeAdapter(AgentStreamEvent)
 
@@ -35,3 +39,23 @@ class EventWriter:
 
     async def write(self, event: AgentStreamEvent) -> None:
         await stream(self.name).write(event_data(event))
+
+
+class LiveWriter:
+    """Writes the events of a streamed model request, live, from inside its step, to the
+    stream ``name`` (at least once: see ``PerdureDurability``'s ``live_stream``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def __call__(self, ctx: RunContext[Any], events: AsyncIterable[AgentStreamEvent]
+                       ) -> None:
+        scope = active_step.get()
+        if scope is None:  # not in a model request's step: nothing is streamed live
+            async for _ in events:
+                pass
+            return
+        await append_from_step(self.name, {
+            "event_kind": "model_request_start", "key": step_key(), "attempt": scope.attempt})
+        async for event in events:
+            await append_from_step(self.name, event_data(event))
