@@ -322,16 +322,19 @@ async def test_a_live_stream_gets_the_deltas_inside_the_step_and_marks_a_retry(
     # Two attempts of the one model step: the second start, with the same key, is the reset.
     assert [(key, attempt) for _, key, attempt in starts] == [("live:0", 1), ("live:0", 2)]
     first, second = starts[0][0], starts[1][0]
-    assert [e["event_kind"] for e in live[first + 1:second]] \
-        == ["part_start", "final_result", "part_delta"]  # what the failed attempt streamed
-    text = "".join(e["part"]["content"] if e["event_kind"] == "part_start"
-                   else e["delta"]["content_delta"]
-                   for e in live[second + 1:] if e["event_kind"] in ("part_start", "part_delta"))
-    assert text == "one two three"
+    assert "part_start" in [e["event_kind"] for e in live[first + 1:second]]  # the failed one's
+    assert text_of(live[second + 1:]) == "one two three"
     # The journaled stream has the completed response once, and nothing of the failed attempt.
     events = [e async for e in handle.read_stream("events")]
-    assert [e["event_kind"] for e in events] == ["part_start", "final_result", "part_end"]
-    assert events[0]["part"]["content"] == "one two three"
+    assert [e["event_kind"] for e in events].count("part_start") == 1
+    assert text_of(events) == "one two three"
+
+
+def text_of(events: list[Any]) -> str:
+    """The text that part_start and part_delta events add up to."""
+    return "".join(e["part"]["content"] if e["event_kind"] == "part_start"
+                   else e["delta"]["content_delta"]
+                   for e in events if e["event_kind"] in ("part_start", "part_delta"))
 
 
 async def test_live_stream_appends_are_fenced(make_engine: Any) -> None:
