@@ -31,7 +31,7 @@ demo: $(VENV)/.installed
 	$(PY) -m demo
 
 test: $(VENV)/.installed-dev
-	$(PY) -m ruff check perdure tests demo bench
+	$(PY) -m ruff check perdure tests demo bench chaos examples
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q

@@ -530,6 +530,12 @@ class Storage(Protocol):
         """Journal ``entry`` and store item ``position`` of ``stream`` (``value`` None: the
         end marker), atomically (fenced). An item already at that position is kept."""
 
+    async def append_stream(self, run_id: str, epoch: int, worker: str, *, stream: str,
+                            seq: int, value: str, now: float) -> int:
+        """Store ``value`` after the last item of ``stream`` without a journal entry (fenced;
+        ``seq`` is the step that wrote it): what a step streams live, at least once. Its
+        position."""
+
     async def read_stream(self, run_id: str, stream: str, offset: int, limit: int
                           ) -> tuple[str | None, list[tuple[int, str | None]]]:
         """The run's status (None: no such run), read first, then up to ``limit`` items of

@@ -22,7 +22,7 @@ from perdure.workflow.scope import active_step
 from perdure.workflow.stops import Blocked
 from perdure.workflow.talk import StreamState, check_name
 
-__all__ = ["Stream", "stream"]
+__all__ = ["Stream", "append_from_step", "stream"]
 
 
 def stream(name: str) -> Stream:
@@ -100,6 +100,28 @@ class Stream:
         if self._state.closed:
             raise StreamClosed(self.name)
         return ctx
+
+
+async def append_from_step(name: str, item: Any) -> int:
+    """Inside a step: append ``item`` to the run's stream ``name`` at once, live, and return
+    its position.
+
+    Unlike :meth:`Stream.write` it is not journaled -- a step may run more than once, and what
+    an attempt appended stays -- so a stream written this way is at-least-once, and must not
+    also be written from the workflow. Fenced like every write of the run: a worker that lost
+    the run appends nothing. Raises ``NotInWorkflow`` outside a step.
+    """
+    check_name("a stream name", name)
+    scope = active_step.get()
+    if scope is None:
+        raise NotInWorkflow("append_from_step() is called inside a step")
+    ctx = current("append_from_step()")
+    text = codec.dumps(item)
+    now = ctx.clock.time()
+    position = await ctx.guard(lambda: ctx.store.append_stream(
+        ctx.run_id, ctx.epoch, ctx.worker, stream=name, seq=scope.seq, value=text, now=now))
+    ctx.published(ctx.run_id)
+    return position
 
 
 def _workflow_context(what: str) -> RunContext:

@@ -77,6 +77,17 @@ class PostgresTalk:
         await self._journaled("write_stream", run_id, epoch, worker, entry, stream=stream,
                               position=position, value=value, now=float(now))
 
+    async def append_stream(self, run_id: str, epoch: int, worker: str, *, stream: str,
+                            seq: int, value: str, now: float) -> int:
+        """Store the item after the stream's last one, without a journal entry, in one
+        statement (fenced)."""
+        row = await self._fetchrow("append_stream", {
+            "run_id": run_id, "epoch": epoch, "worker": worker, "stream": stream, "seq": seq,
+            "value": value, "now": float(now)})
+        if not row["owned"]:
+            raise lost(run_id, epoch)
+        return int(row["position"])
+
     async def read_stream(self, run_id: str, stream: str, offset: int, limit: int
                           ) -> tuple[str | None, list[tuple[int, str | None]]]:
         """The run's status and the items, in one snapshot."""

@@ -41,6 +41,26 @@ LEFT JOIN {p}events e ON e.run_id = r.id AND (:key::text IS NULL OR e.key = :key
 WHERE r.id = :run_id
 ORDER BY e.key
 
+-- name: append_stream
+-- Fenced like a journal write; the next position after the stream's last item.
+WITH own AS (
+    SELECT id FROM {p}runs
+    WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
+    FOR SHARE
+), item AS (
+    INSERT INTO {p}stream_items (run_id, stream, position, seq, value, written_at)
+    SELECT :run_id, :stream,
+           COALESCE((SELECT max(position) FROM {p}stream_items
+                     WHERE run_id = :run_id AND stream = :stream), -1) + 1,
+           :seq::int, :value, :now::float8
+    FROM own
+    RETURNING position
+), note AS (
+    SELECT pg_notify(:talk_channel, :run_id) FROM own
+)
+SELECT (SELECT count(*) FROM own) AS owned, (SELECT position FROM item) AS position,
+       (SELECT count(*) FROM note) AS notified
+
 -- name: write_stream
 -- An item already at this position stays: readers may have seen it.
 WITH own AS (

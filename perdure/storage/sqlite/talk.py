@@ -74,6 +74,22 @@ class SqliteTalk:
             "run_id": run_id, "stream": stream, "position": position, "seq": entry.seq,
             "value": value, "now": now})
 
+    async def append_stream(self, run_id: str, epoch: int, worker: str, *, stream: str,
+                            seq: int, value: str, now: float) -> int:
+        """Store the item after the stream's last one, without a journal entry (fenced)."""
+        sql = self._q["append_stream_item"]
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(sql, {"run_id": run_id, "stream": stream, "seq": seq,
+                                     "value": value, "now": now, "epoch": epoch,
+                                     "worker": worker}).fetchone()
+            if row is None:
+                raise lost(run_id, epoch)
+            return int(row[0])
+
+        position: int = await self._submit(op, write=True)
+        return position
+
     async def read_stream(self, run_id: str, stream: str, offset: int, limit: int
                           ) -> tuple[str | None, list[tuple[int, str | None]]]:
         """The run's status, then the items. Status first: if the run had finished, every

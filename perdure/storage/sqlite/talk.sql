@@ -21,6 +21,16 @@ INSERT INTO {p}stream_items (run_id, stream, position, seq, value, written_at)
 VALUES (:run_id, :stream, :position, :seq, :value, :now)
 ON CONFLICT (run_id, stream, position) DO NOTHING
 
+-- name: append_stream_item
+-- Fenced like a journal write; the next position after the stream's last item.
+INSERT INTO {p}stream_items (run_id, stream, position, seq, value, written_at)
+SELECT :run_id, :stream,
+       COALESCE((SELECT MAX(position) FROM {p}stream_items
+                 WHERE run_id = :run_id AND stream = :stream), -1) + 1,
+       :seq, :value, :now
+WHERE EXISTS (SELECT 1 FROM {p}runs WHERE id = :run_id AND epoch = :epoch AND owner = :worker)
+RETURNING position
+
 -- name: read_stream
 SELECT position, value FROM {p}stream_items
 WHERE run_id = :run_id AND stream = :stream AND position >= :offset
