@@ -58,6 +58,7 @@ from perdure.errors import (
 from perdure.flow.schedules import Overlap, Schedule, ScheduleInfo
 from perdure.observe.health import Readiness
 from perdure.records import (
+    Activity,
     DeadLetter,
     ErrorInfo,
     Incarnation,
@@ -68,6 +69,7 @@ from perdure.records import (
     RunInfo,
     RunPage,
     RunStatus,
+    WorkerInfo,
 )
 from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
@@ -90,6 +92,7 @@ from perdure.workflow.values import now, random, run_id, step_key, uuid4
 __version__ = "0.1.0"
 
 __all__ = [
+    "Activity",
     "BlobMissing",
     "BlobStore",
     "Callback",
@@ -161,6 +164,7 @@ __all__ = [
     "VirtualClock",
     "WebhookRejected",
     "WebhookSink",
+    "WorkerInfo",
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",

@@ -35,6 +35,8 @@ EXPECTED = {
     "RunOnceSummary", "TickSummary",
     # schedules
     "Overlap", "Schedule", "ScheduleInfo", "ScheduleNotFound",
+    # the dashboard's overview
+    "Activity", "WorkerInfo",
 }
 
 

@@ -47,6 +47,7 @@ from perdure.storage.postgres.config import (
 from perdure.storage.postgres.errors import storage_error
 from perdure.storage.postgres.listing import PostgresListing
 from perdure.storage.postgres.outbox import PostgresOutbox
+from perdure.storage.postgres.overview import PostgresOverview
 from perdure.storage.postgres.pool import (
     Connection,
     Pool,
@@ -69,7 +70,8 @@ T = TypeVar("T")
 _TERMINAL = ("completed", "failed", "cancelled")
 
 
-class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, PostgresRetention):
+class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, PostgresRetention,
+                      PostgresOverview):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
