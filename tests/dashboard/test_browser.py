@@ -26,7 +26,10 @@ def test_every_page_loads(served: Served, page: Any, shots: Path,
                           request: pytest.FixtureRequest) -> None:
     expect = _expect()
     backend = request.node.callspec.params["served"]
-    page.goto(served.base + "/")
+    response = page.goto(served.base + "/")
+    # Only the dashboard's own script may run, and no other site may frame it.
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     expect(page.locator("h1")).to_have_text("Overview")
     expect(page.locator('.card[data-status="waiting"] .count')).to_have_text("2")
     # Started in the last hour: the batch, the order and its child, and the others.
