@@ -71,3 +71,30 @@ async def test_activity_rejects_bad_windows(make_engine) -> None:
         await client.activity(window=timedelta(0))
     with pytest.raises(InvalidConfiguration, match="at most 1440"):
         await client.activity(window=timedelta(days=2), bucket=timedelta(minutes=1))
+
+
+async def test_unfinished_statuses_page_like_any_list(make_engine) -> None:
+    # Listed through the unfinished runs' index, not the creation walk: the same pages.
+    clock = VirtualClock(start=1_800_000_000.0)
+    worker = await make_engine(quick, parked, clock=clock, park_after=0.01)
+    started = []
+    for i in range(7):
+        started.append(await worker.start(parked, id=f"p{i}"))
+        await worker.start(quick, i, id=f"q{i}")
+        clock.advance(1)
+    for h in started:
+        await wait_for_status(h, RunStatus.WAITING)
+    await worker.pause("p3")
+    await wait_for_status(started[3], RunStatus.PAUSED)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await worker.list_runs(status=["waiting", "paused"], limit=3, cursor=cursor)
+        seen += [r.id for r in page]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [f"p{i}" for i in reversed(range(7))]
+    assert [r.id for r in await worker.list_runs(status="paused")] == ["p3"]
+    assert await worker.count_runs(status="waiting") == 6
+    assert [r.id for r in await worker.list_runs(status="waiting", workflow="quick")] == []

@@ -132,6 +132,14 @@ def test_the_runs_list_walks_the_creation_index(conn: sqlite3.Connection) -> Non
         assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+def test_unfinished_statuses_are_found_through_their_own_index(
+        conn: sqlite3.Connection) -> None:
+    # Blocked runs among a million finished ones: their index range, not the history's walk.
+    for where in (RunFilter.of(status="blocked"),
+                  RunFilter.of(status=["waiting", "paused"], workflow="wf1")):
+        _check(_plan(conn, "list_runs_unfinished", _params(where)), "perdure_runs_runnable")
+
+
 def test_a_parents_children_come_from_the_parent_index(conn: sqlite3.Connection) -> None:
     _check(_plan(conn, "list_runs_children", _params(RunFilter.of(parent="r4999"))),
            "perdure_runs_parent")

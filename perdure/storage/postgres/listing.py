@@ -16,6 +16,10 @@ from perdure.storage.params import entry_params, lost
 from perdure.storage.port import RunQuery
 from perdure.storage.postgres.pool import Connection
 
+#: the statuses served by the unfinished runs' index (a rare one is found without
+#: walking the finished history)
+UNFINISHED = frozenset({"pending", "running", "waiting", "blocked", "paused"})
+
 __all__ = ["PostgresListing"]
 
 T = TypeVar("T")
@@ -50,6 +54,8 @@ class PostgresListing:
             return "list_runs_children", params
         if query.tags:
             return "list_runs_tagged", params
+        if query.statuses and UNFINISHED.issuperset(query.statuses):
+            return "list_runs_unfinished", params
         return "list_runs", params
 
     async def list_runs(self, query: RunQuery) -> list[RunRow]:

@@ -16,6 +16,10 @@ from perdure.records import JournalEntry, RunRow
 from perdure.storage.params import entry_params, lost
 from perdure.storage.port import RunQuery
 
+#: the statuses served by the unfinished runs' index (a rare one is found without
+#: walking the finished history)
+UNFINISHED = frozenset({"pending", "running", "waiting", "blocked", "paused"})
+
 __all__ = ["SqliteListing", "run_row"]
 
 
@@ -59,6 +63,8 @@ class SqliteListing:
             return self._q["list_runs_children"], params
         if query.tags:
             return self._q["list_runs_tagged"], params
+        if query.statuses and UNFINISHED.issuperset(query.statuses):
+            return self._q["list_runs_unfinished"], params
         return self._q["list_runs"], params
 
     async def list_runs(self, query: RunQuery) -> list[RunRow]:

@@ -3,11 +3,12 @@
 -- Runs come newest first, by (created_at, id) descending. A page starts below the key
 -- (:before_at, :before_id) (+infinity with no cursor) and at or above :after_at, as a range
 -- of an ordered index, so a page costs the same however deep it is and runs created while
--- someone pages are never listed twice nor make a row skip. Three shapes, one per index
+-- someone pages are never listed twice nor make a row skip. Four shapes, one per index
 -- that drives the walk (the other filters are checked on the rows it yields):
 --   list_runs           runs_created
 --   list_runs_tagged    tags_lookup, for the first tag filter
 --   list_runs_children  runs_parent (a parent's children are few: sorted after the lookup)
+--   list_runs_unfinished  the unfinished runs' index, for unfinished statuses only (sorted)
 -- Every filter left NULL matches every run; :tags is a JSON object of (key, value) pairs
 -- that must all be present; :statuses a JSON array.
 
@@ -63,6 +64,23 @@ WHERE r.parent_id = :parent_id
       SELECT 1 FROM json_each(:tags) w
       WHERE NOT EXISTS (SELECT 1 FROM {p}tags t
                         WHERE t.run_id = r.id AND t.key = w.key AND t.value = w.value)))
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT :limit
+
+-- name: list_runs_unfinished
+-- Only unfinished statuses (no parent or tag filter): those runs are found through their own
+-- index (runs_runnable, a range per status) and sorted, instead of walking the whole history by creation time
+-- to find them. A rare status (ten blocked runs among a million finished ones) costs what
+-- its runs cost, not a scan of the history.
+SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
+       r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
+       r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
+       r.forked_from, r.forked_seq, r.tags
+FROM {p}runs r INDEXED BY {p}runs_runnable  -- the statuses' ranges, whatever the statistics say
+WHERE r.status IN (SELECT value FROM json_each(:statuses))
+  AND (r.created_at, r.id) < (:before_at, :before_id) AND r.created_at >= :after_at
+  AND (:workflow IS NULL OR r.workflow = :workflow)
+  AND (:version IS NULL OR r.version = :version)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :limit
 
