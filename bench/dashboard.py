@@ -6,7 +6,8 @@
 A fresh database is bulk-loaded with SQL (a recursive CTE on SQLite, ``generate_series`` on
 PostgreSQL; then a WAL checkpoint / ``VACUUM (ANALYZE)``): ``--rows`` runs created evenly over
 the last 30 days, newest now, of five workflows — 96.6% completed, 2% failed, 1% cancelled,
-0.5% waiting, 0.2% each pending and running, 0.1% each blocked and paused — each with a tag
+0.5% waiting, 0.2% each pending and running, 0.1% paused and ten blocked runs (a rare
+status, spread over the month) — each with a tag
 (``customer=c-N``, 1,000 customers) and three journal entries (a step, a step that took two
 attempts, a sleep); every hundredth run is the child of the run before it. Three live workers
 serve four of the five workflows (the fifth's unfinished runs are stranded).
@@ -42,7 +43,7 @@ from perdure import Engine
 DAY = 86400.0
 SPAN = 30 * DAY
 
-_STATUS = """CASE WHEN x % 1000 = 1 THEN 'blocked' WHEN x % 1000 = 2 THEN 'paused'
+_STATUS = """CASE WHEN x % 100000 = 1 THEN 'blocked' WHEN x % 1000 = 2 THEN 'paused'
   WHEN x % 200 = 3 THEN 'waiting' WHEN x % 500 = 4 THEN 'pending'
   WHEN x % 500 = 5 THEN 'running' WHEN x % 50 = 6 THEN 'failed'
   WHEN x % 100 = 7 THEN 'cancelled' ELSE 'completed' END"""
@@ -169,7 +170,8 @@ def _pages(rows: int, now: float, next_cursor: str) -> dict[str, str]:
         "runs": "/runs",
         "runs, next page": f"/runs?cursor={quote(next_cursor)}",
         "runs, status=failed": "/runs?status=failed",
-        "runs, status=blocked": "/runs?status=blocked",
+        "runs, status=blocked (10 runs)": "/runs?status=blocked",
+        "runs, status=waiting": "/runs?status=waiting",
         "runs, tag customer=c-7": "/runs?tags=customer%3Dc-7",
         "runs, workflow wf3 completed": "/runs?workflow=wf3&status=completed",
         "runs, created that day": f"/runs?created_after={mid}&created_before={mid_end}",

@@ -68,7 +68,8 @@ class Overview:
         series: dict[str, list[int]] = {k: [0] * count
                                         for k in ("started", "completed", "failed",
                                                   "cancelled")}
-        for kind, index, n in await self.store.run_activity(since=since, bucket=size):
+        for kind, index, n in await self.store.run_activity(since=since, until=end,
+                                                               bucket=size):
             if kind in series and 0 <= index < count:
                 series[kind][index] += n
         return Activity(datetime.fromtimestamp(since, UTC), size,

@@ -352,10 +352,11 @@ class Storage(Protocol):
         """How many runs are in each unfinished status (pending, running, waiting, blocked,
         paused); a status with no run is left out."""
 
-    async def run_activity(self, *, since: float, bucket: float) -> list[tuple[str, int, int]]:
+    async def run_activity(self, *, since: float, until: float,
+                           bucket: float) -> list[tuple[str, int, int]]:
         """Runs started (``created_at``) and finished (``updated_at`` of completed, failed
-        and cancelled runs) since ``since``, counted per ``bucket`` seconds: (``started`` or
-        the finished status, the bucket's index from ``since``, how many)."""
+        and cancelled runs) in [``since``, ``until``), counted per ``bucket`` seconds:
+        (``started`` or the finished status, the bucket's index from ``since``, how many)."""
 
     async def list_workers(self, *, limit: int) -> list[WorkerRow]:
         """The registered workers, latest heartbeat first, at most ``limit``."""

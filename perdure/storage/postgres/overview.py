@@ -26,9 +26,10 @@ class PostgresOverview:
         """Unfinished runs by status."""
         return {str(s): int(n) for s, n in await self._fetch("unfinished_counts", {})}
 
-    async def run_activity(self, *, since: float, bucket: float) -> list[tuple[str, int, int]]:
-        """Runs started and finished since ``since``, per bucket."""
-        params = {"since": float(since), "bucket": float(bucket)}
+    async def run_activity(self, *, since: float, until: float,
+                           bucket: float) -> list[tuple[str, int, int]]:
+        """Runs started and finished in [``since``, ``until``), per bucket."""
+        params = {"since": float(since), "until": float(until), "bucket": float(bucket)}
         started = await self._fetch("activity_started", params)
         finished = await self._fetch("activity_finished", params)
         return ([("started", int(b), int(n)) for b, n in started]

@@ -27,9 +27,10 @@ class SqliteOverview:
         """Unfinished runs by status."""
         return {str(s): int(n) for s, n in await self._read("unfinished_counts", {})}
 
-    async def run_activity(self, *, since: float, bucket: float) -> list[tuple[str, int, int]]:
-        """Runs started and finished since ``since``, per bucket."""
-        params = {"since": since, "bucket": bucket}
+    async def run_activity(self, *, since: float, until: float,
+                           bucket: float) -> list[tuple[str, int, int]]:
+        """Runs started and finished in [``since``, ``until``), per bucket."""
+        params = {"since": since, "until": until, "bucket": bucket}
         started = await self._read("activity_started", params)
         finished = await self._read("activity_finished", params)
         return ([("started", int(b), int(n)) for b, n in started]
