@@ -25,18 +25,21 @@ GROUP BY b
 -- name: activity_finished
 -- runs_finished (status, updated_at), partial on the finished statuses: one range per status.
 SELECT 'completed', CAST((updated_at - :since) / :bucket AS INTEGER) AS b, count(*)
-FROM {p}runs
-WHERE status = 'completed' AND updated_at >= :since AND updated_at < :until
+FROM {p}runs INDEXED BY {p}runs_finished  -- not runs_runnable's whole status range
+WHERE status = 'completed' AND status IN ('completed', 'failed', 'cancelled')  -- the index's own
+  AND updated_at >= :since AND updated_at < :until
 GROUP BY b
 UNION ALL
 SELECT 'failed', CAST((updated_at - :since) / :bucket AS INTEGER) AS b, count(*)
-FROM {p}runs
-WHERE status = 'failed' AND updated_at >= :since AND updated_at < :until
+FROM {p}runs INDEXED BY {p}runs_finished  -- not runs_runnable's whole status range
+WHERE status = 'failed' AND status IN ('completed', 'failed', 'cancelled')  -- the index's own
+  AND updated_at >= :since AND updated_at < :until
 GROUP BY b
 UNION ALL
 SELECT 'cancelled', CAST((updated_at - :since) / :bucket AS INTEGER) AS b, count(*)
-FROM {p}runs
-WHERE status = 'cancelled' AND updated_at >= :since AND updated_at < :until
+FROM {p}runs INDEXED BY {p}runs_finished  -- not runs_runnable's whole status range
+WHERE status = 'cancelled' AND status IN ('completed', 'failed', 'cancelled')  -- the index's own
+  AND updated_at >= :since AND updated_at < :until
 GROUP BY b
 
 -- name: list_workers
