@@ -98,3 +98,19 @@ def test_activity_chart_totals() -> None:
     chart = activity_chart(a)
     assert [s.total for s in chart.series] == [6, 3, 1, 0]
     assert chart.ymax == 3 and len(chart.bars) == 3
+
+
+def test_every_template_and_asset_ships_in_the_wheel() -> None:
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    import perdure.dashboard
+
+    root = Path(perdure.__file__).parent
+    patterns = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"][
+        "setuptools"]["package-data"]["perdure"]
+    here = Path(perdure.dashboard.__file__).parent
+    files = [p.relative_to(root).as_posix() for sub in ("templates", "static")
+             for p in (here / sub).iterdir()]
+    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files)
