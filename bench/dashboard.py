@@ -101,12 +101,13 @@ SELECT 'r-' || lpad(x::text, 7, '0'), 'wf' || (x % 5), '1', 'wf' || (x % 5) || c
        CASE WHEN status IN ('waiting', 'pending') THEN $2 + 86400 END,
        CASE WHEN x % 100 = 50 THEN 'r-' || lpad((x - 1)::text, 7, '0') END,
        at, at + 2, '{{"customer":"c-' || (x % 1000) || '"}}'
-FROM (SELECT x, {_PG_STATUS} AS status, $2 - ($1 - x) * $3 AS at
+FROM (SELECT x, {_PG_STATUS} AS status, $2::float8 - ($1 - x) * $3::float8 AS at
       FROM generate_series(1, $1::int) AS x) AS r
 """
 PG_TAGS = """
 INSERT INTO perdure_tags (run_id, key, value, created_at)
-SELECT 'r-' || lpad(x::text, 7, '0'), 'customer', 'c-' || (x % 1000), $2 - ($1 - x) * $3
+SELECT 'r-' || lpad(x::text, 7, '0'), 'customer', 'c-' || (x % 1000),
+       $2::float8 - ($1 - x) * $3::float8
 FROM generate_series(1, $1::int) AS x
 """
 PG_JOURNAL = """
@@ -115,8 +116,9 @@ INSERT INTO perdure_journal (run_id, seq, kind, name, status, attempts, output, 
 SELECT 'r-' || lpad(x::text, 7, '0'), seq, CASE seq WHEN 2 THEN 'sleep' ELSE 'step' END,
        CASE seq WHEN 0 THEN 'reserve' WHEN 1 THEN 'charge' ELSE 'sleep' END, 'completed',
        CASE seq WHEN 1 THEN 2 ELSE 1 END, '"ok"',
-       CASE seq WHEN 2 THEN $2 - ($1 - x) * $3 + 1.5 END,
-       $2 - ($1 - x) * $3 + seq * 0.5, $2 - ($1 - x) * $3 + seq * 0.5 + 0.4
+       CASE seq WHEN 2 THEN $2::float8 - ($1 - x) * $3::float8 + 1.5 END,
+       $2::float8 - ($1 - x) * $3::float8 + seq * 0.5,
+       $2::float8 - ($1 - x) * $3::float8 + seq * 0.5 + 0.4
 FROM generate_series(1, $1::int) AS x, generate_series(0, 2) AS seq
 """
 WORKERS = """
