@@ -97,4 +97,5 @@ async def test_unfinished_statuses_page_like_any_list(make_engine) -> None:
     assert seen == [f"p{i}" for i in reversed(range(7))]
     assert [r.id for r in await worker.list_runs(status="paused")] == ["p3"]
     assert await worker.count_runs(status="waiting") == 6
+    assert await worker.count_runs(status=["waiting", "paused"]) == 7
     assert [r.id for r in await worker.list_runs(status="waiting", workflow="quick")] == []
