@@ -60,6 +60,7 @@ from perdure.flow.records import FlowReport, LimitState, QueueState
 from perdure.flow.schedules import Overlap, Schedule, ScheduleInfo
 from perdure.observe.health import Readiness
 from perdure.records import (
+    Activity,
     DeadLetter,
     ErrorInfo,
     Incarnation,
@@ -70,6 +71,7 @@ from perdure.records import (
     RunInfo,
     RunPage,
     RunStatus,
+    WorkerInfo,
 )
 from perdure.retry import RetryPolicy
 from perdure.storage.blobs import BlobStore
@@ -92,6 +94,7 @@ from perdure.workflow.values import now, random, run_id, step_key, uuid4
 __version__ = "0.1.0"
 
 __all__ = [
+    "Activity",
     "BlobMissing",
     "BlobStore",
     "Callback",
@@ -169,6 +172,7 @@ __all__ = [
     "VirtualClock",
     "WebhookRejected",
     "WebhookSink",
+    "WorkerInfo",
     "Workflow",
     "WorkflowFailed",
     "WorkflowHandle",

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ClaimedRun", "DeadLetter", "ErrorInfo", "Incarnation", "IncarnationRow",
+__all__ = ["Activity", "ClaimedRun", "DeadLetter", "ErrorInfo", "Incarnation", "IncarnationRow",
            "JournalEntry", "OutboxEvent", "OutboxStats", "ResumeRecord", "ResumeRow", "RunInfo",
-           "RunPage", "RunRow", "RunStatus", "bound_text", "failed_compensations", "run_error",
-           "selector_of"]
+           "RunPage", "RunRow", "RunStatus", "WorkerInfo", "bound_text", "failed_compensations",
+           "run_error", "selector_of"]
 
 #: the longest error message and traceback text stored (characters); longer ones keep their
 #: head and tail. A 5 MB exception message would otherwise be stored twice (the traceback
@@ -502,3 +502,38 @@ class RunPage(list[RunInfo]):
 
     def __repr__(self) -> str:
         return f"RunPage({list.__repr__(self)}, next_cursor={self.next_cursor!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A registered worker, as ``engine.workers()`` reports it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime  #: its last heartbeat (database time)
+    #: workflow name to the versions it serves
+    serves: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    runs_held: int = 0  #: runs it holds a lease on now
+    #: its heartbeat is recent (three leases): a worker that is not live died or is stuck,
+    #: and its runs are taken over once its leases lapse
+    live: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Runs started and finished per time bucket (``engine.activity()``): bucket ``i``
+    covers ``[since + i * bucket, since + (i + 1) * bucket)``."""
+
+    since: datetime
+    bucket: float  #: seconds
+    started: tuple[int, ...]
+    completed: tuple[int, ...]
+    failed: tuple[int, ...]
+    cancelled: tuple[int, ...]
+
+    @property
+    def buckets(self) -> int:
+        """How many buckets the window has."""
+        return len(self.started)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure import __version__
-from perdure.cli import hosts, lifecycle, outbox, runs, schedules, worker
+from perdure.cli import dashboard, hosts, lifecycle, outbox, runs, schedules, worker
 from perdure.cli.bulk import add_bulk_parser
 from perdure.cli.options import (
     CommandError,
@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     outbox.add_parser(sub, common)
     hosts.add_parsers(sub, common)
     schedules.add_parser(sub, common)
+    dashboard.add_parser(sub, common)
     return p
 
 
@@ -179,6 +180,8 @@ def _main(argv: Sequence[str] | None) -> int:
             code = hosts.run(args)
         elif args.command == "schedules":
             code = asyncio.run(schedules.run(args))
+        elif args.command == "dashboard":
+            code = dashboard.run(args)
         elif args.command == "outbox":
             code = asyncio.run(outbox.run(args))
         else:

@@ -23,6 +23,7 @@ from perdure.engine.lifecycle import RunLifecycle
 from perdure.engine.ondemand import OnDemandHosts
 from perdure.engine.options import deadline_of, flow_registry, payload_options
 from perdure.engine.outbox import Outbox
+from perdure.engine.overview import Overview
 from perdure.engine.publisher import DEFAULT_RETRY, Publisher, Sink, check_sink
 from perdure.engine.runner import Runner
 from perdure.engine.scheduler import Scheduler
@@ -84,7 +85,7 @@ _CONNECT_RETRY_FIRST = 0.25
 _CONNECT_RETRY_MAX = 10.0
 
 
-class Engine(RunLifecycle, RunFinding, OnDemandHosts):
+class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
     """Starts, drives and inspects durable workflow runs on one database.
 
     ``Engine(url, workflows=[...])`` is a worker: it claims and executes runs of those

@@ -20,7 +20,7 @@ from perdure.storage.outbox_port import OutboxStore
 
 __all__ = ["CallbackState", "FlowClaim", "FlowStats", "LimitDef", "LimitTake", "NewRun",
            "QueueDef", "RequestState", "RunQuery", "ScheduleFiring", "ScheduleRow", "Storage",
-           "TalkListener", "wf_key"]
+           "TalkListener", "WorkerRow", "wf_key"]
 
 
 def wf_key(workflow: str, version: str) -> str:
@@ -176,6 +176,19 @@ class ScheduleFiring:
     fired: int = 0
     skipped_missed: int = 0
     skipped_overlap: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A registered worker, as the storage holds it, with the runs it holds now."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    serves: tuple[str, ...]  #: the workflow keys it serves (``wf_key``)
+    runs_held: int  #: runs it holds a lease on (status running)
 
 
 #: called when another process published something a reader may wait for: the run's id, or
@@ -447,6 +460,24 @@ class Storage(Protocol):
 
     async def served_keys(self, *, live_after: float) -> list[str]:
         """The workflow keys served by the workers that heartbeat since ``live_after``."""
+
+    # -- the overview (the dashboard) -------------------------------------------------------
+    #
+    # Each served by an index over the rows it counts: none reads the finished history
+    # outside its time window.
+
+    async def unfinished_counts(self) -> dict[str, int]:
+        """How many runs are in each unfinished status (pending, running, waiting, blocked,
+        paused); a status with no run is left out."""
+
+    async def run_activity(self, *, since: float, until: float,
+                           bucket: float) -> list[tuple[str, int, int]]:
+        """Runs started (``created_at``) and finished (``updated_at`` of completed, failed
+        and cancelled runs) in [``since``, ``until``), counted per ``bucket`` seconds:
+        (``started`` or the finished status, the bucket's index from ``since``, how many)."""
+
+    async def list_workers(self, *, limit: int) -> list[WorkerRow]:
+        """The registered workers, latest heartbeat first, at most ``limit``."""
 
     async def changed(self) -> bool:
         """Whether another process committed since the last call (a cheap cross-process

@@ -132,6 +132,27 @@ def test_the_runs_list_walks_the_creation_index(conn: sqlite3.Connection) -> Non
         assert not any("TEMP B-TREE" in step for step in plan), plan
 
 
+def test_unfinished_statuses_are_found_through_their_own_index(
+        conn: sqlite3.Connection) -> None:
+    # Blocked runs among a million finished ones: their index range, not the history's walk.
+    for where in (RunFilter.of(status="blocked"), RunFilter.of(status="waiting", workflow="wf1")):
+        plan = _plan(conn, "list_runs_unfinished", {**_params(where), "status": where.statuses[0]})
+        _check(plan, "perdure_runs_in_flight")
+        assert not any("TEMP B-TREE" in step for step in plan), f"sorted afterwards: {plan}"
+
+
+@pytest.mark.parametrize(("name", "index"), [("activity_started", "perdure_runs_created"),
+                                           ("activity_finished", "perdure_runs_finished"),
+                                           ("unfinished_counts", "perdure_runs_")])
+def test_the_overview_reads_index_ranges(conn: sqlite3.Connection, name: str,
+                                         index: str) -> None:
+    now = time.time()
+    plan = _plan(conn, name, {"since": now - 3600, "until": now, "bucket": 60})
+    _check(plan, index)
+    # A range of the time window, not a status's whole range (a million completed runs).
+    assert not any("runs_runnable" in step for step in plan) or name == "unfinished_counts"
+
+
 def test_a_parents_children_come_from_the_parent_index(conn: sqlite3.Connection) -> None:
     _check(_plan(conn, "list_runs_children", _params(RunFilter.of(parent="r4999"))),
            "perdure_runs_parent")

@@ -294,3 +294,32 @@ async def test_a_queue_claim_at_a_million_rows_is_fast(conn: Any, big_db: str) -
         assert elapsed < 0.5
     finally:
         await store.close()
+
+
+#: the dashboard's overview and its lists of runs in flight (migration 0021)
+OVERVIEW: dict[str, tuple[dict[str, Any], str]] = {
+    "unfinished_counts": ({}, "perdure_runs_in_flight"),
+    "activity_started": ({"since": 0.0, "until": 3600.0, "bucket": 60.0},
+                         "perdure_runs_created"),
+    "activity_finished": ({"since": 0.0, "until": 3600.0, "bucket": 60.0},
+                          "perdure_runs_finished"),
+    "list_runs_unfinished": ({"status": "waiting", "workflow": None, "version": None,
+                              "before_at": 1e18, "before_id": "",
+                              "after_at": -1e18, "limit": 51},
+                             "perdure_runs_in_flight"),
+    "list_workers": ({"limit": 100}, "perdure_runs_owner"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OVERVIEW))
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_the_overview_reads_index_ranges_only(conn: Any, name: str,
+                                                    generic: bool) -> None:
+    params, index = OVERVIEW[name]
+    now = time.time()
+    if "since" in params:  # the last hour
+        params = {**params, "since": now - 3600, "until": now}
+    if generic and not params:
+        pytest.skip("a statement without parameters has one plan")
+    nodes = await _plan(conn, name, params, generic=generic)
+    _check(nodes, index)

@@ -37,6 +37,8 @@ EXPECTED = {
     "Overlap", "Schedule", "ScheduleInfo", "ScheduleNotFound",
     # flow control
     "FlowReport", "Limit", "LimitState", "Queue", "QueueState", "Rate",
+    # the dashboard's overview
+    "Activity", "WorkerInfo",
 }
 
 

@@ -48,6 +48,7 @@ from perdure.storage.postgres.errors import storage_error
 from perdure.storage.postgres.flow import PostgresFlow
 from perdure.storage.postgres.listing import PostgresListing
 from perdure.storage.postgres.outbox import PostgresOutbox
+from perdure.storage.postgres.overview import PostgresOverview
 from perdure.storage.postgres.pool import (
     Connection,
     Pool,
@@ -71,7 +72,7 @@ _TERMINAL = ("completed", "failed", "cancelled")
 
 
 class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresListing,
-                      PostgresRetention):
+                      PostgresRetention, PostgresOverview):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)

@@ -16,7 +16,17 @@ from perdure.storage.params import entry_params, lost
 from perdure.storage.port import RunQuery
 from perdure.storage.postgres.pool import Connection
 
-__all__ = ["PostgresListing"]
+#: the statuses in ``runs_in_flight`` (a rare one is found without walking the history)
+UNFINISHED = frozenset({"pending", "running", "waiting", "blocked", "paused"})
+
+__all__ = ["PostgresListing", "in_flight"]
+
+
+def in_flight(query: RunQuery) -> bool:
+    """Whether ``query`` asks for unfinished statuses only, without a parent, tag or queue filter
+    (whose own indexes drive better): then each status is a range of ``runs_in_flight``."""
+    return (bool(query.statuses) and UNFINISHED.issuperset(query.statuses)
+            and query.parent_id is None and not query.tags and query.queue is None)
 
 T = TypeVar("T")
 
@@ -54,22 +64,35 @@ class PostgresListing:
             return "list_runs_queued", params
         return "list_runs", params
 
+    def _queries(self, query: RunQuery) -> list[tuple[str, dict[str, Any]]]:
+        """The statements that answer ``query``: one, or one per status when only
+        unfinished statuses are asked for (each a range of ``runs_in_flight``)."""
+        name, params = self._list_query(query)
+        if in_flight(query):
+            return [("list_runs_unfinished", {**params, "status": s}) for s in query.statuses]
+        return [(name, params)]
+
     async def list_runs(self, query: RunQuery) -> list[RunRow]:
         """Up to ``query.limit`` matching runs, newest first."""
-        name, params = self._list_query(query)
-        return [RunRow(*r) for r in await self._fetch(name, params)]
+        statements = self._queries(query)
+        rows = [r for name, params in statements for r in await self._fetch(name, params)]
+        if len(statements) > 1:  # merge the statuses' pages: newest first, id breaks ties
+            rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        return [RunRow(*r) for r in rows[:query.limit]]
 
     async def count_runs(self, query: RunQuery) -> int:
         """How many runs match (the list query without its limit, counted)."""
-        name, params = self._list_query(query)
-        params["limit"] = None  # LIMIT NULL: no limit
-        sql, *args = self._args(name, params)
-        count = f"SELECT count(*) FROM ({sql}) AS page"
+        total = 0
+        for name, params in self._queries(query):
+            sql, *args = self._args(name, {**params, "limit": None})  # LIMIT NULL: no limit
+            count = f"SELECT count(*) FROM ({sql}) AS page"
 
-        async def op(conn: Connection, retrying: bool) -> int:
-            return int(await conn.fetchval(count, *args))
+            async def op(conn: Connection, retrying: bool, count: str = count,
+                         args: list[Any] = args) -> int:
+                return int(await conn.fetchval(count, *args))
 
-        return await self._call(op, retry=True)
+            total += await self._call(op, retry=True)
+        return total
 
     async def set_tags(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
                        tags: Mapping[str, str]) -> None:

@@ -4,7 +4,7 @@
 -- Runs come newest first, by (created_at, id) descending. A page starts below the key
 -- (:before_at, :before_id) (+infinity with no cursor) and at or above :after_at, a range of
 -- an ordered index, so a page costs the same however deep it is and runs created while
--- someone pages are never listed twice nor make a row skip. Three shapes, one per index that
+-- someone pages are never listed twice nor make a row skip. Four shapes, one per index that
 -- drives the walk, so that even a generic plan (a prepared statement's) walks it; the other
 -- filters are checked on the rows it yields:
 --   list_runs           runs_created
@@ -12,6 +12,7 @@
 --                       plain list must not plan for a queue filter)
 --   list_runs_tagged    tags_lookup, for the first tag filter
 --   list_runs_children  runs_parent (a parent's children are few: sorted after the lookup)
+--   list_runs_unfinished  runs_in_flight, one unfinished status at a time (merged)
 -- A NULL filter matches every run; the (:tag_keys, :tag_values) pairs must all be present.
 
 -- name: list_runs
@@ -93,6 +94,25 @@ WHERE r.parent_id = :parent_id::text
       SELECT 1 FROM unnest(:tag_keys::text[], :tag_values::text[]) AS w(key, value)
       WHERE NOT EXISTS (SELECT 1 FROM {p}tags t
                         WHERE t.run_id = r.id AND t.key = w.key AND t.value = w.value))
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT :limit::bigint
+
+-- name: list_runs_unfinished
+-- One unfinished status (no parent or tag filter): a range of runs_in_flight, in its order,
+-- instead of a walk of the whole history by creation time that filters on the status (ten
+-- blocked runs among a million finished ones would read all of them). The constant NOT IN
+-- lets even a generic plan prove the partial index applies. Several statuses are one such
+-- query each, merged by the adapter.
+SELECT r.id, r.workflow, r.version, r.status, r.input, r.output, r.error, r.epoch, r.owner,
+       r.lease_until, r.wake_at, r.parent_id, r.parent_seq, r.deadline, r.cancel_requested,
+       r.created_at, r.updated_at, r.generation, r.incarnation, r.pause_requested,
+       r.forked_from, r.forked_seq, r.tags, r.queue, r.partition_key, r.priority, r.requires
+FROM {p}runs r
+WHERE r.status = :status::text AND r.status NOT IN ('completed', 'failed', 'cancelled')
+  AND (r.created_at, r.id) < (:before_at::float8, :before_id::text)
+  AND r.created_at >= :after_at::float8
+  AND (:workflow::text IS NULL OR r.workflow = :workflow)
+  AND (:version::text IS NULL OR r.version = :version)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :limit::bigint
 

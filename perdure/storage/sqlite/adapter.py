@@ -27,6 +27,7 @@ from perdure.storage.sqlite.errors import is_transient, storage_error
 from perdure.storage.sqlite.flow import SqliteFlow, claimed_run, run_params
 from perdure.storage.sqlite.listing import SqliteListing, run_row
 from perdure.storage.sqlite.outbox import SqliteOutbox
+from perdure.storage.sqlite.overview import SqliteOverview
 from perdure.storage.sqlite.retention import SqliteRetention
 from perdure.storage.sqlite.schedules import SqliteSchedules
 from perdure.storage.sqlite.talk import SqliteTalk
@@ -37,7 +38,8 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention):
+class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention,
+                    SqliteOverview):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives

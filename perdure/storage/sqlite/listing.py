@@ -16,7 +16,17 @@ from perdure.records import JournalEntry, RunRow
 from perdure.storage.params import entry_params, lost
 from perdure.storage.port import RunQuery
 
-__all__ = ["SqliteListing", "run_row"]
+#: the statuses in ``runs_in_flight`` (a rare one is found without walking the history)
+UNFINISHED = frozenset({"pending", "running", "waiting", "blocked", "paused"})
+
+__all__ = ["SqliteListing", "in_flight", "run_row"]
+
+
+def in_flight(query: RunQuery) -> bool:
+    """Whether ``query`` asks for unfinished statuses only, without a parent, tag or queue filter
+    (whose own indexes drive better): then each status is a range of ``runs_in_flight``."""
+    return (bool(query.statuses) and UNFINISHED.issuperset(query.statuses)
+            and query.parent_id is None and not query.tags and query.queue is None)
 
 
 def run_row(r: Sequence[Any]) -> RunRow:
@@ -64,24 +74,35 @@ class SqliteListing:
             return self._q["list_runs_queued"], params
         return self._q["list_runs"], params
 
+    def _queries(self, query: RunQuery) -> list[tuple[str, dict[str, Any]]]:
+        """The statements that answer ``query``: one, or one per status when only
+        unfinished statuses are asked for (each a range of ``runs_in_flight``)."""
+        if in_flight(query):
+            params = self._list_query(query)[1]
+            sql = self._q["list_runs_unfinished"]
+            return [(sql, {**params, "status": s}) for s in query.statuses]
+        return [self._list_query(query)]
+
     async def list_runs(self, query: RunQuery) -> list[RunRow]:
         """Up to ``query.limit`` matching runs, newest first."""
-        sql, params = self._list_query(query)
+        statements = self._queries(query)
 
         def op(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(sql, params).fetchall()
+            rows = [r for sql, params in statements for r in conn.execute(sql, params)]
+            if len(statements) > 1:  # merge the statuses' pages: newest first, id breaks ties
+                rows.sort(key=lambda r: (r[15], r[0]), reverse=True)
+            return rows[:query.limit]
 
         rows = await self._submit(op, write=False)
         return [run_row(r) for r in rows]
 
     async def count_runs(self, query: RunQuery) -> int:
         """How many runs match (the list query without its limit, counted)."""
-        sql, params = self._list_query(query)
-        params["limit"] = -1  # SQLite: no limit
-        count = f"SELECT count(*) FROM ({sql})"
+        counts = [(f"SELECT count(*) FROM ({sql})", {**params, "limit": -1})  # -1: no limit
+                  for sql, params in self._queries(query)]
 
         def op(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(count, params).fetchone()[0])
+            return sum(int(conn.execute(sql, params).fetchone()[0]) for sql, params in counts)
 
         result: int = await self._submit(op, write=False)
         return result
