@@ -519,6 +519,8 @@ class WorkerInfo:
     #: its heartbeat is recent (three leases): a worker that is not live died or is stuck,
     #: and its runs are taken over once its leases lapse
     live: bool = True
+    #: the labels it advertises for routing (``Engine(labels=...)``)
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ class RunsQuery:
     created_before: str = ""
     parent: str = ""
     limit: int = DEFAULT_LIMIT
+    queue: str = ""
     cursor: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -77,7 +78,7 @@ class RunsQuery:
         statuses = tuple(s for s in params.getlist("status") if s)
         return cls(statuses, one("workflow"), one("version"), one("tags"),
                    one("created_after"), one("created_before"), one("parent"), limit,
-                   one("cursor"))
+                   one("queue"), one("cursor"))
 
     def kwargs(self) -> dict[str, Any]:
         """The arguments of ``engine.list_runs`` (the engine checks them)."""
@@ -88,12 +89,13 @@ class RunsQuery:
             "created_after": _time(self.created_after, "created after"),
             "created_before": _time(self.created_before, "created before"),
             "parent": self.parent or None,
+            "queue": self.queue or None,
         }
 
     def link(self, *, cursor: str | None = None) -> str:
         """The runs page's URL with these filters (and ``cursor``)."""
         pairs: list[tuple[str, str]] = [("status", s) for s in self.statuses]
-        for name in ("workflow", "version", "tags", "created_after", "created_before",
+        for name in ("workflow", "version", "queue", "tags", "created_after", "created_before",
                      "parent"):
             if getattr(self, name):
                 pairs.append((name, getattr(self, name)))
@@ -107,7 +109,7 @@ class RunsQuery:
     def filtered(self) -> bool:
         """Whether any filter is set."""
         return bool(self.statuses or self.workflow or self.version or self.tags
-                    or self.created_after or self.created_before or self.parent)
+                    or self.created_after or self.created_before or self.parent or self.queue)
 
 
 def status_choices() -> Sequence[str]:

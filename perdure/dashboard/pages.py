@@ -28,7 +28,7 @@ FLAGGED = 10
 
 
 async def overview(engine: Engine, window: str) -> dict[str, Any]:
-    """Counts, the activity chart, workers, stranded and blocked runs."""
+    """Counts, the activity chart, workers, queues and limits, stranded and blocked runs."""
     span, bucket = WINDOWS.get(window, WINDOWS["hour"])
     activity = await engine.activity(window=span, bucket=bucket)
     return {
@@ -39,6 +39,7 @@ async def overview(engine: Engine, window: str) -> dict[str, Any]:
         "workers": await engine.workers(),
         "stranded": await engine.stranded_runs(limit=FLAGGED),
         "blocked": await engine.list_runs(status=RunStatus.BLOCKED, limit=FLAGGED),
+        "flow": await engine.queues(),
     }
 
 

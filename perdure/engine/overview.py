@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from perdure.engine.stranded import LIVE_LEASES, split_key
 from perdure.errors import InvalidConfiguration
+from perdure.flow.routing import labels_from
 from perdure.records import Activity, RunStatus, WorkerInfo
 from perdure.storage.port import Storage
 
@@ -91,5 +92,5 @@ class Overview:
                 row.id, row.host, row.pid, datetime.fromtimestamp(row.started_at, UTC),
                 datetime.fromtimestamp(row.heartbeat_at, UTC),
                 {n: tuple(sorted(v)) for n, v in sorted(serves.items())}, row.runs_held,
-                row.heartbeat_at >= live_after))
+                row.heartbeat_at >= live_after, labels_from(row.labels)))
         return out

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from perdure import validate
 from perdure.errors import InvalidConfiguration
 
-__all__ = ["ANY", "capabilities", "describe", "requirements", "selector", "labels_of"]
+__all__ = ["ANY", "capabilities", "describe", "labels_from", "labels_of", "requirements",
+           "selector"]
 
 #: the selector value that means "has this label, with any value"
 ANY = "*"
@@ -61,6 +62,16 @@ def requirements(sel: Mapping[str, str] | None) -> list[str] | None:
 def capabilities(labels: Mapping[str, str]) -> list[str]:
     """The tokens a worker with ``labels`` offers."""
     return sorted({t for k, v in labels.items() for t in (k, f"{k}{_SEP}{v}")})
+
+
+def labels_from(tokens: Sequence[str]) -> dict[str, str]:
+    """A worker's labels back from the tokens it offers (see :func:`capabilities`)."""
+    out: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition(_SEP)
+        if sep:
+            out[key] = value
+    return dict(sorted(out.items()))
 
 
 def describe(tokens: Sequence[str] | None) -> dict[str, str] | None:

@@ -189,6 +189,7 @@ class WorkerRow:
     heartbeat_at: float
     serves: tuple[str, ...]  #: the workflow keys it serves (``wf_key``)
     runs_held: int  #: runs it holds a lease on (status running)
+    labels: tuple[str, ...] = ()  #: the routing tokens its labels offer (see flow.routing)
 
 
 #: called when another process published something a reader may wait for: the run's id, or

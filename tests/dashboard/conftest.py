@@ -88,7 +88,8 @@ class Served:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         async with Engine(self.url, workflows=scenario.WORKFLOWS, park_after=0.01,
-                          shutdown_grace=0.5) as engine:
+                          shutdown_grace=0.5, queues=[scenario.EXPORTS],
+                          limits=[scenario.GPU], labels=scenario.LABELS) as engine:
             self.engine = engine
             self.ids = await scenario.populate(engine)
             servers = [uvicorn.Server(uvicorn.Config(

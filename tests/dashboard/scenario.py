@@ -14,6 +14,10 @@ from perdure.testing import wait_for_status
 
 #: the tagged batch: more than one page of the runs list (50 a page)
 BATCH = 70
+#: flow control: a queue whose one run needs a label no worker has (it stays in line), a limit
+EXPORTS = perdure.Queue("exports", concurrency=2)
+GPU = perdure.Limit("gpu", concurrency=1)
+LABELS = {"region": "eu"}
 XSS = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
 _flaky: dict[str, int] = {}
 
@@ -100,6 +104,7 @@ async def populate(engine: Engine) -> dict[str, str]:
     waiting = await engine.start(approval, "refund #12", id="approval-1")
     waiting2 = await engine.start(approval, "refund #13", id="approval-2")
     markup = await engine.start(note, XSS, id="markup-1")
+    await engine.start(batch, -1, id="export-1", queue=EXPORTS, requires={"gpu": "*"})
     await wait_for_status(done, RunStatus.COMPLETED, timeout=30)
     await wait_for_status(failed, RunStatus.FAILED, timeout=30)
     await wait_for_status(waiting, RunStatus.WAITING, timeout=30)
@@ -108,7 +113,7 @@ async def populate(engine: Engine) -> dict[str, str]:
     for i in range(BATCH):
         await wait_for_status(engine.handle(f"batch-{i:03d}"), RunStatus.COMPLETED, timeout=30)
     ids.update(done=done.id, child="o-1001-notify", failed=failed.id, waiting=waiting.id,
-               waiting2=waiting2.id, markup=markup.id)
+               waiting2=waiting2.id, markup=markup.id, queued="export-1")
     return ids
 
 

@@ -34,12 +34,22 @@ def test_every_page_loads(served: Served, page: Any, shots: Path,
     expect(page.locator('.card[data-status="waiting"] .count')).to_have_text("2")
     # Started in the last hour: the batch, the order and its child, and the others.
     started = page.locator('#activity-chart polyline[data-series="started"]')
-    expect(started).to_have_attribute("data-total", str(scenario.BATCH + 6))
+    expect(started).to_have_attribute("data-total", str(scenario.BATCH + 7))
     expect(page.locator('#activity-chart polyline[data-series="failed"]')).to_have_attribute(
         "data-total", "1")
     # The engine serving the pages is a worker: it is listed, with what it serves.
     expect(page.locator("#workers tbody tr")).to_have_count(1)
     expect(page.locator("#workers")).to_contain_text("approval: 1")
+    expect(page.locator("#workers")).to_contain_text("region=eu")
+    # Queues and limits: the queued run no live worker's labels admit waits in line, flagged.
+    exports = page.locator('#queues tr[data-queue="exports"]')
+    expect(exports.locator(".depth")).to_have_text("1")
+    expect(exports.locator(".unroutable")).to_have_text("1")
+    expect(page.locator('#limits tr[data-limit="gpu"]')).to_contain_text("0 / 1")
+    exports.locator("a").click()
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+    expect(page.locator("#runs")).to_contain_text("export-1")
+    page.goto(served.base + "/")
     if backend == "sqlite":
         page.screenshot(path=str(shots / "overview.png"), full_page=True)
 

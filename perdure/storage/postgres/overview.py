@@ -39,4 +39,4 @@ class PostgresOverview:
         """The registered workers, latest heartbeat first."""
         rows = await self._fetch("list_workers", {"limit": limit})
         return [WorkerRow(r[0], r[1], int(r[2]), float(r[3]), float(r[4]),
-                          tuple(r[5] or ()), int(r[6])) for r in rows]
+                          tuple(r[5] or ()), int(r[6]), tuple(r[7] or ())) for r in rows]

@@ -43,7 +43,7 @@ GROUP BY b
 -- runs_owner (owner, partial): a worker's held runs are counted in the index alone (a run
 -- has an owner exactly while a worker holds its lease: every release clears it).
 SELECT w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.serves,
-       (SELECT count(*) FROM {p}runs r WHERE r.owner = w.id)
+       (SELECT count(*) FROM {p}runs r WHERE r.owner = w.id), w.labels
 FROM {p}workers w
 ORDER BY w.heartbeat_at DESC, w.id
 LIMIT :limit::int

@@ -40,4 +40,5 @@ class SqliteOverview:
         """The registered workers, latest heartbeat first."""
         rows = await self._read("list_workers", {"limit": limit})
         return [WorkerRow(r[0], r[1], int(r[2]), float(r[3]), float(r[4]),
-                          tuple(json.loads(r[5])) if r[5] else (), int(r[6])) for r in rows]
+                          tuple(json.loads(r[5])) if r[5] else (), int(r[6]),
+                          tuple(json.loads(r[7])) if r[7] else ()) for r in rows]
