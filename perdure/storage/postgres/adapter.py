@@ -67,6 +67,15 @@ log = logging.getLogger("perdure.storage")
 T = TypeVar("T")
 
 _TERMINAL = ("completed", "failed", "cancelled")
+#: the parameter names of put_entry and put_entries, in the order of writer.Entry
+_ENTRY_NAMES = ("run_id", "epoch", "worker", "seq", "kind", "name", "status", "attempts",
+                "output", "error", "due_at", "started_at", "finished_at")
+
+
+def _entry(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> Entry:
+    return (run_id, epoch, worker, entry.seq, entry.kind, entry.name, entry.status,
+            entry.attempts, entry.output, entry.error, entry.due_at, entry.started_at,
+            entry.finished_at)
 
 
 class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, PostgresRetention):
@@ -102,7 +111,7 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
                         "namespace": cfg.namespace}
         self._pool = Pool(self._connect, size=cfg.pool_size,
                           reconnect_timeout=cfg.reconnect_timeout, describe=cfg.redacted)
-        self._writer = JournalWriter(self._write_batch, max_batch=max_batch)
+        self._writer = JournalWriter(self._write_batch, self._write_one, max_batch=max_batch)
         lock_sql, lock_names = self._sql["lock_worker"]
         unlock_sql, _ = self._sql["unlock_worker"]
         assert lock_names == ("namespace", "worker")
@@ -480,17 +489,26 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
     def put_entry(self, run_id: str, epoch: int, worker: str,
                   entry: JournalEntry) -> asyncio.Future[None]:
         """Fenced insert-or-replace of one journal entry, queued now, group-committed."""
-        return self._writer.submit((run_id, epoch, worker, entry.seq, entry.kind, entry.name,
-                                    entry.status, entry.attempts, entry.output, entry.error,
-                                    entry.due_at, entry.started_at, entry.finished_at))
+        return self._writer.submit(_entry(run_id, epoch, worker, entry))
+
+    async def write_entry(self, run_id: str, epoch: int, worker: str,
+                          entry: JournalEntry) -> None:
+        """Fenced insert-or-replace of one journal entry, committed before returning: in the
+        caller's task with the single-row statement when no other write is queued or in
+        flight (see writer.py), else group-committed with them."""
+        await self._writer.write_now(_entry(run_id, epoch, worker, entry))
+
+    async def _write_one(self, entry: Entry) -> bool:
+        """One entry, one statement (put_entry); False if fenced off. Retried after a lost
+        connection, like a batch."""
+        rows = await self._fetch("put_entry", dict(zip(_ENTRY_NAMES, entry, strict=True)))
+        return bool(rows)
 
     async def _write_batch(self, batch: Sequence[Entry]) -> set[tuple[str, int]]:
         """One group commit. Retried after a lost connection: an upsert of the same values
         is idempotent, and the fence is checked again."""
         cols = columns(batch)
-        names = ("run_id", "epoch", "worker", "seq", "kind", "name", "status", "attempts",
-                 "output", "error", "due_at", "started_at", "finished_at")
-        rows = await self._fetch("put_entries", dict(zip(names, cols, strict=True)))
+        rows = await self._fetch("put_entries", dict(zip(_ENTRY_NAMES, cols, strict=True)))
         return {(r[0], r[1]) for r in rows}
 
     # -- workers ----------------------------------------------------------------------------
