@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import perdure
 from perdure import Engine, Workflow, step, workflow
 
-__all__ = ["WORKFLOWS", "chain", "collect", "race_client"]
+__all__ = ["WORKFLOWS", "chain", "collect", "kid", "parent", "race_client"]
 
 
 def _ledger(line: str) -> None:
@@ -54,7 +55,27 @@ async def collect(n: int) -> list[str]:
     return got
 
 
-WORKFLOWS: list[Workflow[Any, Any]] = [chain, collect]
+@step
+async def stamp() -> float:
+    """The wall clock when the step ran (the parent's resumption, in the push tests)."""
+    return time.time()
+
+
+@workflow
+async def kid() -> float:
+    """A quick child: its run ends right after its one step."""
+    return await stamp()
+
+
+@workflow
+async def parent() -> list[float]:
+    """Start a child and wait for it; [the child's last step ran, the parent resumed]."""
+    child = await perdure.start_child(kid)
+    done = await child.result()
+    return [done, await stamp()]
+
+
+WORKFLOWS: list[Workflow[Any, Any]] = [chain, collect, kid, parent]
 
 
 def race_client(url: str, ids: list[str], tag: str, signals: int, barrier: Any,

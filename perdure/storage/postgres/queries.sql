@@ -189,7 +189,13 @@ WITH locked AS (
       AND ('child:' || :run_id) = ANY(locked.waiting_for)
     RETURNING p.id
 ), note AS (
-    SELECT pg_notify(:channel, 'child') FROM woken
+    -- The parked parent just woken, or a parent held in memory by a worker (running: it
+    -- waits for this child lingering in memory, or will read it when it gets there). That
+    -- worker may be another process: without a push it would learn of the end only when its
+    -- wait ran out (park_after) and the park found the child finished.
+    SELECT pg_notify(:channel, 'child') FROM locked, fin
+    WHERE locked.id = fin.parent_id
+      AND (locked.status = 'running' OR locked.id IN (SELECT id FROM woken))
 ), talk AS (
     -- Readers of the run's streams and callers awaiting a reply learn that it ended.
     SELECT pg_notify(:talk_channel, :run_id) FROM fin
