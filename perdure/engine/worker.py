@@ -135,7 +135,11 @@ class Worker:
                 # worker alive and try again, backing off up to a few seconds.
                 self._failed("claim", exc)
                 _log_failure("claiming", exc, f"retrying in {backoff:.2f} s")
-                await asyncio.sleep(backoff)
+                # A wake-up ends the pause early: the storage's listener reconnecting (the
+                # database is back) or a run settling means there may be work right now.
+                self.wake.clear()  # (the claim cycle claims first thing anyway)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _claim_cycle(self) -> None:

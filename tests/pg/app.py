@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import perdure
 from perdure import Engine, Workflow, step, workflow
 
-__all__ = ["WORKFLOWS", "chain", "collect", "kid", "parent", "race_client"]
+__all__ = ["PARKING", "WORKFLOWS", "chain", "collect", "kid", "nap_until", "parent", "race_client"]
 
 
 def _ledger(line: str) -> None:
@@ -75,7 +76,18 @@ async def parent() -> list[float]:
     return [done, await stamp()]
 
 
-WORKFLOWS: list[Workflow[Any, Any]] = [chain, collect, kid, parent]
+@workflow
+async def nap_until(when: float) -> float:
+    """A durable timer, then a step: the time the step ran."""
+    await perdure.sleep_until(datetime.fromtimestamp(when, UTC))
+    return await stamp()
+
+
+WORKFLOWS: list[Workflow[Any, Any]] = [chain, collect, kid, parent, nap_until]
+
+#: a worker whose waits park almost at once (rows, claimed back when due or woken), for
+#: ``python -m perdure worker tests.pg.app:PARKING --db URL`` (the URL here is replaced)
+PARKING = Engine("postgresql://unused@127.0.0.1/unused", workflows=WORKFLOWS, park_after=0.1)
 
 
 def race_client(url: str, ids: list[str], tag: str, signals: int, barrier: Any,

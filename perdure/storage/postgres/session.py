@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from perdure.storage.postgres.pool import Connection
+from perdure.storage.postgres.pool import RECONNECT_PAUSE_MAX, Connection, Reconnecting
 
 __all__ = ["Session"]
 
@@ -183,7 +183,9 @@ class Session:
             self.wake()
 
     async def _supervise(self) -> None:
-        delay = 0.05
+        # Short pauses: notifications sent while we are away are lost, so until we are back
+        # the workers learn of wake-ups only by their polls (see pool.RECONNECT_PAUSE_MAX).
+        pauses = Reconnecting()
         while not self._closing:
             if self._conn is None or self._conn.is_closed():
                 try:
@@ -192,12 +194,12 @@ class Session:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("PostgreSQL session connection: %s: %s; retrying in %.2f s",
-                                type(exc).__name__, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+                    log.log(pauses.failed(), "PostgreSQL session connection: %s: %s; retrying "
+                            "every %.2f s", type(exc).__name__, exc, RECONNECT_PAUSE_MAX)
+                    await asyncio.sleep(pauses.delay)
+                    pauses.advance()
                     continue
-                delay = 0.05
+                pauses.reset()
                 if self._connected_once:
                     self.reconnects += 1
                     log.info("PostgreSQL session connection re-established")
