@@ -10,7 +10,12 @@ journal writes through each layer, each adding one thing to the one above it:
 ``fenced_sql``       the engine's ``put_entries`` statement (unnest of 13 arrays, the fence:
                      the run's row ``FOR SHARE``, ``INSERT ... ON CONFLICT ... RETURNING``) for
                      one entry, on a dedicated connection
+``fenced_one``       the single-row ``put_entry`` statement (same fence, scalar parameters), on
+                     the same connection
 ``put_entry``        ``await storage.put_entry(...)``: + the group-commit writer task and the pool
+                     (a batch of one entry: the single-row statement)
+``write_entry``      ``await storage.write_entry(...)``, what a step does: the lone write, in the
+                     caller's task, single-row statement, through the pool
 ``send_signal`` / ``consume_signal``  the two commits of a signal's path, alternately
                      (``storage.send_signal``, then the run's ``consume_signal`` of it)
 ``noop_roundtrip``   for reference: ``SELECT 1`` through the storage's pool
@@ -77,6 +82,15 @@ async def measure(url: str, n: int) -> dict[str, float]:
                 assert rows
                 seq += 1
             out["fenced_sql"] = (time.perf_counter() - t0) / n * 1e6
+
+            one_sql, one_names = store._sql["put_entry"]  # the single-row statement
+            one = await conn.prepare(one_sql)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                by_name = dict(zip(cols, entry(seq), strict=True))
+                assert await one.fetch(*(by_name[k] for k in one_names))
+                seq += 1
+            out["fenced_one"] = (time.perf_counter() - t0) / n * 1e6
         finally:
             await conn.close()
 
@@ -87,6 +101,14 @@ async def measure(url: str, n: int) -> dict[str, float]:
                 finished_at=time.time()))
             seq += 1
         out["put_entry"] = (time.perf_counter() - t0) / n * 1e6
+
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await store.write_entry("r1", 1, "w1", JournalEntry(
+                seq, "step", "s", "completed", 1, "2", started_at=time.time(),
+                finished_at=time.time()))
+            seq += 1
+        out["write_entry"] = (time.perf_counter() - t0) / n * 1e6
 
         # A signal sent to the run and consumed by it, the two commits of a signal's path
         # (send_signal: lock the run's row, insert, wake, NOTIFY; consume_signal: mark the
