@@ -141,8 +141,12 @@ async def test_an_old_owner_cannot_write_behind_a_new_claim(
         async def take_over(run_id: str = run_id) -> str | None:
             await asyncio.sleep(random.random() * 0.002)
             later = time.time() + 5
-            [taken] = await new.claim(worker="new", keys=[KEY], limit=1, now=later,
-                                      lease_until=later + 60)
+            # SKIP LOCKED: a claim meeting the row share-locked by the old owner's write in
+            # flight skips it; a worker takes it at its next claim, as here.
+            while not (got := await new.claim(worker="new", keys=[KEY], limit=1, now=later,
+                                              lease_until=later + 60)):
+                await asyncio.sleep(0.001)
+            [taken] = got
             journal = await new.load_journal(run_id)
             if journal:
                 return journal[0].output

@@ -500,9 +500,15 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
 
     async def _write_one(self, entry: Entry) -> bool:
         """One entry, one statement (put_entry); False if fenced off. Retried after a lost
-        connection, like a batch."""
-        rows = await self._fetch("put_entry", dict(zip(_ENTRY_NAMES, entry, strict=True)))
-        return bool(rows)
+        connection, like a batch. Executed for its status (``INSERT 0 1``, or ``0`` when
+        fenced off) rather than fetched: no row to decode."""
+        args = self._args("put_entry", dict(zip(_ENTRY_NAMES, entry, strict=True)))
+
+        async def op(conn: Connection, retrying: bool) -> bool:
+            status: str = await conn.execute(*args)
+            return status.endswith(" 1")
+
+        return await self._call(op, retry=True)
 
     async def _write_batch(self, batch: Sequence[Entry]) -> set[tuple[str, int]]:
         """One group commit. Retried after a lost connection: an upsert of the same values

@@ -143,7 +143,8 @@ RETURNING j.run_id, j.seq
 -- row share-locked at the writer's epoch (a concurrent claim waits for this write to commit,
 -- or this waits for the claim and then finds the new epoch and writes nothing). Scalar
 -- parameters instead of 13 arrays: ~100 µs less per write on the bench box (bench/postgres.md).
--- Parameters in the order of writer.Entry. RETURNING names the row if it was written.
+-- Parameters in the order of writer.Entry. The adapter reads the command's row count (1:
+-- written, 0: fenced off).
 WITH owned AS (
     SELECT 1 FROM {p}runs
     WHERE id = :run_id AND epoch = :epoch::bigint AND owner = :worker
@@ -158,7 +159,6 @@ ON CONFLICT (run_id, seq) DO UPDATE SET
     kind = excluded.kind, name = excluded.name, status = excluded.status,
     attempts = excluded.attempts, output = excluded.output, error = excluded.error,
     due_at = excluded.due_at, finished_at = excluded.finished_at
-RETURNING j.seq
 
 -- name: finish_run
 -- Fenced terminal (or blocked) status. A parent parked waiting for this run is woken in the
