@@ -52,15 +52,20 @@ async def measure(admin: str) -> list[dict[str, object]]:
                     await h.result()
             for i in range(60):
                 await (await engine.start(wf5, i)).result()
-            conns = list(engine.store._pool._idle)  # type: ignore[attr-defined]  # bench
+            pool = engine.store._pool  # type: ignore[attr-defined]  # bench introspection
+            conns = [await pool.acquire() for _ in range(len(pool._idle))]  # taken from it
             totals: dict[str, list[int]] = {}
-            for conn in conns:
-                for r in await conn.fetch(
-                        "SELECT regexp_replace(statement, '\\s+', ' ', 'g') AS s, "
-                        "generic_plans, custom_plans FROM pg_prepared_statements"):
-                    t = totals.setdefault(r["s"].strip()[:100], [0, 0])
-                    t[0] += r["generic_plans"]
-                    t[1] += r["custom_plans"]
+            try:
+                for conn in conns:
+                    for r in await conn.fetch(
+                            "SELECT regexp_replace(statement, '\\s+', ' ', 'g') AS s, "
+                            "generic_plans, custom_plans FROM pg_prepared_statements"):
+                        t = totals.setdefault(r["s"].strip()[:100], [0, 0])
+                        t[0] += r["generic_plans"]
+                        t[1] += r["custom_plans"]
+            finally:
+                for conn in conns:
+                    pool.release(conn)
             return [{"statement": k, "generic": g, "custom": c, "connections": len(conns)}
                     for k, (g, c) in sorted(totals.items(), key=lambda kv: -sum(kv[1]))]
     finally:

@@ -452,8 +452,20 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
         return await self._call(op, retry=True)
 
     async def cancel_flags(self, worker: str) -> list[str]:
-        """Cancellation requests for runs this worker drives."""
-        return [r[0] for r in await self._fetch("cancel_flags", {"worker": worker})]
+        """Cancellation requests for runs this worker drives. Read only after another
+        process's ``cancel`` notification (or a reconnect): every other notification would
+        otherwise cost each worker this read and the next (the worker looks after each)."""
+        return await self._flags("cancel", worker)
+
+    async def _flags(self, kind: str, worker: str) -> list[str]:
+        if not self._session.take_flag(kind):
+            return []
+        try:
+            rows = await self._fetch(f"{kind}_flags", {"worker": worker})
+        except BaseException:
+            self._session.flags.add(kind)  # not read: read it next time
+            raise
+        return [r[0] for r in rows]
 
     async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
                                supersede: Sequence[int], new_generation: bool,
@@ -641,8 +653,9 @@ class PostgresStorage(PostgresTalk, PostgresSchedules, PostgresListing, Postgres
         return row is not None
 
     async def pause_flags(self, worker: str) -> list[str]:
-        """Pause requests for runs this worker drives."""
-        return [r[0] for r in await self._fetch("pause_flags", {"worker": worker})]
+        """Pause requests for runs this worker drives (read only after another process's
+        ``pause`` notification or a reconnect, as :meth:`cancel_flags`)."""
+        return await self._flags("pause", worker)
 
     async def stranded_runs(self, *, live_after: float, workflow: str | None,
                             limit: int) -> list[RunRow]:

@@ -58,6 +58,10 @@ class Session:
         self.outbox_wake: Callable[[], None] | None = None
         #: a notification (or a reconnect) happened since ``changed()`` last looked
         self.notified = False
+        #: flags another process may have set since the worker last read them ('cancel',
+        #: 'pause': the payloads of request_cancel and request_pause); all of them at first
+        #: and after a reconnect, when notifications may have been missed
+        self.flags: set[str] = {"cancel", "pause"}
         self.reconnects = 0
         self._connected_once = False
 
@@ -170,12 +174,21 @@ class Session:
             if self.outbox_wake is not None:
                 self.outbox_wake()
             return
+        if payload in ("cancel", "pause"):
+            self.flags.add(payload)
         self._fire()
 
     def _on_talk(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
         if pid in self._own_pids() or self.on_talk is None:
             return  # our own process rang its readers already
         self.on_talk(payload)
+
+    def take_flag(self, kind: str) -> bool:
+        """Whether ``kind`` flags may have changed since the last call (and forget it)."""
+        if kind not in self.flags:
+            return False
+        self.flags.discard(kind)
+        return True
 
     def _fire(self) -> None:
         self.notified = True
@@ -204,6 +217,7 @@ class Session:
                     self.reconnects += 1
                     log.info("PostgreSQL session connection re-established")
                 self._connected_once = True
+                self.flags.update(("cancel", "pause"))
                 self._fire()  # notifications sent while we were away are lost: look again
                 if self.on_talk is not None:
                     self.on_talk(None)  # readers too
