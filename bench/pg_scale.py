@@ -13,7 +13,11 @@ first start; throughput = 1,000 steps / time. The client waits by polling a coun
 CPU: the user+system time (``/proc``) consumed during the batch by the worker processes, by the
 PostgreSQL server (the postmaster's children: backends, WAL writer, ...) and by the client,
 and the whole machine's busy time (``/proc/stat``; other jobs on the machine included). Steps per
-CPU-second = 1,000 / (workers + server CPU seconds): the per-core figure.
+CPU-second = 1,000 / (workers + server CPU seconds): the per-core figure. Transactions per step:
+``pg_stat_database.xact_commit`` of the benchmark's database over the batch (every statement
+outside a transaction is one, reads included: claims, next-wake reads, the client's polls and
+heartbeats as well as the journal writes), read 1.2 s after the batch and after the warm-up
+(backends report their counts at most once a second).
 """
 
 from __future__ import annotations
@@ -121,7 +125,16 @@ async def batch(url: str, n_workers: int) -> dict[str, float]:
                                           "WHERE id LIKE $1", f"{tag}-%")
                 return t0, float(end)
 
+            async def xacts() -> int:
+                # Backends report their counts at most once a second when idle: wait for it.
+                await asyncio.sleep(1.2)
+                await conn.execute("SELECT pg_stat_clear_snapshot()")
+                return int(await conn.fetchval(
+                    "SELECT xact_commit FROM pg_stat_database "
+                    "WHERE datname = current_database()"))
+
             await run_batch("warm")
+            xacts_before = await xacts()
             server = await server_pids(conn)
             pids = [p.pid for p in procs]
             before = ([cpu_seconds(p) for p in pids], [cpu_seconds(p) for p in server],
@@ -129,6 +142,7 @@ async def batch(url: str, n_workers: int) -> dict[str, float]:
             t0, end = await run_batch("b")
             after = ([cpu_seconds(p) for p in pids], [cpu_seconds(p) for p in server],
                      cpu_seconds(os.getpid()), machine_busy())
+            n_xacts = await xacts() - xacts_before
     finally:
         await conn.close()
         for p in procs:
@@ -147,7 +161,8 @@ async def batch(url: str, n_workers: int) -> dict[str, float]:
     return {"seconds": seconds, "steps_per_s": RUNS * STEPS / seconds,
             "workers_cpu_s": workers_cpu, "server_cpu_s": server_cpu,
             "client_cpu_s": after[2] - before[2], "machine_busy": busy,
-            "steps_per_cpu_s": RUNS * STEPS / max(workers_cpu + server_cpu, 1e-9)}
+            "steps_per_cpu_s": RUNS * STEPS / max(workers_cpu + server_cpu, 1e-9),
+            "xacts_per_step": n_xacts / (RUNS * STEPS)}
 
 
 async def amain(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -165,11 +180,12 @@ async def amain(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 res.setdefault(f"w{n}_{k}", []).append(v)
             print(f"[round {r + 1}] {n} worker(s): {one['steps_per_s']:.0f} steps/s, "
                   f"CPU workers {one['workers_cpu_s']:.2f} s server {one['server_cpu_s']:.2f} s "
-                  f"client {one['client_cpu_s']:.2f} s, machine busy {one['machine_busy']:.0%}",
+                  f"client {one['client_cpu_s']:.2f} s, machine busy {one['machine_busy']:.0%}, "
+                  f"{one['xacts_per_step']:.2f} transactions/step",
                   file=sys.stderr, flush=True)
     units = {"seconds": "s", "steps_per_s": "steps/s", "workers_cpu_s": "CPU s",
              "server_cpu_s": "CPU s", "client_cpu_s": "CPU s", "machine_busy": "fraction",
-             "steps_per_cpu_s": "steps/CPU s"}
+             "steps_per_cpu_s": "steps/CPU s", "xacts_per_step": "transactions"}
     return {k: stat(v, units[k.split("_", 1)[1]]) for k, v in res.items()}
 
 
