@@ -10,9 +10,16 @@ journal writes through each layer, each adding one thing to the one above it:
 ``fenced_sql``       the engine's ``put_entries`` statement (unnest of 13 arrays, the fence:
                      the run's row ``FOR SHARE``, ``INSERT ... ON CONFLICT ... RETURNING``) for
                      one entry, on a dedicated connection
+``fenced_one``       the single-row ``put_entry`` statement (same fence, scalar parameters), on
+                     the same connection
 ``put_entry``        ``await storage.put_entry(...)``: + the group-commit writer task and the pool
+                     (a batch of one entry: the single-row statement)
+``write_entry``      ``await storage.write_entry(...)``, what a step does: the lone write, in the
+                     caller's task, single-row statement, through the pool
 ``send_signal`` / ``consume_signal``  the two commits of a signal's path, alternately
                      (``storage.send_signal``, then the run's ``consume_signal`` of it)
+``p50_*``            raw_insert, fenced_sql, fenced_one and write_entry again, one of each in
+                     turn, n times: the median of each (robust to a load that drifts)
 ``noop_roundtrip``   for reference: ``SELECT 1`` through the storage's pool
 """
 
@@ -77,6 +84,39 @@ async def measure(url: str, n: int) -> dict[str, float]:
                 assert rows
                 seq += 1
             out["fenced_sql"] = (time.perf_counter() - t0) / n * 1e6
+
+            one_sql, one_names = store._sql["put_entry"]  # the single-row statement
+            t0 = time.perf_counter()
+            for _ in range(n):
+                by_name = dict(zip(cols, entry(seq), strict=True))
+                status = await conn.execute(one_sql, *(by_name[k] for k in one_names))
+                assert status.endswith(" 1")
+                seq += 1
+            out["fenced_one"] = (time.perf_counter() - t0) / n * 1e6
+
+            # The same, one operation of each in turn, timed one by one: on a loaded machine
+            # the layers above drift with the load between them; here each sees the same.
+            times: dict[str, list[float]] = {"p50_raw_insert": [], "p50_fenced_sql": [],
+                                             "p50_fenced_one": [], "p50_write_entry": []}
+            for i in range(n):
+                t0 = time.perf_counter()
+                await ins.fetch(n + i, "x" * 64)
+                t1 = time.perf_counter()
+                by_name = dict(zip(cols, columns([entry(seq)]), strict=True))  # type: ignore[list-item]
+                assert await stmt.fetch(*(by_name[k] for k in names))
+                t2 = time.perf_counter()
+                by_name = dict(zip(cols, entry(seq + 1), strict=True))
+                await conn.execute(one_sql, *(by_name[k] for k in one_names))
+                t3 = time.perf_counter()
+                await store.write_entry("r1", 1, "w1", JournalEntry(
+                    seq + 2, "step", "s", "completed", 1, "2", started_at=time.time(),
+                    finished_at=time.time()))
+                t4 = time.perf_counter()
+                seq += 3
+                for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                    times[key].append(dt * 1e6)
+            for key, values in times.items():
+                out[key] = statistics.median(values)
         finally:
             await conn.close()
 
@@ -87,6 +127,14 @@ async def measure(url: str, n: int) -> dict[str, float]:
                 finished_at=time.time()))
             seq += 1
         out["put_entry"] = (time.perf_counter() - t0) / n * 1e6
+
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await store.write_entry("r1", 1, "w1", JournalEntry(
+                seq, "step", "s", "completed", 1, "2", started_at=time.time(),
+                finished_at=time.time()))
+            seq += 1
+        out["write_entry"] = (time.perf_counter() - t0) / n * 1e6
 
         # A signal sent to the run and consumed by it, the two commits of a signal's path
         # (send_signal: lock the run's row, insert, wake, NOTIFY; consume_signal: mark the

@@ -66,7 +66,8 @@ class _NoStorage:
         def end(*args: Any, **kwargs: Any) -> NoReturn:
             seq = self.ctx.seq - 1 if self.ctx is not None else 0
             what = f"the storage ({name})"
-            if name == "put_entry" and len(args) >= 4 and isinstance(args[3], JournalEntry):
+            if name in ("put_entry", "write_entry") and len(args) >= 4 \
+                    and isinstance(args[3], JournalEntry):
                 entry = args[3]
                 what = f"{entry.kind} {entry.name!r}"
                 seq = entry.seq

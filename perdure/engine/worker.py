@@ -146,7 +146,11 @@ class Worker:
                 # worker alive and try again, backing off up to a few seconds.
                 self._failed("claim", exc)
                 _log_failure("claiming", exc, f"retrying in {backoff:.2f} s")
-                await asyncio.sleep(backoff)
+                # A wake-up ends the pause early: the storage's listener reconnecting (the
+                # database is back) or a run settling means there may be work right now.
+                self.wake.clear()  # (the claim cycle claims first thing anyway)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _claim_cycle(self) -> None:
@@ -270,13 +274,15 @@ class Worker:
         if not changed:
             return
         # Another process committed something: a start, a wake-up, a signal to a run we
-        # hold in memory, a cancel request for one of ours.
+        # hold in memory, a child of one of ours ending, a cancel request for one of ours.
+        # The runs re-check first (a child's end or a signal must not wait for the two reads
+        # below); a cancel or a pause found below pokes its run again.
+        self.runner.poke_all()
+        self.wake.set()
         for run_id in await self.store.cancel_flags(self.id):
             self.runner.request_cancel(run_id)
         for run_id in await self.store.pause_flags(self.id):
             self.runner.request_pause(run_id)
-        self.runner.poke_all()
-        self.wake.set()
 
     def _load(self) -> int:
         """Operations in flight: the runs driven, plus the concurrent steps of a lone run (a

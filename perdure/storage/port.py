@@ -3,7 +3,8 @@
 An adapter implements it with SQL only; the engine's logic never lives in an adapter. Writes
 that must be ordered with later writes of the same run (journal entries) are *submitted*:
 ``put_entry`` enqueues at call time and returns a future, so the order in which a workflow makes
-its durable calls is the order in which they commit, and concurrent runs share commits.
+its durable calls is the order in which they commit, and concurrent runs share commits;
+``write_entry`` is the same awaited at once, which lets an idle adapter skip its queue.
 """
 
 from __future__ import annotations
@@ -341,6 +342,13 @@ class Storage(Protocol):
     def put_entry(self, run_id: str, epoch: int, worker: str,
                   entry: JournalEntry) -> asyncio.Future[None]:
         """Insert or replace a journal entry (fenced); enqueued at call time."""
+
+    async def write_entry(self, run_id: str, epoch: int, worker: str,
+                          entry: JournalEntry) -> None:
+        """``await put_entry(...)`` for a caller with no write of its own still queued (so
+        nothing of its run needs ordering before this one): an adapter may commit it in the
+        caller's task instead of handing it to a writer task. Raises ``LeaseLost`` when
+        fenced off."""
 
     async def finish_run(self, run_id: str, epoch: int, worker: str, *, status: str,
                          output: str | None, error: str | None, now: float) -> None:

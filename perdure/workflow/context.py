@@ -184,8 +184,13 @@ class RunContext:
 
     async def write(self, entry: JournalEntry) -> None:
         """Journal ``entry`` and wait until it is committed (fenced by our epoch)."""
-        self.write_nowait(entry)
-        await self.flush()
+        if self._pending:  # queued writes of this run commit first, in order
+            self.write_nowait(entry)
+            await self.flush()
+        else:  # the common case: the adapter may commit it in this task (no queue hop)
+            self.recovered = False
+            await self.guard(functools.partial(self.store.write_entry, self.run_id,
+                                               self.epoch, self.worker, entry))
         self._writes += 1
         if self._writes % 16 == 0:
             # A write may complete without yielding (an inline commit): give the loop a turn

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import perdure
 from perdure import Engine, Workflow, step, workflow
 
-__all__ = ["WORKFLOWS", "chain", "collect", "race_client"]
+__all__ = ["PARKING", "WORKFLOWS", "chain", "collect", "kid", "nap_until", "parent", "race_client"]
 
 
 def _ledger(line: str) -> None:
@@ -54,7 +56,38 @@ async def collect(n: int) -> list[str]:
     return got
 
 
-WORKFLOWS: list[Workflow[Any, Any]] = [chain, collect]
+@step
+async def stamp() -> float:
+    """The wall clock when the step ran (the parent's resumption, in the push tests)."""
+    return time.time()
+
+
+@workflow
+async def kid() -> float:
+    """A quick child: its run ends right after its one step."""
+    return await stamp()
+
+
+@workflow
+async def parent() -> list[float]:
+    """Start a child and wait for it; [the child's last step ran, the parent resumed]."""
+    child = await perdure.start_child(kid)
+    done = await child.result()
+    return [done, await stamp()]
+
+
+@workflow
+async def nap_until(when: float) -> float:
+    """A durable timer, then a step: the time the step ran."""
+    await perdure.sleep_until(datetime.fromtimestamp(when, UTC))
+    return await stamp()
+
+
+WORKFLOWS: list[Workflow[Any, Any]] = [chain, collect, kid, parent, nap_until]
+
+#: a worker whose waits park almost at once (rows, claimed back when due or woken), for
+#: ``python -m perdure worker tests.pg.app:PARKING --db URL`` (the URL here is replaced)
+PARKING = Engine("postgresql://unused@127.0.0.1/unused", workflows=WORKFLOWS, park_after=0.1)
 
 
 def race_client(url: str, ids: list[str], tag: str, signals: int, barrier: Any,

@@ -98,14 +98,15 @@ class Workers:
     def ledger(self) -> Path:
         return self.dir / "ledger.txt"
 
-    def start(self, url: str, *, step_ms: float = 50, concurrency: int = 100) -> WorkerProcess:
+    def start(self, url: str, *, step_ms: float = 50, concurrency: int = 100,
+              target: str = "tests.pg.app:WORKFLOWS") -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
         env.update(PERDURE_PG_LEDGER=str(self.ledger), PERDURE_PG_STEP_MS=str(step_ms),
                    PERDURE_LOG="INFO")
         log = self.dir / f"worker{len(self.procs)}.log"
         with open(log, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "perdure", "worker", "tests.pg.app:WORKFLOWS", "--db", url,
+                [sys.executable, "-m", "perdure", "worker", target, "--db", url,
                  "--concurrency", str(concurrency)],
                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err)
         worker = WorkerProcess(proc, log)

@@ -119,11 +119,14 @@ async def test_a_cancel_racing_a_park_wakes_the_run(
         assert row.wake_at is not None and row.wake_at <= time.time(), (i, row)
 
 
+@pytest.mark.parametrize("path", ["queued", "lone"])
 async def test_an_old_owner_cannot_write_behind_a_new_claim(
-        stores: tuple[PostgresStorage, PostgresStorage]) -> None:
+        stores: tuple[PostgresStorage, PostgresStorage], path: str) -> None:
     """The journal the new owner loads after its claim is the journal it writes on top of:
-    an entry of the old owner is either in it, or fenced off for good."""
+    an entry of the old owner is either in it, or fenced off for good. ``queued``: through
+    the writer task (put_entry); ``lone``: committed in the caller's task (write_entry)."""
     old, new = stores
+    lone_before = old._writer.lone
     outcomes = {"fenced": 0, "seen": 0}
     for i in range(ROUNDS):
         run_id = f"fence-{i}"
@@ -131,8 +134,9 @@ async def test_an_old_owner_cannot_write_behind_a_new_claim(
         await old.create_run(NewRun(run_id, "wf", "1", "[]", now))
         [run] = await old.claim(worker="old", keys=[KEY], limit=1, now=now + 1,
                                 lease_until=now + 1)  # its lease lapses at once
-        write = old.put_entry(run_id, run.epoch, "old", JournalEntry(0, "step", "s", "completed",
-                                                                     1, '"old"'))
+        entry = JournalEntry(0, "step", "s", "completed", 1, '"old"')
+        write = (old.put_entry(run_id, run.epoch, "old", entry) if path == "queued"
+                 else old.write_entry(run_id, run.epoch, "old", entry))
 
         async def take_over(run_id: str = run_id) -> str | None:
             await asyncio.sleep(random.random() * 0.002)
@@ -163,6 +167,37 @@ async def test_an_old_owner_cannot_write_behind_a_new_claim(
             assert results[0] is None
             outcomes["seen"] += 1
     assert outcomes["fenced"] + outcomes["seen"] == ROUNDS
+    assert (old._writer.lone - lone_before == ROUNDS) == (path == "lone")
+
+
+async def test_a_lone_write_skips_the_queue_and_later_writes_wait_for_it(
+        stores: tuple[PostgresStorage, PostgresStorage]) -> None:
+    """``write_entry`` on an idle writer commits in the caller's task; a write of the same
+    run queued meanwhile commits after it (its rewrite of the same entry wins), and a
+    fenced-off lone write raises LeaseLost."""
+    store, _ = stores
+    epoch = await _claimed(store, "lone-1", "w")
+    writer = store._writer
+    lone, batches = writer.lone, writer.batches
+    first = asyncio.ensure_future(store.write_entry(
+        "lone-1", epoch, "w", JournalEntry(0, "step", "s", "retrying", 1, None)))
+    await asyncio.sleep(0)  # the lone write is in flight
+    assert writer._busy
+    second = store.put_entry("lone-1", epoch, "w",
+                             JournalEntry(0, "step", "s", "completed", 2, '"done"'))
+    third = asyncio.ensure_future(store.write_entry(  # not lone: the writer is busy
+        "lone-1", epoch, "w", JournalEntry(1, "step", "t", "completed", 1, '"t"')))
+    await asyncio.gather(first, second, third)
+    assert writer.lone - lone == 1
+    assert writer.batches - batches == 2  # the lone write, then one batch of the other two
+    journal = await store.load_journal("lone-1")
+    assert [(e.seq, e.status, e.output) for e in journal] == [
+        (0, "completed", '"done"'), (1, "completed", '"t"')]
+    with pytest.raises(LeaseLost):
+        await store.write_entry("lone-1", epoch + 1, "w",
+                                JournalEntry(2, "step", "s", "completed", 1, "1"))
+    assert writer.lone - lone == 2
+    assert [e.seq for e in await store.load_journal("lone-1")] == [0, 1]
 
 
 async def test_group_commit_batches_runs_and_fences_each_entry(

@@ -69,6 +69,15 @@ log = logging.getLogger("perdure.storage")
 T = TypeVar("T")
 
 _TERMINAL = ("completed", "failed", "cancelled")
+#: the parameter names of put_entry and put_entries, in the order of writer.Entry
+_ENTRY_NAMES = ("run_id", "epoch", "worker", "seq", "kind", "name", "status", "attempts",
+                "output", "error", "due_at", "started_at", "finished_at")
+
+
+def _entry(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> Entry:
+    return (run_id, epoch, worker, entry.seq, entry.kind, entry.name, entry.status,
+            entry.attempts, entry.output, entry.error, entry.due_at, entry.started_at,
+            entry.finished_at)
 
 
 class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresListing,
@@ -105,7 +114,7 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
                         "namespace": cfg.namespace}
         self._pool = Pool(self._connect, size=cfg.pool_size,
                           reconnect_timeout=cfg.reconnect_timeout, describe=cfg.redacted)
-        self._writer = JournalWriter(self._write_batch, max_batch=max_batch)
+        self._writer = JournalWriter(self._write_batch, self._write_one, max_batch=max_batch)
         lock_sql, lock_names = self._sql["lock_worker"]
         unlock_sql, _ = self._sql["unlock_worker"]
         assert lock_names == ("namespace", "worker")
@@ -455,8 +464,20 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
         return await self._call(op, retry=True)
 
     async def cancel_flags(self, worker: str) -> list[str]:
-        """Cancellation requests for runs this worker drives."""
-        return [r[0] for r in await self._fetch("cancel_flags", {"worker": worker})]
+        """Cancellation requests for runs this worker drives. Read only after another
+        process's ``cancel`` notification (or a reconnect): every other notification would
+        otherwise cost each worker this read and the next (the worker looks after each)."""
+        return await self._flags("cancel", worker)
+
+    async def _flags(self, kind: str, worker: str) -> list[str]:
+        if not self._session.take_flag(kind):
+            return []
+        try:
+            rows = await self._fetch(f"{kind}_flags", {"worker": worker})
+        except BaseException:
+            self._session.flags.add(kind)  # not read: read it next time
+            raise
+        return [r[0] for r in rows]
 
     async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
                                supersede: Sequence[int], new_generation: bool,
@@ -492,17 +513,32 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
     def put_entry(self, run_id: str, epoch: int, worker: str,
                   entry: JournalEntry) -> asyncio.Future[None]:
         """Fenced insert-or-replace of one journal entry, queued now, group-committed."""
-        return self._writer.submit((run_id, epoch, worker, entry.seq, entry.kind, entry.name,
-                                    entry.status, entry.attempts, entry.output, entry.error,
-                                    entry.due_at, entry.started_at, entry.finished_at))
+        return self._writer.submit(_entry(run_id, epoch, worker, entry))
+
+    async def write_entry(self, run_id: str, epoch: int, worker: str,
+                          entry: JournalEntry) -> None:
+        """Fenced insert-or-replace of one journal entry, committed before returning: in the
+        caller's task with the single-row statement when no other write is queued or in
+        flight (see writer.py), else group-committed with them."""
+        await self._writer.write_now(_entry(run_id, epoch, worker, entry))
+
+    async def _write_one(self, entry: Entry) -> bool:
+        """One entry, one statement (put_entry); False if fenced off. Retried after a lost
+        connection, like a batch. Executed for its status (``INSERT 0 1``, or ``0`` when
+        fenced off) rather than fetched: no row to decode."""
+        args = self._args("put_entry", dict(zip(_ENTRY_NAMES, entry, strict=True)))
+
+        async def op(conn: Connection, retrying: bool) -> bool:
+            status: str = await conn.execute(*args)
+            return status.endswith(" 1")
+
+        return await self._call(op, retry=True)
 
     async def _write_batch(self, batch: Sequence[Entry]) -> set[tuple[str, int]]:
         """One group commit. Retried after a lost connection: an upsert of the same values
         is idempotent, and the fence is checked again."""
         cols = columns(batch)
-        names = ("run_id", "epoch", "worker", "seq", "kind", "name", "status", "attempts",
-                 "output", "error", "due_at", "started_at", "finished_at")
-        rows = await self._fetch("put_entries", dict(zip(names, cols, strict=True)))
+        rows = await self._fetch("put_entries", dict(zip(_ENTRY_NAMES, cols, strict=True)))
         return {(r[0], r[1]) for r in rows}
 
     # -- workers ----------------------------------------------------------------------------
@@ -631,8 +667,9 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
         return row is not None
 
     async def pause_flags(self, worker: str) -> list[str]:
-        """Pause requests for runs this worker drives."""
-        return [r[0] for r in await self._fetch("pause_flags", {"worker": worker})]
+        """Pause requests for runs this worker drives (read only after another process's
+        ``pause`` notification or a reconnect, as :meth:`cancel_flags`)."""
+        return await self._flags("pause", worker)
 
     async def stranded_runs(self, *, live_after: float, workflow: str | None,
                             limit: int) -> list[RunRow]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,9 +25,41 @@ import asyncpg
 
 from perdure.errors import StorageUnavailable
 
-__all__ = ["Connection", "Pool", "StorageUnavailable", "is_connection_error", "is_transient"]
+__all__ = ["RECONNECT_PAUSE_MAX", "Connection", "Pool", "Reconnecting", "StorageUnavailable",
+           "is_connection_error", "is_transient"]
 
 log = logging.getLogger("perdure.storage")
+
+#: The longest pause between two attempts to reach a server that is away. A server that comes
+#: back is used again within this, so runs waiting through a restart resume within a second
+#: (tests/pg/test_push.py); an attempt costs the server a refused TCP connection.
+RECONNECT_PAUSE_MAX = 0.2
+_WARN_EVERY = 5.0  # while the server stays away, one warning per this many seconds
+
+
+class Reconnecting:
+    """The pauses between attempts to reach the server (doubling from ``first`` up to
+    :data:`RECONNECT_PAUSE_MAX`) and the log level of each failure: a warning for the first
+    and then one every few seconds, the rest at DEBUG (the pauses are short)."""
+
+    def __init__(self, first: float = 0.02) -> None:
+        self._first = first
+        self.delay = first
+        self._warned = -math.inf
+
+    def failed(self) -> int:
+        """Note a failed attempt; the log level to report it at."""
+        now = time.monotonic()
+        if now - self._warned >= _WARN_EVERY:
+            self._warned = now
+            return logging.WARNING
+        return logging.DEBUG
+
+    def advance(self) -> None:
+        self.delay = min(self.delay * 2, RECONNECT_PAUSE_MAX)
+
+    def reset(self) -> None:
+        self.delay, self._warned = self._first, -math.inf
 
 #: asyncpg is untyped; a connection is an ``asyncpg.Connection``.
 Connection = Any
@@ -155,19 +188,19 @@ class Pool:
 
     async def _connect_patiently(self) -> Connection:
         deadline = time.monotonic() + self._reconnect_timeout
-        delay = 0.05
+        pauses = Reconnecting()
         while True:
             try:
                 return await self._connect()
             except Exception as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                if not is_transient(exc) or time.monotonic() + pauses.delay > deadline:
                     raise StorageUnavailable(
                         f"cannot connect to PostgreSQL at {self._describe}: "
                         f"{type(exc).__name__}: {exc}") from exc
-                log.warning("PostgreSQL at %s unreachable (%s); retrying in %.2f s",
-                            self._describe, type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                log.log(pauses.failed(), "PostgreSQL at %s unreachable (%s); retrying every "
+                        "%.2f s", self._describe, type(exc).__name__, RECONNECT_PAUSE_MAX)
+                await asyncio.sleep(pauses.delay)
+                pauses.advance()
 
     async def close(self) -> None:
         """Close the idle connections; connections in use are closed when released."""

@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from perdure.storage.postgres.pool import Connection
+from perdure.storage.postgres.pool import RECONNECT_PAUSE_MAX, Connection, Reconnecting
 
 __all__ = ["Session"]
 
@@ -58,6 +58,10 @@ class Session:
         self.outbox_wake: Callable[[], None] | None = None
         #: a notification (or a reconnect) happened since ``changed()`` last looked
         self.notified = False
+        #: flags another process may have set since the worker last read them ('cancel',
+        #: 'pause': the payloads of request_cancel and request_pause); all of them at first
+        #: and after a reconnect, when notifications may have been missed
+        self.flags: set[str] = {"cancel", "pause"}
         self.reconnects = 0
         self._connected_once = False
 
@@ -170,6 +174,8 @@ class Session:
             if self.outbox_wake is not None:
                 self.outbox_wake()
             return
+        if payload in ("cancel", "pause"):
+            self.flags.add(payload)
         self._fire()
 
     def _on_talk(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
@@ -177,13 +183,22 @@ class Session:
             return  # our own process rang its readers already
         self.on_talk(payload)
 
+    def take_flag(self, kind: str) -> bool:
+        """Whether ``kind`` flags may have changed since the last call (and forget it)."""
+        if kind not in self.flags:
+            return False
+        self.flags.discard(kind)
+        return True
+
     def _fire(self) -> None:
         self.notified = True
         if self.wake is not None:
             self.wake()
 
     async def _supervise(self) -> None:
-        delay = 0.05
+        # Short pauses: notifications sent while we are away are lost, so until we are back
+        # the workers learn of wake-ups only by their polls (see pool.RECONNECT_PAUSE_MAX).
+        pauses = Reconnecting()
         while not self._closing:
             if self._conn is None or self._conn.is_closed():
                 try:
@@ -192,16 +207,17 @@ class Session:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("PostgreSQL session connection: %s: %s; retrying in %.2f s",
-                                type(exc).__name__, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+                    log.log(pauses.failed(), "PostgreSQL session connection: %s: %s; retrying "
+                            "every %.2f s", type(exc).__name__, exc, RECONNECT_PAUSE_MAX)
+                    await asyncio.sleep(pauses.delay)
+                    pauses.advance()
                     continue
-                delay = 0.05
+                pauses.reset()
                 if self._connected_once:
                     self.reconnects += 1
                     log.info("PostgreSQL session connection re-established")
                 self._connected_once = True
+                self.flags.update(("cancel", "pause"))
                 self._fire()  # notifications sent while we were away are lost: look again
                 if self.on_talk is not None:
                     self.on_talk(None)  # readers too

@@ -9,6 +9,13 @@ the (run_id, seq) it wrote; an entry missing from that answer was fenced off and
 entry whose (run_id, seq) is already in the batch being built goes to the next batch with the
 rest of its run's entries (one INSERT ... ON CONFLICT cannot touch a row twice, and a step
 rewriting its entry must not be reordered).
+
+A lone write (nothing queued, nothing being committed: one run stepping on an idle worker)
+skips the writer task: :meth:`JournalWriter.write_now` commits it in the caller's task with the
+single-row statement, saving the hand-over to the writer task and back (two turns of the event
+loop) and the arrays. Writes submitted meanwhile queue up, and the writer task starts their
+batch only after the lone write is done, so a run's entries still commit in call order. A batch
+that holds a single entry uses the single-row statement too.
 """
 
 from __future__ import annotations
@@ -31,20 +38,25 @@ log = logging.getLogger("perdure.storage")
 Entry = tuple[str, int, str, int, str, str, str, int, str | None, str | None, float | None,
               float | None, float | None]
 Write = Callable[[Sequence[Entry]], Awaitable[set[tuple[str, int]]]]
+#: writes one entry; False when it was fenced off
+WriteOne = Callable[[Entry], Awaitable[bool]]
 
 
 class JournalWriter:
     """A queue of fenced journal writes and the one task that commits them in batches."""
 
-    def __init__(self, write: Write, *, max_batch: int = 500) -> None:
+    def __init__(self, write: Write, write_one: WriteOne, *, max_batch: int = 500) -> None:
         self._write = write
+        self._write_one = write_one
         self._max_batch = max_batch
         self._queue: deque[tuple[Entry, asyncio.Future[None]]] = deque()
         self._ready = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._busy = False  # a batch or a lone write is being committed
         self.batches = 0  # statistics, for tests and benchmarks
         self.entries = 0
+        self.lone = 0  # of those batches, lone writes committed in the caller's task
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="perdure-pg-journal-writer")
@@ -58,6 +70,26 @@ class JournalWriter:
         self._queue.append((entry, fut))
         self._ready.set()
         return fut
+
+    async def write_now(self, entry: Entry) -> None:
+        """Commit ``entry`` and return once it committed (``LeaseLost`` if it was fenced
+        off): in the caller's task when nothing else is queued or being committed, else
+        queued like :meth:`submit`. (Cancelled mid-statement, the entry may or may not have
+        committed, as for any write whose caller did not wait for it.)"""
+        if self._busy or self._queue or self._closing or self._task is None:
+            await self.submit(entry)
+            return
+        self._busy = True
+        try:
+            written = await self._write_one(entry)
+        finally:
+            self._busy = False
+            self._ready.set()  # the writer task waits for us before starting a batch
+        self.batches += 1
+        self.entries += 1
+        self.lone += 1
+        if not written:
+            raise _lost(entry)
 
     async def close(self) -> None:
         """Commit what is queued, then stop."""
@@ -73,9 +105,14 @@ class JournalWriter:
             while True:
                 await self._ready.wait()
                 self._ready.clear()
-                while self._queue:
-                    await self._commit(self._take_batch())
-                if self._closing:
+                # A lone write in flight (write_now) sets _ready when it is done.
+                while self._queue and not self._busy:
+                    self._busy = True
+                    try:
+                        await self._commit(self._take_batch())
+                    finally:
+                        self._busy = False
+                if self._closing and not self._busy and not self._queue:
                     return
         finally:
             # Cancelled (the loop is going away): nobody will write what is left.
@@ -107,7 +144,11 @@ class JournalWriter:
 
     async def _commit(self, batch: list[tuple[Entry, asyncio.Future[None]]]) -> None:
         try:
-            written = await self._write([entry for entry, _ in batch])
+            if len(batch) == 1:
+                entry = batch[0][0]
+                written = {(entry[0], entry[3])} if await self._write_one(entry) else set()
+            else:
+                written = await self._write([entry for entry, _ in batch])
         except asyncio.CancelledError:
             for _, fut in batch:
                 if not fut.done():

@@ -361,6 +361,11 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
         """Fenced insert-or-replace of one journal entry, queued now."""
         return self._write("put_entry", entry_params(run_id, epoch, worker, entry), fenced=True)
 
+    async def write_entry(self, run_id: str, epoch: int, worker: str,
+                          entry: JournalEntry) -> None:
+        """:meth:`put_entry`, awaited (the connection thread keeps the order either way)."""
+        await self.put_entry(run_id, epoch, worker, entry)
+
     # -- workers ----------------------------------------------------------------------------
 
     async def heartbeat(self, worker: str, *, runs: Sequence[str], lease_until: float,
