@@ -27,6 +27,7 @@ from perdure.storage.sqlite.blobs import SqliteBlobs
 from perdure.storage.sqlite.errors import is_transient, storage_error
 from perdure.storage.sqlite.listing import SqliteListing, run_row
 from perdure.storage.sqlite.outbox import SqliteOutbox
+from perdure.storage.sqlite.push import SqlitePush
 from perdure.storage.sqlite.retention import SqliteRetention
 from perdure.storage.sqlite.schedules import SqliteSchedules
 from perdure.storage.sqlite.talk import SqliteTalk
@@ -37,7 +38,7 @@ __all__ = ["SqliteStorage"]
 Synchronous = Literal["full", "normal", "off"]
 
 
-class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention):
+class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention, SqlitePush):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
@@ -45,7 +46,9 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
     commits on power loss, for roughly an order of magnitude cheaper commits.
     """
 
-    pushes = False  # other processes' commits are found by polling PRAGMA data_version
+    # Other processes' commits are found by polling PRAGMA data_version; a worker's socket
+    # (push.py) only makes the poll come early, so it stays at ``poll_interval``.
+    pushes = False
 
     def __init__(self, path: str, *, prefix: str = "perdure_", synchronous: Synchronous = "full",
                  busy_timeout: float = 30.0, create: bool = True) -> None:
@@ -156,6 +159,7 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
 
     async def close(self) -> None:
         """Commit what is queued and close."""
+        self._close_wake()
         await asyncio.to_thread(self._db.stop)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -198,6 +202,8 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
             return True
 
         created: bool = await self._submit(op, write=True)
+        if created:
+            await self._push()
         return created
 
     async def get_run(self, run_id: str) -> RunRow | None:
@@ -245,12 +251,13 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
         params = {"run_id": run_id, "epoch": epoch, "worker": worker, "status": status,
                   "output": output, "error": error, "now": now}
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> bool:
             if conn.execute(finish, params).rowcount == 0:
                 raise lost(run_id, epoch)
-            conn.execute(wake, {"run_id": run_id, "now": now})
+            return bool(conn.execute(wake, {"run_id": run_id, "now": now}).rowcount)
 
-        await self._submit(op, write=True)
+        if await self._submit(op, write=True):
+            await self._push()  # the parent may be claimed by another process's worker
 
     async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
                        wake_at: float | None, now: float, error: str | None = None,
@@ -282,6 +289,8 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
             return "sent"
 
         result: str = await self._submit(op, write=True)
+        if result == "sent":
+            await self._push()
         return result
 
     async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
@@ -320,6 +329,8 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
         """Flag the run and its unfinished descendants."""
         rows = await self._write("request_cancel", {"run_id": run_id, "now": now},
                                  returning=True)
+        if rows:
+            await self._push()
         return [r[0] for r in rows]
 
     async def cancel_flags(self, worker: str) -> list[str]:
@@ -353,6 +364,8 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
             return True
 
         result: bool = await self._submit(op, write=True)
+        if result:
+            await self._push()
         return result
 
     async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
@@ -380,11 +393,12 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
                         serves: Sequence[str] = ()) -> dict[str, int]:
         """Renew the leases of the runs ``worker`` drives and its registration, at once."""
         renew, upsert = self._q["heartbeat_runs"], self._q["upsert_worker"]
+        wake = self.wake_address
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
                                   "pid_start": pid_start, "now": now,
-                                  "serves": json.dumps(list(serves))})
+                                  "serves": json.dumps(list(serves)), "wake_addr": wake})
             rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
                                         "runs": json.dumps(list(runs))}).fetchall()
             return {r[0]: r[1] for r in rows}
@@ -395,18 +409,16 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
     async def register_worker(self, worker: str, *, host: str, pid: int,
                               pid_start: str | None, now: float,
                               serves: Sequence[str] = ()) -> None:
-        """Announce a live worker and what it serves."""
+        """Announce a live worker, what it serves, and its wake-up socket (bound here)."""
         await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
                                             "pid_start": pid_start, "now": now,
-                                            "serves": json.dumps(list(serves))})
+                                            "serves": json.dumps(list(serves)),
+                                            "wake_addr": self._open_wake()})
 
     async def dead_workers(self, me: str, host: str) -> list[str]:
         """Workers on this host whose process is gone."""
         rows = await self._read("workers_on_host", {"host": host, "me": me})
         return [r[0] for r in rows if not pid_alive(r[1], r[2])]
-
-    def set_waker(self, wake: Callable[[], None]) -> None:
-        """SQLite has no push between processes: the worker polls ``changed()`` instead."""
 
     def set_load(self, active_runs: Callable[[], int]) -> None:
         """With at most one run in flight, writes commit on the caller's thread: there is
@@ -419,8 +431,9 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
         return self._db.submit(op, write=write, inline=not write or self._load() <= 1)
 
     async def unregister_worker(self, worker: str) -> None:
-        """Forget a worker that stopped cleanly."""
+        """Forget a worker that stopped cleanly, and close its wake-up socket."""
         await self._write("delete_worker", {"id": worker})
+        self._close_wake()
 
     async def expire_worker(self, worker: str) -> int:
         """Free a dead worker's runs now and forget it."""
@@ -432,6 +445,8 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
             return n
 
         result: int = await self._submit(op, write=True)
+        if result:
+            await self._push()
         return result
 
     # -- long-lived runs and changing code --------------------------------------------------
@@ -479,17 +494,23 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention)
             return True
 
         created: bool = await self._submit(op, write=True)
+        if created:
+            await self._push()
         return created
 
     async def request_pause(self, run_id: str, now: float) -> str | None:
         """Pause a pending or parked run now; flag a running one."""
         rows = await self._write("request_pause", {"run_id": run_id, "now": now},
                                  returning=True)
+        if rows:
+            await self._push()
         return str(rows[0][0]) if rows else None
 
     async def unpause(self, run_id: str, now: float) -> bool:
         """Resume a paused run, or withdraw a pause request."""
         rows = await self._write("unpause", {"run_id": run_id, "now": now}, returning=True)
+        if rows:
+            await self._push()
         return bool(rows)
 
     async def pause_flags(self, worker: str) -> list[str]:
