@@ -21,11 +21,24 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import chaos, claims, failover, fanout, memory, pg, signals, sqlite, timers
+from . import (
+    chaos,
+    claims,
+    failover,
+    fanout,
+    memory,
+    pg,
+    push,
+    restate,
+    signals,
+    sqlite,
+    timers,
+)
 from ._shared import Ctx, Target, verdict
 
 # Run and render order.
-GROUPS: list[ModuleType] = [pg, fanout, signals, timers, failover, memory, claims, chaos]
+GROUPS: list[ModuleType] = [pg, fanout, signals, push, timers, failover, memory, claims,
+                           restate, chaos]
 
 ORDER = [g.SECTION for g in GROUPS]
 GROUP_OF_SECTION = {g.SECTION: g.NAME for g in GROUPS if g.SECTION != g.NAME}
