@@ -26,6 +26,7 @@ from . import (
     claims,
     failover,
     fanout,
+    long_flat,
     memory,
     pg,
     push,
@@ -38,7 +39,7 @@ from ._shared import Ctx, Target, verdict
 
 # Run and render order.
 GROUPS: list[ModuleType] = [pg, fanout, signals, push, timers, failover, memory, claims,
-                           restate, chaos]
+                           restate, long_flat, chaos]
 
 ORDER = [g.SECTION for g in GROUPS]
 GROUP_OF_SECTION = {g.SECTION: g.NAME for g in GROUPS if g.SECTION != g.NAME}
