@@ -42,7 +42,7 @@ def run(ctx: Ctx) -> None:
     if not ok or not RESTATE_PY.exists():
         ctx.skipped.append(f"restate: bench/setup_restate.sh failed (log: {ctx.log})")
         return
-    rounds = 1 if ctx.quick else 3
+    rounds = 1 if ctx.quick else 4
     plan = {
         "perdure": perdure_cmd(ctx, "perdure_workloads.py", "--repeat", "1", "--workloads",
                                "seq0,seq5,conc5,start_first_step"),
@@ -92,11 +92,12 @@ def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
       "`restate_workloads.py`, a fresh `restate-server` and a fresh service process (the "
       "SDK's ASGI app under hypercorn) per round, the bench as an HTTP client of the ingress: "
       "every call crosses three processes. Same workloads: 500 sequential 0/5-step workflows "
-      "(steps `return i + 1`), 200 five-step workflows at once, start → first line of the "
-      "first step (200 samples), an external event resolving a waiting run (Perdure: "
-      "`signal` → the run's next line; Restate: resolving the workflow's durable promise "
-      "through its shared handler → the run's next line; 100 samples). Median over rounds "
-      "(min–max).")
+      "(steps `return i + 1`; on Restate the two alternate in blocks of 100, as its per-step "
+      "cost is the difference of two ~50 ms figures), 200 five-step workflows at once, "
+      "start → first line of the first step (200 samples), an external event resolving a "
+      "waiting run (Perdure: `signal` → the run's next line; Restate: resolving the "
+      "workflow's durable promise through its shared handler → the run's next line; 100 "
+      "samples). Median over rounds (min–max).")
     a("")
     a("| metric | Perdure, SQLite FULL | Restate | Perdure / Restate |")
     a("|---|---|---|---|")
