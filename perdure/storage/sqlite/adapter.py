@@ -413,7 +413,9 @@ class SqliteStorage(SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention,
         await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
                                             "pid_start": pid_start, "now": now,
                                             "serves": json.dumps(list(serves)),
-                                            "wake_addr": self._open_wake()})
+                                            # (no other process can share an in-memory file)
+                                            "wake_addr": None if self.path == ":memory:"
+                                            else self._open_wake()})
 
     async def dead_workers(self, me: str, host: str) -> list[str]:
         """Workers on this host whose process is gone."""
