@@ -115,6 +115,14 @@ def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
         ratio = "—" if p is None or not r else f"{p / r:.3g}"
         a(f"| {label} | {cell(w(sg, pkey))} | {cell(w(rs, rkey))} | {ratio} |")
     a("")
+    ps, rsm = w(pr, "marginal_step"), w(rs, "marginal_step")
+    if ps and rsm and len(ps["samples"]) == len(rsm["samples"]):
+        a("Marginal cost per step, round by round (µs, Perdure vs Restate): " + "; ".join(
+            f"{x:,.0f} vs {y:,.0f}" for x, y in zip(ps["samples"], rsm["samples"],
+                                                     strict=True))
+          + ". Each is the difference of two sequential batches' times, so a burst of other "
+          "load during one batch moves it far (even below zero).")
+        a("")
     p, r = med(pr, "marginal_step"), med(rs, "marginal_step")
     t1 = Target("restate", "Restate: per-step cost ≤ 1/3 of Restate's (Perdure SQLite FULL)",
                 "—" if p is None or not r else f"{p / r:.3f} ({p:.0f} vs {r:.0f} µs)",
