@@ -106,41 +106,25 @@ class WakeReceiver:
         self.address = None
 
 
-class _Sender:
-    """One non-blocking datagram socket per process, for every send."""
-
-    sock: socket.socket | None = None
-
-    def get(self) -> socket.socket | None:
-        if self.sock is None and hasattr(socket, "AF_UNIX"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            self.sock = sock
-        return self.sock
-
-
-_sender = _Sender()
-
-
 def send_wakes(addresses: Iterable[str]) -> int:
     """Poke every address; skip those that cannot take it (dead, stopped, missing). Returns
     how many were poked."""
     addresses = list(addresses)
-    if not addresses:
-        return 0
-    sock = _sender.get()
-    if sock is None:
+    if not addresses or not hasattr(socket, "AF_UNIX"):
         return 0
     sent = 0
-    for addr in addresses:
-        try:
-            sock.sendto(b"!", _sockaddr(addr))
-            sent += 1
-        except OSError:
-            # ECONNREFUSED / ENOENT: a worker that died without unregistering (its row goes
-            # when a peer reaps it); EAGAIN: one that is not reading (stopped): its poll or a
-            # later wake finds the change.
-            continue
+    # A socket per call (a few µs), not one kept for the process: nothing to close at exit.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        for addr in addresses:
+            try:
+                sock.sendto(b"!", _sockaddr(addr))
+                sent += 1
+            except OSError:
+                # ECONNREFUSED / ENOENT: a worker that died without unregistering (its row
+                # goes when a peer reaps it); EAGAIN: one that is not reading (stopped): its
+                # poll or a later wake finds the change.
+                continue
     return sent
 
 
