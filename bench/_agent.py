@@ -14,7 +14,10 @@ answers JSON commands, one per stdin line, with one JSON line each on stdout:
 ``{"cmd": "tasks", "n": N}``    for comparison: N plain asyncio tasks each sleeping a day
 ``{"cmd": "quit"}``             close the engine (no grace) and exit (also on stdin EOF)
 
-Workflow steps may print ``{"event": "stamp", ...}`` lines too (see ``_app.emit``).
+Workflow steps may print ``{"event": "stamp", ...}`` lines too (see ``_app.emit``). With
+``--stamp-wakes``, the worker also prints ``{"event": "woke", "t": time.time()}`` each time
+another process pokes its wake-up socket (SQLite push), from the callback the socket's reader
+calls in the event loop.
 """
 
 from __future__ import annotations
@@ -68,11 +71,26 @@ async def claim_times(engine: Engine, n: int) -> dict[str, list[float]]:
     return {"claim_ms": claim, "next_wake_ms": wake}
 
 
+def stamp_wakes(engine: Engine) -> None:
+    """Report every push wake-up (bench introspection of the SQLite adapter's waker)."""
+    store: Any = engine.store
+    wake = store._waker
+    if wake is None:
+        return
+
+    def stamped() -> None:
+        say({"event": "woke", "t": time.time()})
+        wake()
+
+    store._waker = stamped
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", required=True)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--park-after", type=float, default=5.0)
+    ap.add_argument("--stamp-wakes", action="store_true")
     args = ap.parse_args()
 
     loop = asyncio.get_running_loop()
@@ -88,6 +106,8 @@ async def main() -> int:
     engine = Engine(args.db, workflows=_app.WORKFLOWS, concurrency=args.concurrency,
                     park_after=args.park_after)
     await engine.open()
+    if args.stamp_wakes:
+        stamp_wakes(engine)
     say({"event": "ready", "worker": engine.worker_id, "pid": __import__("os").getpid(),
          **rss_kb()})
     try:

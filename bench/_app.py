@@ -43,6 +43,25 @@ async def emit(i: int) -> float:
 
 
 @workflow
+async def wf_emit(i: int) -> float:
+    """One step that stamps itself on the agent's pipe (start -> first step across
+    processes)."""
+    return await emit(i)
+
+
+@workflow
+async def cancel_me(i: int) -> int:
+    """Wait in memory for a signal nobody sends; on Cancelled, stamp (cancel -> noticed across
+    processes) and let the cancellation go on."""
+    try:
+        await perdure.wait_for_signal("never", timeout=3600)
+    except perdure.Cancelled:
+        await emit(i)
+        raise
+    return i
+
+
+@workflow
 async def ping_loop(n: int, remote: bool) -> int:
     """Wait for ``n`` signals "ping" in turn. In one process, hand each payload to the bench's
     hook at once; across processes, run the step ``emit`` (next durable operation) first."""
@@ -87,4 +106,4 @@ async def holder(i: int) -> int:
     return await hang(i)
 
 
-WORKFLOWS = [wf_mark, ping_loop, alarm, sleeper, holder]
+WORKFLOWS = [wf_mark, wf_emit, cancel_me, ping_loop, alarm, sleeper, holder]

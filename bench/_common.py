@@ -190,14 +190,18 @@ class Agent:
     """A worker subprocess (``_agent.py``) on ``db``; ``ask`` sends one command and returns its
     reply; ``stamps`` receives the ``{"event": "stamp"}`` lines of ``_app.emit``."""
 
-    def __init__(self, db: str, *, concurrency: int = 100, park_after: float = 5.0) -> None:
+    def __init__(self, db: str, *, concurrency: int = 100, park_after: float = 5.0,
+                 stamp_wakes: bool = False) -> None:
         self.db = db
         self.args = ["--db", db, "--concurrency", str(concurrency),
-                     "--park-after", str(park_after)]
+                     "--park-after", str(park_after)] + (["--stamp-wakes"] if stamp_wakes
+                                                         else [])
         self.proc: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
         self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.stamps: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        #: ``{"event": "woke"}`` lines (``stamp_wakes``), in order
+        self.wakes: list[dict[str, Any]] = []
         self._reader: asyncio.Task[None] | None = None
 
     @property
@@ -220,7 +224,9 @@ class Agent:
                     await self.replies.put({"event": "eof"})
                     return
                 msg = json.loads(line)
-                if msg.get("event") == "stamp":
+                if msg.get("event") == "woke":
+                    self.wakes.append(msg)
+                elif msg.get("event") == "stamp":
                     msg["recv"] = time.time()
                     await self.stamps.put(msg)
                 else:

@@ -2,9 +2,10 @@
 
 Wake-ups: a run started or woken in this process sets an in-memory event; the worker also
 sleeps no longer than until the next known due time. What other processes commit (a new run, a
-cancel request, a signal to a run held in memory) arrives by push where the backend has it
-(PostgreSQL's NOTIFY); a watcher with a timer of its own also checks cheaply (``changed()``) at
-a short interval — on SQLite the main path, elsewhere the safety net.
+cancel request, a signal to a run held in memory) arrives by push (PostgreSQL's NOTIFY; on
+SQLite a datagram to the worker's Unix socket); a watcher with a timer of its own also checks
+cheaply (``changed()``): every ``poll_interval`` on SQLite, once a second on PostgreSQL — the
+safety net.
 
 Storage errors never stop the loops: a claim, a heartbeat or a check that fails is logged and
 tried again; the runs in memory retry their own writes while their leases hold.

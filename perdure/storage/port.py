@@ -413,7 +413,8 @@ class Storage(Protocol):
 
     def set_waker(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever another process may have made work runnable (PostgreSQL:
-        on a NOTIFY). Backends without push never call it; the worker polls ``changed()``."""
+        on a NOTIFY; SQLite: on a datagram to the worker's socket, once it registered). The
+        worker also polls ``changed()``, so a lost wake-up only delays."""
 
     async def expire_worker(self, worker: str) -> int:
         """A dead worker: make its runs claimable now and forget it. Returns runs freed."""

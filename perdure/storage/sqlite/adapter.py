@@ -28,6 +28,7 @@ from perdure.storage.sqlite.flow import SqliteFlow, claimed_run, run_params
 from perdure.storage.sqlite.listing import SqliteListing, run_row
 from perdure.storage.sqlite.outbox import SqliteOutbox
 from perdure.storage.sqlite.overview import SqliteOverview
+from perdure.storage.sqlite.push import SqlitePush
 from perdure.storage.sqlite.retention import SqliteRetention
 from perdure.storage.sqlite.schedules import SqliteSchedules
 from perdure.storage.sqlite.talk import SqliteTalk
@@ -39,7 +40,7 @@ Synchronous = Literal["full", "normal", "off"]
 
 
 class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, SqliteRetention,
-                    SqliteOverview):
+                    SqliteOverview, SqlitePush):
     """Storage on one SQLite file (or ``:memory:``), WAL mode, durable commits by default.
 
     ``synchronous="full"`` (the default) fsyncs every commit: a committed journal entry survives
@@ -47,7 +48,9 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
     commits on power loss, for roughly an order of magnitude cheaper commits.
     """
 
-    pushes = False  # other processes' commits are found by polling PRAGMA data_version
+    # Other processes' commits are found by polling PRAGMA data_version; a worker's socket
+    # (push.py) only makes the poll come early, so it stays at ``poll_interval``.
+    pushes = False
 
     def __init__(self, path: str, *, prefix: str = "perdure_", synchronous: Synchronous = "full",
                  busy_timeout: float = 30.0, create: bool = True) -> None:
@@ -159,6 +162,7 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
 
     async def close(self) -> None:
         """Commit what is queued and close."""
+        self._close_wake()
         await asyncio.to_thread(self._db.stop)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -233,12 +237,13 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
         params = {"run_id": run_id, "epoch": epoch, "worker": worker, "status": status,
                   "output": output, "error": error, "now": now}
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> bool:
             if conn.execute(finish, params).rowcount == 0:
                 raise lost(run_id, epoch)
-            conn.execute(wake, {"run_id": run_id, "now": now})
+            return bool(conn.execute(wake, {"run_id": run_id, "now": now}).rowcount)
 
-        await self._submit(op, write=True)
+        if await self._submit(op, write=True):
+            await self._push()  # the parent may be claimed by another process's worker
 
     async def park_run(self, run_id: str, epoch: int, worker: str, *, status: str,
                        wake_at: float | None, now: float, error: str | None = None,
@@ -270,6 +275,8 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
             return "sent"
 
         result: str = await self._submit(op, write=True)
+        if result == "sent":
+            await self._push()
         return result
 
     async def consume_signal(self, run_id: str, epoch: int, worker: str, *, seq: int,
@@ -308,6 +315,8 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
         """Flag the run and its unfinished descendants."""
         rows = await self._write("request_cancel", {"run_id": run_id, "now": now},
                                  returning=True)
+        if rows:
+            await self._push()
         return [r[0] for r in rows]
 
     async def cancel_flags(self, worker: str) -> list[str]:
@@ -341,6 +350,8 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
             return True
 
         result: bool = await self._submit(op, write=True)
+        if result:
+            await self._push()
         return result
 
     async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
@@ -373,12 +384,13 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
                         serves: Sequence[str] = ()) -> dict[str, int]:
         """Renew the leases of the runs ``worker`` drives and its registration, at once."""
         renew, upsert = self._q["heartbeat_runs"], self._q["upsert_worker"]
+        wake = self.wake_address
 
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute(upsert, {"id": worker, "host": host, "pid": pid,
                                   "pid_start": pid_start, "now": now,
                                   "serves": json.dumps(list(serves)),
-                                  "labels": self._labels.get(worker)})
+                                  "labels": self._labels.get(worker), "wake_addr": wake})
             rows = conn.execute(renew, {"worker": worker, "lease_until": lease_until,
                                         "runs": json.dumps(list(runs))}).fetchall()
             return {r[0]: r[1] for r in rows}
@@ -390,20 +402,21 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
                               pid_start: str | None, now: float,
                               serves: Sequence[str] = (),
                               labels: Sequence[str] = ()) -> None:
-        """Announce a live worker and what it serves and its routing tokens."""
+        """Announce a live worker: what it serves, its routing tokens, and its wake-up socket
+        (bound here)."""
         self._labels[worker] = json.dumps(list(labels)) if labels else None
         await self._write("upsert_worker", {"id": worker, "host": host, "pid": pid,
                                             "pid_start": pid_start, "now": now,
                                             "serves": json.dumps(list(serves)),
-                                            "labels": self._labels[worker]})
+                                            "labels": self._labels[worker],
+                                            # (no other process can share an in-memory file)
+                                            "wake_addr": None if self.path == ":memory:"
+                                            else self._open_wake()})
 
     async def dead_workers(self, me: str, host: str) -> list[str]:
         """Workers on this host whose process is gone."""
         rows = await self._read("workers_on_host", {"host": host, "me": me})
         return [r[0] for r in rows if not pid_alive(r[1], r[2])]
-
-    def set_waker(self, wake: Callable[[], None]) -> None:
-        """SQLite has no push between processes: the worker polls ``changed()`` instead."""
 
     def set_load(self, active_runs: Callable[[], int]) -> None:
         """With at most one run in flight, writes commit on the caller's thread: there is
@@ -416,8 +429,9 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
         return self._db.submit(op, write=write, inline=not write or self._load() <= 1)
 
     async def unregister_worker(self, worker: str) -> None:
-        """Forget a worker that stopped cleanly."""
+        """Forget a worker that stopped cleanly, and close its wake-up socket."""
         await self._write("delete_worker", {"id": worker})
+        self._close_wake()
 
     async def expire_worker(self, worker: str) -> int:
         """Free a dead worker's runs now and forget it."""
@@ -429,6 +443,8 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
             return n
 
         result: int = await self._submit(op, write=True)
+        if result:
+            await self._push()
         return result
 
     # -- long-lived runs and changing code --------------------------------------------------
@@ -476,17 +492,23 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
             return True
 
         created: bool = await self._submit(op, write=True)
+        if created:
+            await self._push()
         return created
 
     async def request_pause(self, run_id: str, now: float) -> str | None:
         """Pause a pending or parked run now; flag a running one."""
         rows = await self._write("request_pause", {"run_id": run_id, "now": now},
                                  returning=True)
+        if rows:
+            await self._push()
         return str(rows[0][0]) if rows else None
 
     async def unpause(self, run_id: str, now: float) -> bool:
         """Resume a paused run, or withdraw a pause request."""
         rows = await self._write("unpause", {"run_id": run_id, "now": now}, returning=True)
+        if rows:
+            await self._push()
         return bool(rows)
 
     async def pause_flags(self, worker: str) -> list[str]:

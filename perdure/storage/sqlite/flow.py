@@ -50,6 +50,8 @@ class SqliteFlow:
 
         def _insert_tags(self, conn: sqlite3.Connection, params: Mapping[str, Any]) -> None: ...
 
+        async def _push(self) -> None: ...
+
     async def create_run(self, run: NewRun) -> bool:
         """Insert a run (a queued one gets its place in line in the same transaction); False
         when the id exists (idempotent start)."""
@@ -68,6 +70,8 @@ class SqliteFlow:
             return True
 
         result: bool = await self._submit(op, write=True)
+        if result:
+            await self._push()  # the workers of other processes claim it now, not at a poll
         return result
 
     async def create_debounced(self, run: NewRun) -> str:
@@ -85,6 +89,7 @@ class SqliteFlow:
             return str(run_id)
 
         result: str = await self._submit(op, write=True)
+        await self._push()  # its due time moved: the other processes' workers look again
         return result
 
     async def define_flow(self, queues: Sequence[QueueDef], limits: Sequence[LimitDef],
@@ -258,7 +263,8 @@ class SqliteFlow:
         """Release slots and wake the runs parked on them, oldest first."""
         q = self._q
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> int:
+            woken = 0
             names = {r[0] for r in conn.execute(q["release_holds"], {
                 "run_id": run_id, "seq": seq, "epoch": epoch})}
             for name in sorted(names):
@@ -269,9 +275,12 @@ class SqliteFlow:
                 free = int(row[0]) - int(held)
                 if free > 0:
                     conn.execute(q["forget_waiters"], {"name": name})
-                    conn.execute(q["wake_waiters"], {"name": name, "now": now, "free": free})
+                    woken += conn.execute(q["wake_waiters"], {
+                        "name": name, "now": now, "free": free}).rowcount
+            return woken
 
-        await self._submit(op, write=True)
+        if await self._submit(op, write=True):
+            await self._push()  # runs parked on the limit may wait in another process
 
     async def cancel_unstarted(self, run_id: str, *, error: str, now: float) -> bool:
         """End a never-started run in a line, cancelled."""

@@ -123,10 +123,16 @@ WHERE owner = :worker AND status = 'running' AND id IN (SELECT value FROM json_e
 RETURNING id, epoch
 
 -- name: upsert_worker
-INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves, labels)
-VALUES (:id, :host, :pid, :pid_start, :now, :now, :serves, :labels)
+INSERT INTO {p}workers (id, host, pid, pid_start, started_at, heartbeat_at, serves, labels,
+                       wake_addr)
+VALUES (:id, :host, :pid, :pid_start, :now, :now, :serves, :labels, :wake_addr)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, serves = excluded.serves,
-                               labels = excluded.labels
+                               labels = excluded.labels, wake_addr = excluded.wake_addr
+
+-- name: wake_addresses
+-- Where to push after a commit that can make work runnable (push.py); a dead worker's row
+-- stays until a peer reaps it, and sending to it fails harmlessly.
+SELECT wake_addr FROM {p}workers WHERE wake_addr IS NOT NULL
 
 -- name: delete_worker
 DELETE FROM {p}workers WHERE id = :id

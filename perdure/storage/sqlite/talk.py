@@ -33,6 +33,8 @@ class SqliteTalk:
         def _submit(self, op: Callable[[sqlite3.Connection], Any], *, write: bool
                     ) -> asyncio.Future[Any]: ...
 
+        async def _push(self) -> None: ...
+
     async def _journaled(self, run_id: str, epoch: int, worker: str, entry: JournalEntry,
                          query: str, params: dict[str, Any]) -> None:
         """The fenced journal entry and one more statement, in one transaction."""
@@ -128,6 +130,8 @@ class SqliteTalk:
             return "sent"
 
         result: str = await self._submit(op, write=True)
+        if result == "sent":
+            await self._push()
         return result
 
     async def consume_request(self, run_id: str, epoch: int, worker: str, *, seq: int,
@@ -212,6 +216,8 @@ class SqliteTalk:
             return "ok", run_id
 
         result: tuple[str, str | None] = await self._submit(op, write=True)
+        if result[0] == "ok":
+            await self._push()
         return result
 
     async def listen_talk(self, listener: TalkListener) -> None:
