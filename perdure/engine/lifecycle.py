@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from perdure import validate
 from perdure.engine.handle import RunClient, WorkflowHandle
 from perdure.engine.histories import ExportedRun
 from perdure.engine.stranded import LIVE_LEASES, split_key
@@ -68,7 +69,7 @@ class RunLifecycle:
         and the journal entries the resume superseded stay in ``history()``.
         """
         self._check_open()
-        row = await self.store.get_run(_check_run_id(run_id))
+        row = await self.store.get_run(validate.name(run_id, "a run id", max_length=255))
         if row is None:
             raise RunNotFound(run_id)
         status = RunStatus(row.status)
