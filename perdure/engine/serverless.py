@@ -109,7 +109,7 @@ async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float
             if loop.time() >= deadline:
                 spent = True
                 break
-            want = min(worker.concurrency - len(worker.active), _BATCH)
+            want = min(worker.free_slots(), _BATCH)
             if max_runs is not None:
                 want = min(want, max_runs - claims)
             got = await worker.claim_now(want) if want > 0 and may_claim else []

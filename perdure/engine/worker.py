@@ -164,7 +164,7 @@ class Worker:
             scheduler, now = self.scheduler, self.clock.time()
             if scheduler is not None and scheduler.due(now) and await scheduler.fire(now):
                 must_claim = True
-            free = self.concurrency - len(self.active)
+            free = self.free_slots()
             batch = min(free, 64)
             if batch > 0 and must_claim:
                 now = self.clock.time()
@@ -177,6 +177,12 @@ class Worker:
                     continue  # there may be more
             must_claim = await self._idle_wait(free > 0)
             self.failures.pop("claim", None)  # it reached the database, or had no need to
+
+    def free_slots(self) -> int:
+        """Slots free for new claims: runs waiting in memory for a near timer hold none (see
+        ``workflow.sleepers``), so a burst of timers due together does not stall the runs
+        behind them."""
+        return self.concurrency - (len(self.active) - self.runner.sleepers.count)
 
     async def _claim(self, batch: int, now: float) -> list[ClaimedRun]:
         """The plain claim and, for a worker with queues or labels, the claim from the lines,
