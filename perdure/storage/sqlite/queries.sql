@@ -43,6 +43,15 @@ WHERE id IN (
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
           claimed_from = 'running', generation, wake_at, trace_context, pause_requested
 
+-- name: fire_timers
+-- Batch firing, in the claim's transaction: the timers of the runs just taken (:ids, those
+-- with no cancel or pause to deliver at the timer, within their deadline, not recovered from
+-- a dead worker) whose due time has passed are journaled as fired for the whole batch, instead
+-- of one journal write per run after its replay (which would find them due and fire them).
+UPDATE {p}journal SET status = 'completed', attempts = 1, finished_at = :now
+WHERE run_id IN (SELECT value FROM json_each(:ids))
+  AND kind = 'sleep' AND status = 'waiting' AND due_at <= :now
+
 -- name: next_wake
 SELECT min(t) FROM (
     SELECT min(wake_at) AS t FROM {p}runs
