@@ -19,6 +19,7 @@ query parameters go to asyncpg (``sslmode``, ``application_name``, server settin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from perdure.storage.params import (
 from perdure.storage.port import NewRun
 from perdure.storage.postgres.blobs import PostgresBlobs
 from perdure.storage.postgres.config import (
+    GENERIC_PLAN,
     channel_name,
     compiled_queries,
     settings,
@@ -298,9 +300,18 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
         claim, give_back = self._args("claim", params), self._args("claim_give_back", params)
 
         async def op(conn: Connection, retrying: bool) -> list[Any]:
-            if retrying:
-                await conn.execute(*give_back)
-            rows: list[Any] = await conn.fetch(*claim)
+            # One round trip opens the transaction and asks for the generic plan (see
+            # GENERIC_PLAN); on an error it is rolled back before the connection goes back.
+            await conn.execute(f"BEGIN; {GENERIC_PLAN}")
+            try:
+                if retrying:
+                    await conn.execute(*give_back)
+                rows: list[Any] = await conn.fetch(*claim)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
             return rows
 
         async with self._ownership(worker):
