@@ -116,3 +116,29 @@ async def test_a_batch_firing_journals_every_timer_once_across_a_crash(
         assert (await b.handle(rid).result(timeout=5)) == int(rid.split("-")[1])
     # The timer fired once (one entry, by the doomed claim); each step ran once.
     assert executed == {i: 1 for i in range(3, N)}
+
+
+async def test_a_parked_timer_is_claimed_just_before_it_falls_due(
+        make_engine: Any, clock: VirtualClock) -> None:
+    executed.clear()
+    engine = await make_engine(batch_nap, clock=clock)
+    handle = await engine.start(batch_nap, 7)
+    await wait_for_status(handle, "waiting")  # a one-minute sleep parks
+    [entry] = await handle.journal()
+    assert entry.due_at is not None
+    clock.advance(timedelta(seconds=59.5))
+    # Claimed ahead of its due time: replayed, and waiting in memory for its timer (no slot).
+    await wait_for_status(handle, "running")
+    sleepers = engine._worker.runner.sleepers
+    for _ in range(1000):
+        if sleepers.count == 1:
+            break
+        await asyncio.sleep(0)
+    assert sleepers.count == 1
+    await asyncio.sleep(0)  # the timer's task registers with the clock on its first turn
+    assert [(e.kind, e.status) for e in await handle.journal()] == [("sleep", "waiting")]
+    assert executed == {}
+    clock.advance(timedelta(seconds=0.5))
+    assert await handle.result(timeout=10) == 7
+    fired = (await handle.journal())[0]
+    assert (fired.status, fired.finished_at) == ("completed", entry.due_at)  # on time

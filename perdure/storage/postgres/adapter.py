@@ -289,14 +289,16 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
         return None if row is None else RunRow(*row)
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = (),
+                    due_by: float | None = None) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs in one statement (FOR UPDATE SKIP LOCKED).
 
         If the connection breaks mid-claim, the claim may have committed without our knowing
         which runs it took; before retrying, runs this worker claimed at ``now`` are handed
         back (claimable at once) so none stays owned by a worker that does not drive it."""
         params = {"worker": worker, "keys": list(keys), "limit": limit, "now": float(now),
-                  "lease_until": float(lease_until), "caps": list(caps)}
+                  "lease_until": float(lease_until), "caps": list(caps),
+                  "due_by": float(now if due_by is None else due_by)}
         claim, give_back = self._args("claim", params), self._args("claim_give_back", params)
 
         async def op(conn: Connection, retrying: bool) -> list[Any]:

@@ -99,7 +99,7 @@ class PostgresFlow:
                 # Read once the queues are ours: a start enters a rate window when it happens.
                 now = float(clock())
                 last.append(now)
-                base = {**ids, "now": now, "lease_until": now + lease}
+                base = {**ids, "now": now, "lease_until": now + lease, "due_by": now}
                 if plain and plain_first:
                     rows = await conn.fetch(*self._args("claim", {**base, "limit": limit}))
                     runs += [ClaimedRun(*r) for r in rows]

@@ -78,10 +78,12 @@ FROM {p}runs WHERE id = :id
 -- waiting reason, which means nothing once it runs: it is cleared (RunInfo.from_row would
 -- read it as a JSON error of a running run). Queued and routed runs are claimed from their
 -- lines under their limits (flow.sql), never here by due time; a lapsed one is recovered
--- here, by a worker whose capabilities (:caps) its selector admits.
+-- here, by a worker whose capabilities (:caps) its selector admits. :due_by (>= :now) takes
+-- parked runs a little before they fall due, so that their replay is done by then.
 WITH due AS (
     SELECT id FROM {p}runs
-    WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL AND wake_at <= :now::float8
+    WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
+      AND wake_at <= :due_by::float8
       AND queue IS NULL AND requires IS NULL AND wf_key = ANY(:keys::text[])
     ORDER BY wake_at
     LIMIT :limit

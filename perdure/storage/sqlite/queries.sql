@@ -22,13 +22,14 @@ FROM {p}runs WHERE id = :id
 -- name: claim
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
 -- Queued and routed runs are claimed from their lines (flow.sql), never here by due time;
--- a lapsed one (its worker died) is recovered here, by a worker its selector admits.
+-- a lapsed one (its worker died) is recovered here, by a worker its selector admits. :due_by
+-- (>= :now) takes parked runs a little before they fall due, so their replay is done by then.
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
     updated_at = :now, error = NULL, claimed_from = status
 WHERE id IN (
     SELECT id FROM {p}runs
-    WHERE status IN ('pending', 'waiting') AND wake_at <= :now
+    WHERE status IN ('pending', 'waiting') AND wake_at <= :due_by
       AND wf_key IN (SELECT value FROM json_each(:keys))
       AND queue IS NULL AND requires IS NULL
     UNION ALL
