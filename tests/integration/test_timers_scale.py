@@ -142,3 +142,20 @@ async def test_a_parked_timer_is_claimed_just_before_it_falls_due(
     assert await handle.result(timeout=10) == 7
     fired = (await handle.journal())[0]
     assert (fired.status, fired.finished_at) == ("completed", entry.due_at)  # on time
+
+
+async def test_a_delayed_start_is_not_claimed_ahead_of_time(
+        make_engine: Any, clock: VirtualClock) -> None:
+    executed.clear()
+    engine = await make_engine(batch_nap, clock=clock)
+    parked = await engine.start(batch_nap, 1)
+    await wait_for_status(parked, "waiting")  # its timer falls due in one minute
+    delayed = await engine.start(batch_nap, 2, delay=timedelta(minutes=1))
+    clock.advance(timedelta(seconds=59.5))
+    await wait_for_status(parked, "running")  # the claim looked ahead, and took this one
+    assert (await delayed.status()).status is RunStatus.WAITING  # but not this one
+    assert await delayed.journal() == []
+    clock.advance(timedelta(seconds=0.5))
+    assert await parked.result(timeout=10) == 1
+    clock.advance(timedelta(minutes=1, seconds=1))
+    assert await delayed.result(timeout=10) == 2

@@ -79,11 +79,12 @@ FROM {p}runs WHERE id = :id
 -- read it as a JSON error of a running run). Queued and routed runs are claimed from their
 -- lines under their limits (flow.sql), never here by due time; a lapsed one is recovered
 -- here, by a worker whose capabilities (:caps) its selector admits. :due_by (>= :now) takes
--- parked runs a little before they fall due, so that their replay is done by then.
+-- parked runs a little before they fall due, so that their replay is done by then; never a
+-- run that has not begun (epoch 0: a delayed start must not begin early).
 WITH due AS (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
-      AND wake_at <= :due_by::float8
+      AND wake_at <= :due_by::float8 AND (wake_at <= :now OR epoch > 0)
       AND queue IS NULL AND requires IS NULL AND wf_key = ANY(:keys::text[])
     ORDER BY wake_at
     LIMIT :limit

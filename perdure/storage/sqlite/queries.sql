@@ -23,13 +23,15 @@ FROM {p}runs WHERE id = :id
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
 -- Queued and routed runs are claimed from their lines (flow.sql), never here by due time;
 -- a lapsed one (its worker died) is recovered here, by a worker its selector admits. :due_by
--- (>= :now) takes parked runs a little before they fall due, so their replay is done by then.
+-- (>= :now) takes parked runs a little before they fall due, so their replay is done by then;
+-- never a run that has not begun (epoch 0: a delayed start must not begin early).
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
     updated_at = :now, error = NULL, claimed_from = status
 WHERE id IN (
     SELECT id FROM {p}runs
     WHERE status IN ('pending', 'waiting') AND wake_at <= :due_by
+      AND (wake_at <= :now OR epoch > 0)
       AND wf_key IN (SELECT value FROM json_each(:keys))
       AND queue IS NULL AND requires IS NULL
     UNION ALL
