@@ -38,11 +38,12 @@ log = logging.getLogger("perdure.worker")
 
 #: a worker serving queues or routed runs claims from the lines at least this often (seconds)
 LINES_CHECK = 1.0
-#: a parked run is claimed up to this long (seconds, at most ``park_after``) before it falls
-#: due: its replay is done by then and its timer fires from memory, on time, holding no slot
-#: (see ``workflow.sleepers``); when thousands fall due together, the claims and replays are
-#: spread over the second before instead of queueing behind the due time
-LOOKAHEAD = 1.0
+#: a parked run that has begun is claimed up to ``park_after`` seconds (the horizon under
+#: which a wait is held in memory rather than parked) before it falls due, at most this long:
+#: its replay is done by then and its timer fires from memory, on time, holding no slot (see
+#: ``workflow.sleepers``); when thousands fall due together, their claims and replays are
+#: spread over the seconds before instead of queueing behind the due time
+LOOKAHEAD = 5.0
 
 
 class Worker:
