@@ -261,7 +261,8 @@ FLOW: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
                     "status": "pending", "input": "[]", "wake_at": None, "reason": None,
                     "parent_id": None, "parent_seq": None, "deadline": None, "queue": "q1",
                     "key": "k7", "priority": 0, "share": 1.0, "requires": None,
-                    "debounce": False}, ("perdure_runs_pkey",)),
+                    "debounce": False, "trace_context": None, "tags": None, "tag_keys": [],
+                    "tag_values": []}, ("perdure_runs_pkey",)),
 }
 
 
