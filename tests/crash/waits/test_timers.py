@@ -45,7 +45,9 @@ async def test_timer_worker_killed_while_run_is_parked_fires_on_time(
     if kind == "sleep":
         wf, args = "nap", ("t", 1.5)
     else:
-        wf, args = "nap_until", ("t", datetime.now(UTC) + timedelta(seconds=2))
+        # An absolute time, taken before the reference run and the worker's start: room for
+        # both on a loaded machine, so the run is still parked when the test looks.
+        wf, args = "nap_until", ("t", datetime.now(UTC) + timedelta(seconds=5))
     ref, ref_ledger = await reference(tmp_path / "ref", run_id, wf, args, virtual=True,
                                       drive=_advance_past_sleep)
     handle = await client.start(wf, *args, id=run_id)
