@@ -19,7 +19,7 @@ from datetime import timedelta
 from perdure.errors import InvalidConfiguration
 
 __all__ = ["MAX_SECONDS", "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "age", "count", "name",
-           "number", "seconds", "tags", "text"]
+           "number", "run_id", "seconds", "tags", "text"]
 
 #: the longest duration Perdure accepts (about a century): any due time computed from it stays
 #: a representable date, and no real wait, lease or back-off comes near it
@@ -86,6 +86,11 @@ def name(value: object, what: str, *, max_length: int | None = None) -> str:
         raise InvalidConfiguration(f"{what} must be valid Unicode text (it holds a lone "
                                    f"surrogate): {value!r}") from None
     return value
+
+
+def run_id(value: object) -> str:
+    """A run id as every call that takes one checks it (``name``, at most 255 characters)."""
+    return name(value, "a run id", max_length=255)
 
 
 #: at most this many tags on one run

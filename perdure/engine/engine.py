@@ -425,7 +425,7 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
         """
         self._check_open()
         definition = self._lookup(wf)
-        run_id = _check_id(id) if id is not None else str(uuid.uuid4())
+        run_id = validate.run_id(id) if id is not None else str(uuid.uuid4())
         tag_pairs = () if tags is None else tuple(sorted(
             (k, v) for k, v in validate.tags(tags).items() if v is not None))
         # Flow options are checked before anything (an offloaded argument) is written.
@@ -460,7 +460,7 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
 
     def handle(self, run_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing run (no I/O: methods raise ``RunNotFound`` if it is not)."""
-        return WorkflowHandle(self, _check_id(run_id))
+        return WorkflowHandle(self, validate.run_id(run_id))
 
     async def status(self, run_id: str) -> RunInfo:
         """The run's status (an error this engine cannot decrypt is left out and marked
@@ -485,7 +485,7 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
         ``SerializationError`` (payload) and ``InvalidConfiguration`` (name, key).
         """
         self._check_open()
-        _check_id(run_id)
+        validate.run_id(run_id)
         validate.name(name, "a signal name")
         if idempotency_key is not None:
             validate.name(idempotency_key, "an idempotency key")
@@ -508,7 +508,7 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
         it may run cleanup steps, then the completed steps are compensated; its children are
         cancelled too. Returns False, changing nothing, if the run had already finished."""
         self._check_open()
-        _check_id(run_id)
+        validate.run_id(run_id)
         flagged = await self.store.request_cancel(run_id, self.clock.time())
         if not flagged:
             if await self.store.get_run(run_id) is None:
@@ -613,7 +613,3 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
 
     def __repr__(self) -> str:
         return f"<Engine {redact(self.url)!r} workflows={sorted(self.workflows)}>"
-
-
-def _check_id(run_id: object) -> str:
-    return validate.name(run_id, "a run id", max_length=255)

@@ -69,7 +69,7 @@ class RunLifecycle:
         and the journal entries the resume superseded stay in ``history()``.
         """
         self._check_open()
-        row = await self.store.get_run(validate.name(run_id, "a run id", max_length=255))
+        row = await self.store.get_run(validate.run_id(run_id))
         if row is None:
             raise RunNotFound(run_id)
         status = RunStatus(row.status)

@@ -67,7 +67,7 @@ class OnDemandHosts:
         ``UnknownWorkflowError`` for a workflow this engine lacks, with nothing written."""
         self._check_open()
         budget = None if max_seconds is None else validate.seconds(max_seconds, "max_seconds")
-        row = await self.store.get_run(validate.name(run_id, "a run id", max_length=255))
+        row = await self.store.get_run(validate.run_id(run_id))
         if row is None:
             raise RunNotFound(run_id)
         self._lookup(row.workflow)
