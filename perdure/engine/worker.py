@@ -333,12 +333,23 @@ class Worker:
         self.wake.set()
 
     def _spawn(self, run: ClaimedRun, lease_until: float) -> None:
-        task = asyncio.create_task(self._drive(run, lease_until), name=f"perdure-run-{run.id}")
+        # This worker may claim a run it still drives: its lease lapsed while the heartbeat
+        # could not reach the database (or a virtual clock jumped past it). The old execution
+        # is fenced off (its epoch is stale): stop it, and drive the new claim once it ended.
+        held = self.active.get(run.id)
+        before = held[1] if held is not None and held[0] != run.epoch else None
+        task = asyncio.create_task(self._drive(run, lease_until, before),
+                                   name=f"perdure-run-{run.id}")
         self.active[run.id] = (run.epoch, task)
         self._idle.clear()
 
-    async def _drive(self, run: ClaimedRun, lease_until: float) -> None:
+    async def _drive(self, run: ClaimedRun, lease_until: float,
+                     before: asyncio.Task[None] | None = None) -> None:
         try:
+            if before is not None:
+                self.runner.halt(run.id, "its lease lapsed and this worker claimed it again")
+                before.cancel()
+                await asyncio.wait([before])
             await self.runner.drive(run, lease_until)
         except asyncio.CancelledError:
             pass

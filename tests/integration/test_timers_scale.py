@@ -157,5 +157,10 @@ async def test_a_delayed_start_is_not_claimed_ahead_of_time(
     assert await delayed.journal() == []
     clock.advance(timedelta(seconds=0.5))
     assert await parked.result(timeout=10) == 1
+    # Due now: claimed, it journals its own one-minute sleep and parks (advancing the clock
+    # before then would move that sleep's due time, or lapse the claim's lease mid-run).
+    await wait_for_journal(delayed, lambda j: [(e.kind, e.status) for e in j] == [
+        ("sleep", "waiting")])
+    await wait_for_status(delayed, "waiting")
     clock.advance(timedelta(minutes=1, seconds=1))
     assert await delayed.result(timeout=10) == 2
