@@ -5,7 +5,8 @@
 
 Each measurement: a fresh database, one in-process ``Engine`` (worker and client), ``N`` runs of
 ``_app.alarm(due_i)`` started at once (``engine.start`` in concurrent chunks of 500), where
-``due_i = T0 + i / N``: every run's timer falls due within the same second, ``T0`` being
+``due_i = T0 + i * spread / N``: every run's timer falls due within ``--spread`` seconds
+(default 1: the same second), ``T0`` being
 ``--lead`` seconds (default 5) after the first start. ``alarm`` does ``await
 perdure.sleep_until(due)`` and then runs the step ``woke``, whose body returns ``time.time()``:
 lateness = that - ``due_i``. Reported: p50 / p99 / max lateness, the lateness of the first run
@@ -51,14 +52,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 async def measure(url: str, n: int, lead: float, concurrency: int,
-                  park_after: float) -> dict[str, Any]:
+                  park_after: float, spread: float = 1.0) -> dict[str, Any]:
     sql = await Sql(url).open()
     try:
         async with Engine(url, workflows=_app.WORKFLOWS, concurrency=concurrency,
                           park_after=park_after) as engine:
             t_start = time.time()
             t0 = t_start + lead
-            dues = [t0 + i / n for i in range(n)]
+            dues = [t0 + i * spread / n for i in range(n)]
             for lo in range(0, n, 500):
                 await asyncio.gather(*(engine.start(_app.alarm, dues[i], id=f"alarm-{i}")
                                        for i in range(lo, min(n, lo + 500))))
@@ -66,7 +67,7 @@ async def measure(url: str, n: int, lead: float, concurrency: int,
             await asyncio.sleep(max(0.0, t0 - 0.2 - time.time()))
             ready = await sql.val("SELECT count(*) FROM perdure_journal WHERE kind = 'sleep'")
             await sql.wait_for("SELECT count(*) FROM perdure_runs WHERE status = 'completed'",
-                               lambda v: v == n, timeout=lead + 300, every=0.2,
+                               lambda v: v == n, timeout=lead + spread + 300, every=0.2,
                                what=f"{n} completed runs")
             rows = await sql.rows("SELECT id, output FROM perdure_runs")
     finally:
@@ -96,7 +97,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             conc = n if cfg.get("concurrency") == "N" else cfg.get("concurrency", 100)
             url = await dbs.fresh("timer")
             try:
-                res = await measure(url, n, lead, conc, cfg.get("park_after", 5.0))
+                res = await measure(url, n, lead, conc, cfg.get("park_after", 5.0), args.spread)
             finally:
                 await dbs.drop(url)
             raw[c].append(res)
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lead", type=float, default=None,
                     help="seconds from the first start to the first timer (default: 5 on "
                          "SQLite, 10 on PostgreSQL)")
+    ap.add_argument("--spread", type=float, default=1.0,
+                    help="seconds over which the N timers fall due (default 1)")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)

@@ -95,7 +95,8 @@ class Engine(RunLifecycle, RunFinding, OnDemandHosts, Overview):
     Options: ``table_prefix`` lets several applications share a database; ``concurrency``
     bounds the runs driven at once; ``lease`` (seconds) is how long a claim lasts without a
     heartbeat (every ``heartbeat`` seconds); a wait longer than ``park_after`` seconds parks
-    the run instead of holding its coroutine; ``shutdown_grace`` is how long ``close()`` lets
+    the run instead of holding its coroutine (a shorter timer waits in memory without holding
+    a ``concurrency`` slot); ``shutdown_grace`` is how long ``close()`` lets
     in-flight runs finish before handing them back; ``synchronous`` is SQLite's durability
     (``"full"`` by default); ``clock`` injects time (see ``perdure.testing``).
 

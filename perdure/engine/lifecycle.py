@@ -47,7 +47,7 @@ class RunLifecycle:
         had already finished; raises ``RunNotFound`` for an unknown id.
         """
         self._check_open()
-        _check_run_id(run_id)
+        validate.run_id(run_id)
         status = await self.store.request_pause(run_id, self.clock.time())
         if status is None:
             if await self.store.get_run(run_id) is None:
@@ -119,10 +119,10 @@ class RunLifecycle:
         cancellation), or an ``id`` already used by another run.
         """
         self._check_open()
-        _check_run_id(run_id)
+        validate.run_id(run_id)
         if isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 0:
             raise InvalidConfiguration(f"from_seq must be a non-negative int, not {from_seq!r}")
-        new_id = _check_run_id(id) if id is not None else str(uuid.uuid4())
+        new_id = validate.run_id(id) if id is not None else str(uuid.uuid4())
         if await self.store.get_run(run_id) is None:
             raise RunNotFound(run_id)
         journal = await self.store.load_journal(run_id)
@@ -154,7 +154,7 @@ class RunLifecycle:
         """The run's incarnations that continued as new; see
         ``WorkflowHandle.incarnations``."""
         self._check_open()
-        return await self._handle(_check_run_id(run_id)).incarnations()
+        return await self._handle(validate.run_id(run_id)).incarnations()
 
     async def export_runs(self, run_ids: Sequence[str] = (), *, workflow: str | None = None,
                           status: RunStatus | str | None = None, limit: int = 100
@@ -168,7 +168,7 @@ class RunLifecycle:
         if run_ids:
             rows = []
             for rid in run_ids:
-                row = await self.store.get_run(_check_run_id(rid))
+                row = await self.store.get_run(validate.run_id(rid))
                 if row is None:
                     raise RunNotFound(rid)
                 rows.append(row)
@@ -211,13 +211,6 @@ class RunLifecycle:
 
     def _live_after(self) -> float:
         return self.clock.time() - LIVE_LEASES * self.lease
-
-
-def _check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not run_id or len(run_id) > 255:
-        raise InvalidConfiguration(f"a run id must be a non-empty string of at most 255 "
-                                   f"characters, not {run_id!r}")
-    return run_id
 
 
 def _status(status: RunStatus | str) -> RunStatus:

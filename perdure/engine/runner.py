@@ -23,6 +23,7 @@ from perdure.workflow.limits import release_stale
 from perdure.workflow.payloads import Payloads
 from perdure.workflow.registry import Registry
 from perdure.workflow.scope import active_run
+from perdure.workflow.sleepers import Sleepers
 from perdure.workflow.steps import run_compensations, run_step
 from perdure.workflow.stops import Blocked, Lost, Suspend, Unavailable
 
@@ -56,6 +57,9 @@ class Runner:
         #: set while the engine hands runs back (drain): a cancelled run is released, not lost
         self.handing_back = False
         self.contexts: dict[str, RunContext] = {}
+        #: runs waiting in memory for a near timer: they hold no concurrency slot meanwhile
+        #: (a run giving its slot back wakes the worker, which may claim one more)
+        self.sleepers = Sleepers(freed=notify)
 
     def halt(self, run_id: str, why: str = "this worker stopped driving the run") -> None:
         """Make the run's next durable operation stop it (before its task is cancelled), so
@@ -132,7 +136,8 @@ class Runner:
                          recovered=claimed.recovered,
                          notify=self.notify, published=self.on_published,
                          payloads=self.payloads, hooks=watch, lease_until=lease_until,
-                         pause_requested=claimed.pause_requested, flow=self.flow)
+                         pause_requested=claimed.pause_requested, flow=self.flow,
+                         sleepers=self.sleepers)
         if claimed.recovered:
             # Its previous worker died mid-attempt: the slots that attempt held are free now.
             await release_stale(ctx)
@@ -175,7 +180,8 @@ class Runner:
                                           now=self.clock.time())
         finally:
             active_run.reset(token)
-            self.contexts.pop(claimed.id, None)
+            if self.contexts.get(claimed.id) is ctx:  # (not a newer claim's context)
+                del self.contexts[claimed.id]
             if not watch.ended:
                 # An engine fault (a storage error) the worker logs: the run stays leased and
                 # is claimed again when the lease lapses.

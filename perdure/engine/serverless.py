@@ -138,7 +138,7 @@ async def run_once(worker: Worker, *, max_runs: int | None, max_seconds: float,
             started_now = await fire_schedules(worker)
             fired += started_now
             may_claim = may_claim or bool(started_now)
-            want = min(worker.concurrency - len(worker.active), _BATCH)
+            want = min(worker.free_slots(), _BATCH)
             if max_runs is not None:
                 want = min(want, max_runs - claims)
             got = await worker.claim_now(want) if want > 0 and may_claim else []

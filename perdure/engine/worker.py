@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 import uuid
@@ -38,6 +39,12 @@ log = logging.getLogger("perdure.worker")
 
 #: a worker serving queues or routed runs claims from the lines at least this often (seconds)
 LINES_CHECK = 1.0
+#: a parked run that has begun is claimed up to ``park_after`` seconds (the horizon under
+#: which a wait is held in memory rather than parked) before it falls due, at most this long:
+#: its replay is done by then and its timer fires from memory, on time, holding no slot (see
+#: ``workflow.sleepers``); when thousands fall due together, their claims and replays are
+#: spread over the seconds before instead of queueing behind the due time
+LOOKAHEAD = 5.0
 
 
 class Worker:
@@ -67,6 +74,9 @@ class Worker:
         self._lines = bool(self.queues or self.caps)
         self._lines_first = False
         self._lines_next: float | None = None
+        #: the parked runs due by this time were all taken by the last claim that looked
+        #: ahead and did not fill its batch
+        self._covered = -math.inf
         self.host = hostname()
         self.pid = os.getpid()
         self.pid_start = pid_start(self.pid)
@@ -169,7 +179,7 @@ class Worker:
             scheduler, now = self.scheduler, self.clock.time()
             if scheduler is not None and scheduler.due(now) and await scheduler.fire(now):
                 must_claim = True
-            free = self.concurrency - len(self.active)
+            free = self.free_slots()
             batch = min(free, 64)
             if batch > 0 and must_claim:
                 now = self.clock.time()
@@ -183,12 +193,30 @@ class Worker:
             must_claim = await self._idle_wait(free > 0)
             self.failures.pop("claim", None)  # it reached the database, or had no need to
 
+    def lookahead(self) -> float:
+        """How long before their due time parked runs are claimed (0 when the runs waiting in
+        memory for a timer are at their cap: those would hold slots)."""
+        sleepers = self.runner.sleepers
+        if sleepers.count >= sleepers.cap:
+            return 0.0
+        return min(LOOKAHEAD, self.runner.park_after)
+
+    def free_slots(self) -> int:
+        """Slots free for new claims: runs waiting in memory for a near timer hold none (see
+        ``workflow.sleepers``), so a burst of timers due together does not stall the runs
+        behind them."""
+        return self.concurrency - (len(self.active) - self.runner.sleepers.count)
+
     async def _claim(self, batch: int, now: float) -> list[ClaimedRun]:
         """The plain claim and, for a worker with queues or labels, the claim from the lines,
         in one transaction; they take turns going first, so that neither starves the other."""
         if not self._lines:
-            return await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
-                                          now=now, lease_until=now + self.lease)
+            due_by = now + self.lookahead()
+            runs = await self.store.claim(worker=self.id, keys=self.keys, limit=batch,
+                                          now=now, lease_until=now + self.lease,
+                                          due_by=due_by)
+            self._covered = due_by if len(runs) < batch else -math.inf
+            return runs
         self._lines_first = not self._lines_first
         got = await self.store.claim_flow(
             worker=self.id, keys=self.keys, queues=self.queues, caps=self.caps, limit=batch,
@@ -213,7 +241,11 @@ class Worker:
                 next_wake = (self._lines_next if next_wake is None
                              else min(next_wake, self._lines_next))
             if next_wake is not None:
-                due_in = next_wake - self.clock.time()
+                # Ahead of its due time, unless the last claim already looked that far ahead:
+                # then it is a lease lapsing (which no claim takes early) or a run another
+                # worker holds, and claiming again before then would spin.
+                ahead = 0.0 if self._lines or next_wake <= self._covered else self.lookahead()
+                due_in = next_wake - self.clock.time() - ahead
                 if due_in <= 0:
                     return True
         slot = self.scheduler.wake_at() if self.scheduler is not None else None
@@ -301,12 +333,23 @@ class Worker:
         self.wake.set()
 
     def _spawn(self, run: ClaimedRun, lease_until: float) -> None:
-        task = asyncio.create_task(self._drive(run, lease_until), name=f"perdure-run-{run.id}")
+        # This worker may claim a run it still drives: its lease lapsed while the heartbeat
+        # could not reach the database (or a virtual clock jumped past it). The old execution
+        # is fenced off (its epoch is stale): stop it, and drive the new claim once it ended.
+        held = self.active.get(run.id)
+        before = held[1] if held is not None and held[0] != run.epoch else None
+        task = asyncio.create_task(self._drive(run, lease_until, before),
+                                   name=f"perdure-run-{run.id}")
         self.active[run.id] = (run.epoch, task)
         self._idle.clear()
 
-    async def _drive(self, run: ClaimedRun, lease_until: float) -> None:
+    async def _drive(self, run: ClaimedRun, lease_until: float,
+                     before: asyncio.Task[None] | None = None) -> None:
         try:
+            if before is not None:
+                self.runner.halt(run.id, "its lease lapsed and this worker claimed it again")
+                before.cancel()
+                await asyncio.wait([before])
             await self.runner.drive(run, lease_until)
         except asyncio.CancelledError:
             pass

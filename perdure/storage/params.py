@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from perdure.errors import LeaseLost
-from perdure.records import IncarnationRow, JournalEntry, ResumeRow
+from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow
 from perdure.storage.port import NewRun, wf_key
 
-__all__ = ["entry_params", "history_rows", "incarnation_rows", "lost", "new_run_params"]
+__all__ = ["entry_params", "history_rows", "incarnation_rows", "lost", "new_run_params",
+           "timers_due"]
 
 
 def lost(run_id: object, epoch: object) -> LeaseLost:
@@ -65,3 +66,13 @@ def incarnation_rows(incarnations: Sequence[Sequence[Any]], entries: Sequence[Se
         by_id.setdefault(int(r[0]), []).append(JournalEntry(*r[1:]))
     return [(IncarnationRow(int(r[0]), int(r[1]), str(r[2]), str(r[3]), float(r[4])),
              by_id.get(int(r[0]), [])) for r in incarnations]
+
+
+def timers_due(runs: Sequence[ClaimedRun], now: float) -> list[str]:
+    """The runs a claim just took whose due timers it journals as fired (batch firing): not
+    one recovered from a dead worker, nor one with a cancel or a pause to deliver at the
+    timer, nor one past its deadline (the replay delivers those at the timer). PostgreSQL's
+    claim applies the same condition in SQL."""
+    return [r.id for r in runs
+            if not r.recovered and not r.cancel_requested and not r.pause_requested
+            and (r.deadline is None or r.deadline > now)]

@@ -274,10 +274,13 @@ class Storage(Protocol):
         """Give the named lease up, if ``owner`` holds it."""
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = (),
+                    due_by: float | None = None) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs whose workflow key is in ``keys`` and that are
         in no line (no queue, no routing selector); also recover lapsed runs whose selector
-        ``caps`` (the worker's routing tokens) admits."""
+        ``caps`` (the worker's routing tokens) admits. ``due_by`` (default ``now``) takes
+        parked runs due by then, a little ahead of time (see ``Worker``); the timers the
+        claim fires are those due by ``now``."""
 
     async def next_wake(self, keys: Sequence[str], caps: Sequence[str] = ()) -> float | None:
         """The earliest time at which some run :meth:`claim` takes becomes claimable."""

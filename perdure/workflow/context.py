@@ -32,6 +32,7 @@ from perdure.workflow.hooks import NO_HOOKS, RunHooks
 from perdure.workflow.payloads import Payloads
 from perdure.workflow.registry import Registry
 from perdure.workflow.scope import run_or_raise
+from perdure.workflow.sleepers import Sleepers
 from perdure.workflow.stops import Blocked, Lost, Stop, Suspend, Unavailable
 from perdure.workflow.talk import TalkState
 
@@ -122,6 +123,8 @@ class RunContext:
     _writes: int = 0
     #: the engine's payload pipeline (size limit, codec, blob offload)
     payloads: Payloads = field(default_factory=Payloads)
+    #: the worker's count of runs waiting in memory for a timer without holding a slot
+    sleepers: Sleepers | None = None
 
     def __post_init__(self) -> None:
         #: the highest seq the loaded journal holds (-1: empty): below it the run replays what
@@ -351,7 +354,14 @@ class RunContext:
             return False
         self.hooks.waiting(reason, limit)
         if remaining is not None and remaining <= self.park_after:
-            return await self._poked_within(mark, remaining)
+            # A bare timer (no event awaited) waits without holding a concurrency slot.
+            sleepers = self.sleepers
+            if waiting_for or sleepers is None or not sleepers.enter():
+                return await self._poked_within(mark, remaining)
+            try:
+                return await self._poked_within(mark, remaining)
+            finally:
+                sleepers.leave()
         # Lingering is a memory-for-latency trade, not workflow time: it runs on the real
         # clock even under a virtual one.
         if linger and self.linger and await self._poked_within(mark, self.park_after,

@@ -54,6 +54,12 @@ async def _timer(ctx: RunContext, seq: int, due: float) -> None:
     if entry is not None:
         ctx.replay_cancel(entry)
         if entry.status == "completed":
+            if seq == ctx.journal_end and entry.due_at is not None \
+                    and entry.finished_at is not None:
+                # The claim that began this execution fired it (batch firing): report it here.
+                start = entry.due_at if entry.started_at is None else max(entry.due_at,
+                                                                           entry.started_at)
+                ctx.hooks.timer_fired(seq, start, entry.finished_at)
             return
         due = entry.due_at if entry.due_at is not None else due
         started = entry.started_at

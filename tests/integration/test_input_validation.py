@@ -82,9 +82,16 @@ async def test_run_ids_signal_names_and_keys_are_checked_at_the_call(
         await engine.start(waits, "go", id=bad)
     with pytest.raises(InvalidConfiguration, match="run id"):
         engine.handle(bad)
-    for call in (engine.status, engine.journal, engine.cancel, engine.resume):
+    for call in (engine.status, engine.journal, engine.cancel, engine.resume, engine.pause,
+                 engine.incarnations):
         with pytest.raises(InvalidConfiguration, match="run id"):
             await call(bad)
+    with pytest.raises(InvalidConfiguration, match="run id"):
+        await engine.fork(bad, from_seq=0)
+    with pytest.raises(InvalidConfiguration, match="run id"):
+        await engine.fork("w-1", from_seq=0, id=bad)
+    with pytest.raises(InvalidConfiguration, match="run id"):
+        await engine.export_runs([bad])
     with pytest.raises(InvalidConfiguration, match="run id"):
         await engine.signal(bad, "go", 1)
     with pytest.raises(InvalidConfiguration, match="signal name"):

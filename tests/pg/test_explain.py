@@ -144,7 +144,8 @@ def _check(nodes: list[dict[str, Any]], *indexes: str) -> None:
 async def test_claim_uses_the_due_and_lease_indexes(conn: Any, generic: bool) -> None:
     now = time.time()
     nodes = await _plan(conn, "claim", {"worker": "w", "keys": KEYS, "limit": 64, "now": now,
-                                        "lease_until": now + 10, "caps": []},
+                                        "lease_until": now + 10, "caps": [],
+                                        "due_by": now + 1.0},
                         generic=generic)
     _check(nodes, "perdure_runs_due", "perdure_runs_leased", "perdure_runs_pkey")
     # It locks rows, skipping those other workers hold.

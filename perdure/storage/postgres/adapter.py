@@ -19,6 +19,7 @@ query parameters go to asyncpg (``sslmode``, ``application_name``, server settin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -39,6 +40,7 @@ from perdure.storage.params import (
 from perdure.storage.port import NewRun
 from perdure.storage.postgres.blobs import PostgresBlobs
 from perdure.storage.postgres.config import (
+    GENERIC_PLAN,
     channel_name,
     compiled_queries,
     settings,
@@ -297,20 +299,31 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
         return None if row is None else RunRow(*row)
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
+                    lease_until: float, caps: Sequence[str] = (),
+                    due_by: float | None = None) -> list[ClaimedRun]:
         """Take up to ``limit`` runnable runs in one statement (FOR UPDATE SKIP LOCKED).
 
         If the connection breaks mid-claim, the claim may have committed without our knowing
         which runs it took; before retrying, runs this worker claimed at ``now`` are handed
         back (claimable at once) so none stays owned by a worker that does not drive it."""
         params = {"worker": worker, "keys": list(keys), "limit": limit, "now": float(now),
-                  "lease_until": float(lease_until), "caps": list(caps)}
+                  "lease_until": float(lease_until), "caps": list(caps),
+                  "due_by": float(now if due_by is None else due_by)}
         claim, give_back = self._args("claim", params), self._args("claim_give_back", params)
 
         async def op(conn: Connection, retrying: bool) -> list[Any]:
-            if retrying:
-                await conn.execute(*give_back)
-            rows: list[Any] = await conn.fetch(*claim)
+            # One round trip opens the transaction and asks for the generic plan (see
+            # GENERIC_PLAN); on an error it is rolled back before the connection goes back.
+            await conn.execute(f"BEGIN; {GENERIC_PLAN}")
+            try:
+                if retrying:
+                    await conn.execute(*give_back)
+                rows: list[Any] = await conn.fetch(*claim)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
             return rows
 
         async with self._ownership(worker):

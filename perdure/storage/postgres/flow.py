@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from perdure.records import ClaimedRun
 from perdure.storage.params import lost, new_run_params
 from perdure.storage.port import FlowClaim, FlowStats, LimitDef, LimitTake, NewRun, QueueDef
+from perdure.storage.postgres.config import GENERIC_PLAN
 from perdure.storage.tokens import KEEP, rate_slot
 
 if TYPE_CHECKING:
@@ -91,13 +92,14 @@ class PostgresFlow:
             runs: list[ClaimedRun] = []
             retry: list[float] = []
             async with conn.transaction():
+                await conn.execute(GENERIC_PLAN)  # the claims' plans are not re-made each time
                 # Promote (as of now) and lock, in one statement.
                 locked = await conn.fetch(*self._args("flow_lock_queues",
                                                       {**ids, "now": float(clock())}))
                 # Read once the queues are ours: a start enters a rate window when it happens.
                 now = float(clock())
                 last.append(now)
-                base = {**ids, "now": now, "lease_until": now + lease}
+                base = {**ids, "now": now, "lease_until": now + lease, "due_by": now}
                 if plain and plain_first:
                     rows = await conn.fetch(*self._args("claim", {**base, "limit": limit}))
                     runs += [ClaimedRun(*r) for r in rows]

@@ -78,10 +78,13 @@ FROM {p}runs WHERE id = :id
 -- waiting reason, which means nothing once it runs: it is cleared (RunInfo.from_row would
 -- read it as a JSON error of a running run). Queued and routed runs are claimed from their
 -- lines under their limits (flow.sql), never here by due time; a lapsed one is recovered
--- here, by a worker whose capabilities (:caps) its selector admits.
+-- here, by a worker whose capabilities (:caps) its selector admits. :due_by (>= :now) takes
+-- parked runs a little before they fall due, so that their replay is done by then; never a
+-- run that has not begun (epoch 0: a delayed start must not begin early).
 WITH due AS (
     SELECT id FROM {p}runs
-    WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL AND wake_at <= :now::float8
+    WHERE status IN ('pending', 'waiting') AND wake_at IS NOT NULL
+      AND wake_at <= :due_by::float8 AND (wake_at <= :now OR epoch > 0)
       AND queue IS NULL AND requires IS NULL AND wf_key = ANY(:keys::text[])
     ORDER BY wake_at
     LIMIT :limit
@@ -98,15 +101,28 @@ WITH due AS (
     SELECT id, recovered FROM (SELECT id, false AS recovered FROM due
                                UNION ALL SELECT id, true FROM lapsed) AS both_
     LIMIT :limit
+), taken AS (
+    UPDATE {p}runs r
+    SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
+        lease_until = :lease_until::float8, updated_at = :now
+    FROM picked
+    WHERE r.id = picked.id
+    RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
+              r.cancel_requested, r.created_at, picked.recovered, r.generation, r.wake_at,
+              r.trace_context, r.pause_requested
+), fired AS (
+    -- Batch firing: the timers of the runs taken whose due time has passed are journaled as
+    -- fired here, for the whole batch, instead of one journal write per run after its replay
+    -- (which would find them due and fire them at once). Not for a run with a cancel or a
+    -- pause to deliver, or past its deadline: that is delivered at the timer, by the replay.
+    -- A run recovered from a dead worker is left to its replay too.
+    UPDATE {p}journal j SET status = 'completed', attempts = 1, finished_at = :now
+    FROM taken t
+    WHERE j.run_id = t.id AND j.kind = 'sleep' AND j.status = 'waiting'
+      AND j.due_at <= :now AND NOT t.recovered AND NOT t.cancel_requested
+      AND NOT t.pause_requested AND (t.deadline IS NULL OR t.deadline > :now)
 )
-UPDATE {p}runs r
-SET status = 'running', owner = :worker, epoch = r.epoch + 1, error = NULL,
-    lease_until = :lease_until::float8, updated_at = :now
-FROM picked
-WHERE r.id = picked.id
-RETURNING r.id, r.workflow, r.version, r.input, r.epoch, r.parent_id, r.deadline,
-          r.cancel_requested, r.created_at, picked.recovered, r.generation, r.wake_at,
-          r.trace_context, r.pause_requested
+SELECT * FROM taken
 
 -- name: claim_give_back
 -- A claim whose outcome is unknown (the connection dropped before the reply): runs it may have

@@ -19,6 +19,7 @@ from perdure.storage.params import (
     history_rows,
     incarnation_rows,
     lost,
+    timers_due,
 )
 from perdure.storage.port import NewRun, wf_key
 from perdure.storage.sqlfiles import migrations, queries, validate_prefix
@@ -199,13 +200,25 @@ class SqliteStorage(SqliteFlow, SqliteTalk, SqliteSchedules, SqliteListing, Sqli
         return None if row is None else run_row(row)
 
     async def claim(self, *, worker: str, keys: Sequence[str], limit: int, now: float,
-                    lease_until: float, caps: Sequence[str] = ()) -> list[ClaimedRun]:
-        """Take up to ``limit`` runnable runs in one statement."""
-        rows = await self._write("claim", {
-            "worker": worker, "keys": json.dumps(list(keys)), "limit": limit, "now": now,
-            "lease_until": lease_until, "caps": json.dumps(list(caps)) if caps else "[]",
-        }, returning=True)
-        return [claimed_run(r) for r in rows]
+                    lease_until: float, caps: Sequence[str] = (),
+                    due_by: float | None = None) -> list[ClaimedRun]:
+        """Take up to ``limit`` runnable runs in one statement, and journal the firing of
+        their due timers in a second one, in the same transaction (``fire_timers``)."""
+        claim, fire = self._q["claim"], self._q["fire_timers"]
+        params = {"worker": worker, "keys": json.dumps(list(keys)), "limit": limit,
+                  "now": now, "lease_until": lease_until,
+                  "caps": json.dumps(list(caps)) if caps else "[]",
+                  "due_by": now if due_by is None else due_by}
+
+        def op(conn: sqlite3.Connection) -> list[ClaimedRun]:
+            runs = [claimed_run(r) for r in conn.execute(claim, params).fetchall()]
+            ids = timers_due(runs, now)
+            if ids:
+                conn.execute(fire, {"ids": json.dumps(ids), "now": now})
+            return runs
+
+        result: list[ClaimedRun] = await self._submit(op, write=True)
+        return result
 
     async def claim_run(self, run_id: str, *, worker: str, keys: Sequence[str], now: float,
                         lease_until: float) -> ClaimedRun | None:

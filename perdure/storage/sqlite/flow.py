@@ -130,7 +130,7 @@ class SqliteFlow:
 
         def op(conn: sqlite3.Connection) -> FlowClaim:
             now = clock()  # in the write transaction: nobody else can start a run now
-            take = {"worker": worker, "now": now, "lease_until": now + lease}
+            take = {"worker": worker, "now": now, "lease_until": now + lease, "due_by": now}
             conn.execute(q["flow_promote"], {"now": now, "keys": keys_j, "queues": queues_j,
                                              "caps": caps_j})
             runs: list[ClaimedRun] = plain_claim(conn, limit, take) if plain_first else []

@@ -22,13 +22,16 @@ FROM {p}runs WHERE id = :id
 -- name: claim
 -- One statement: pick runnable runs this worker has code for, take them, bump their epoch.
 -- Queued and routed runs are claimed from their lines (flow.sql), never here by due time;
--- a lapsed one (its worker died) is recovered here, by a worker its selector admits.
+-- a lapsed one (its worker died) is recovered here, by a worker its selector admits. :due_by
+-- (>= :now) takes parked runs a little before they fall due, so their replay is done by then;
+-- never a run that has not begun (epoch 0: a delayed start must not begin early).
 UPDATE {p}runs
 SET status = 'running', owner = :worker, epoch = epoch + 1, lease_until = :lease_until,
     updated_at = :now, error = NULL, claimed_from = status
 WHERE id IN (
     SELECT id FROM {p}runs
-    WHERE status IN ('pending', 'waiting') AND wake_at <= :now
+    WHERE status IN ('pending', 'waiting') AND wake_at <= :due_by
+      AND (wake_at <= :now OR epoch > 0)
       AND wf_key IN (SELECT value FROM json_each(:keys))
       AND queue IS NULL AND requires IS NULL
     UNION ALL
@@ -42,6 +45,15 @@ WHERE id IN (
 )
 RETURNING id, workflow, version, input, epoch, parent_id, deadline, cancel_requested, created_at,
           claimed_from = 'running', generation, wake_at, trace_context, pause_requested
+
+-- name: fire_timers
+-- Batch firing, in the claim's transaction: the timers of the runs just taken (:ids, those
+-- with no cancel or pause to deliver at the timer, within their deadline, not recovered from
+-- a dead worker) whose due time has passed are journaled as fired for the whole batch, instead
+-- of one journal write per run after its replay (which would find them due and fire them).
+UPDATE {p}journal SET status = 'completed', attempts = 1, finished_at = :now
+WHERE run_id IN (SELECT value FROM json_each(:ids))
+  AND kind = 'sleep' AND status = 'waiting' AND due_at <= :now
 
 -- name: next_wake
 SELECT min(t) FROM (
