@@ -1,7 +1,8 @@
 """Timers by the ten thousand, before and after: 10,000 timers due within one second and
 100,000 due within ten seconds, on SQLite and PostgreSQL, for two code versions side by side.
 
-    python -m bench.timers_scale [--base REV] [--rounds 1] [--pg URL] [--skip-100k]
+    python -m bench.timers_scale [--base REV] [--rounds 1] [--pg URL] [--cases 10k,100k]
+                                 [--versions before,after] [--backends sqlite,postgres]
 
 Each measurement is ``bench/timer_lateness.py`` (configuration ``default``: the engine's
 defaults, ``concurrency=100``, ``park_after=5``) run by ``bench/_snapshot_run.py`` against a
@@ -103,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg", help="a PostgreSQL admin URL (default: start a throwaway server)")
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--cases", default="10k,100k", help="10k and/or 100k")
+    ap.add_argument("--versions", default="before,after",
+                    help="before and/or after (e.g. only after for the long 100k case)")
     ap.add_argument("--out", type=Path, default=BENCH / "results-timers-scale.json")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="perdure-timers-scale-"))
     codes = {}
     for label, rev in (("before", args.base), ("after", args.head)):
+        if label not in args.versions.split(","):
+            continue
         codes[label] = (tmp / label, snapshot(rev, tmp / label))
     server = None
     pg = args.pg
