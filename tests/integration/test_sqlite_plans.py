@@ -76,8 +76,10 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
-@pytest.fixture(params=["analyzed", "no statistics"])
-def conn(request: pytest.FixtureRequest, big_file: Path) -> Iterator[sqlite3.Connection]:
+# Module-scoped, so that pytest runs every test with one set of statistics before switching
+# to the other: the million-row ANALYZE happens once, not once per test.
+@pytest.fixture(scope="module", params=["analyzed", "no statistics"])
+def statistics(request: pytest.FixtureRequest, big_file: Path) -> str:
     c = sqlite3.connect(big_file, isolation_level=None)
     try:
         if request.param == "analyzed":
@@ -85,8 +87,15 @@ def conn(request: pytest.FixtureRequest, big_file: Path) -> Iterator[sqlite3.Con
         else:
             c.execute("DROP TABLE IF EXISTS sqlite_stat1")
             c.execute("DROP TABLE IF EXISTS sqlite_stat4")
+    finally:
         c.close()
-        c = sqlite3.connect(big_file, isolation_level=None)  # plans with those statistics
+    return str(request.param)
+
+
+@pytest.fixture
+def conn(statistics: str, big_file: Path) -> Iterator[sqlite3.Connection]:
+    c = sqlite3.connect(big_file, isolation_level=None)  # plans with those statistics
+    try:
         yield c
     finally:
         c.close()
