@@ -50,6 +50,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow, mostly waiting preparations of the selected tests' modules now, so
+    that they overlap the tests that run before them (a module opts in by defining
+    ``prepare_in_background()``, and ``stop_background()`` for a session that ends first)."""
+    if session.config.option.collectonly:
+        return
+    modules = {id(item.module): item.module for item in session.items
+               if isinstance(item, pytest.Function)}
+    for module in modules.values():
+        prepare = getattr(module, "prepare_in_background", None)
+        if prepare is not None:
+            prepare()
+            _prepared.append(module)
+
+
+_prepared: list[Any] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for module in _prepared:
+        module.stop_background()
+
+
 class PgCluster:
     """The session's PostgreSQL server, its migrated template and fresh per-test clones.
 
