@@ -19,16 +19,19 @@ KEYS = ["wf0\x1f1", "wf1\x1f1", "wf2\x1f1"]
 
 # The plain runs as before, and 30,000 more for flow control, in three queues: parked with a
 # due time (45 %), in their line (50 %) or running (5 %), with a partition key among 1,000 and
-# some with a routing selector.
+# some with a routing selector. Every 50th run (of either kind) is a child of the plain run
+# before it.
 FILL = """
 INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
-                          lease_until, wake_at, created_at, updated_at, cancel_requested)
+                          lease_until, wake_at, created_at, updated_at, cancel_requested,
+                          parent_id)
 SELECT 'r' || g, 'wf' || (g % 3), '1', 'wf' || (g % 3) || chr(31) || '1', s.status, '[]', 1,
        CASE WHEN s.status = 'running' THEN 'w' || (g % 20) END,
        CASE WHEN s.status = 'running' THEN $1 + (g % 60) - 5 END,
        CASE WHEN s.status = 'pending' THEN $1 - (g % 600)
             WHEN s.status = 'waiting' AND g % 4 <> 0 THEN $1 + (g % 86400) END,
-       $1 - g, $1 - g, g % 1000 = 0 AND s.status = 'running'
+       $1 - g, $1 - g, g % 1000 = 0 AND s.status = 'running',
+       CASE WHEN g % 50 = 0 THEN 'r' || (g - 1) END
 FROM generate_series(1, $2::int) AS g,
      LATERAL (SELECT CASE WHEN g % 100 < 90 THEN 'completed'
                           WHEN g % 100 < 96 THEN 'waiting'
@@ -36,13 +39,14 @@ FROM generate_series(1, $2::int) AS g,
                           ELSE 'running' END AS status) AS s;
 INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
                           lease_until, wake_at, created_at, updated_at, queue, partition_key,
-                          vtime, requires)
+                          vtime, requires, parent_id)
 SELECT 'f' || g, 'wf' || (g % 3), '1', 'wf' || (g % 3) || chr(31) || '1', s.status, '[]', 1,
        CASE WHEN s.status = 'running' THEN 'w' || (g % 20) END,
        CASE WHEN s.status = 'running' THEN $1 + (g % 60) - 5 END,
        CASE WHEN s.status = 'waiting' THEN $1 + (g % 86400) END,
        $1 - g, $1 - g, 'q' || (g % 3), 'k' || (g % 1000), g,
-       CASE WHEN g % 7 = 0 THEN ARRAY['gpu'] END
+       CASE WHEN g % 7 = 0 THEN ARRAY['gpu'] END,
+       CASE WHEN g % 50 = 0 THEN 'r' || (g - 1) END
 FROM generate_series(1, $2::int / 33) AS g,
      LATERAL (SELECT CASE WHEN g % 20 < 9 THEN 'waiting' WHEN g % 20 < 19 THEN 'pending'
                           ELSE 'running' END AS status) AS s;
@@ -62,9 +66,6 @@ UNION ALL
 SELECT 'r' || g, 'plan', CASE WHEN g % 20 = 0 THEN 'pro' ELSE 'free' END, $1 - g
 FROM generate_series(10, $2::int, 10) AS g
 """
-# Every 50th run is a child of the run before it.
-PARENTS = "UPDATE perdure_runs SET parent_id = 'r' || (substr(id, 2)::int - 1) " \
-          "WHERE substr(id, 2)::int % 50 = 0"
 
 
 async def fill(c: Any, now: float) -> None:
@@ -75,7 +76,7 @@ async def fill(c: Any, now: float) -> None:
 
 
 async def build(url: str) -> None:
-    """Fill the (migrated, empty) database at ``url``: runs, tags and parents, analyzed."""
+    """Fill the (migrated, empty) database at ``url``: runs (some children) and tags, analyzed."""
     import asyncpg
 
     c = await asyncpg.connect(url)
@@ -91,7 +92,6 @@ async def build(url: str) -> None:
             await c.execute(f'DROP INDEX "{index["indexname"]}"')
         await fill(c, now)
         await c.execute(TAGS, now, ROWS)
-        await c.execute(PARENTS)
         for index in indexes:
             await c.execute(index["indexdef"])
         await c.execute("ANALYZE perdure_runs")
