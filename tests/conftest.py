@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,8 @@ from perdure import Engine, VirtualClock
 from tests.pgserver import PostgresServer, postgres_available
 
 TEMPLATE = "perdure_template"
+#: clones of the template made ahead of the tests that will take them (see PgCluster)
+CLONES_AHEAD = 4
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,11 +50,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow, mostly waiting preparations of the selected tests' modules now, so
+    that they overlap the tests that run before them (a module opts in by defining
+    ``prepare_in_background()``, and ``stop_background()`` for a session that ends first)."""
+    if session.config.option.collectonly:
+        return
+    modules = {id(item.module): item.module for item in session.items
+               if isinstance(item, pytest.Function)}
+    for module in modules.values():
+        prepare = getattr(module, "prepare_in_background", None)
+        if prepare is not None:
+            prepare()
+            _prepared.append(module)
+
+
+_prepared: list[Any] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for module in _prepared:
+        module.stop_background()
+
+
 class PgCluster:
     """The session's PostgreSQL server, its migrated template and fresh per-test clones.
 
     Cloning and dropping take a while on a busy machine, so both happen in background threads:
-    the next clone is made while a test runs.
+    the next ``CLONES_AHEAD`` clones are made while tests run. More than one, because most
+    tests take less time than a clone (~60-100 ms) while a few take seconds: the clones made
+    during a long test serve the quick ones after it without a wait.
     """
 
     def __init__(self, server: PostgresServer) -> None:
@@ -61,7 +89,7 @@ class PgCluster:
         # A drop waits (in 100 ms steps) for the terminated sessions of the test to exit: on
         # its own thread, so that the next clone does not queue behind it.
         self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drops")
-        self._next: Future[str] | None = None
+        self._ready: deque[Future[str]] = deque()
 
     def url(self, dbname: str, **query: str) -> str:
         url = self.server.url(dbname)
@@ -80,13 +108,13 @@ class PgCluster:
         """A new database (a clone of the migrated template, or empty); returns its name."""
         if not migrated:
             return self._create("template0")
-        ready, self._next = self._next, self._background.submit(self._create, TEMPLATE)
-        if ready is not None:
-            try:
-                return ready.result()
-            except Exception:  # made while the server restarted (a test does that): again
-                pass
-        return self._create(TEMPLATE)
+        while len(self._ready) <= CLONES_AHEAD:
+            self._ready.append(self._background.submit(self._create, TEMPLATE))
+        ready = self._ready.popleft()
+        try:
+            return ready.result()
+        except Exception:  # made while the server restarted (a test does that): again
+            return self._create(TEMPLATE)
 
     def drop(self, name: str) -> None:
         """Drop a database (in the background; its connections are terminated)."""

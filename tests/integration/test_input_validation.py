@@ -75,7 +75,9 @@ async def signal_timeout(kind: str) -> str:
 @pytest.mark.parametrize("bad", BAD_NAMES, ids=["nul", "surrogate"])
 async def test_run_ids_signal_names_and_keys_are_checked_at_the_call(
         make_engine: Any, bad: str) -> None:
-    engine = await make_engine(waits)
+    # park_after=0.01: the wait parks at once (status waiting) instead of lingering 5 real
+    # seconds in memory first; nothing this test checks depends on the lingering
+    engine = await make_engine(waits, park_after=0.01)
     handle = await engine.start(waits, "go", id="w-1")
     await wait_for_status(handle, "waiting")
     with pytest.raises(InvalidConfiguration, match="run id"):

@@ -301,7 +301,7 @@ async def test_outbox_writes_are_fenced(make_engine: Any) -> None:
 
 # -- bad input ------------------------------------------------------------------------------
 
-@step
+@step(max_attempts=1)  # a refusal, not a transient failure: retrying it only waited 3 s
 async def emits_in_a_step() -> str:
     await perdure.emit("from.step")
     return "no"

@@ -156,7 +156,9 @@ async def test_prune_deletes_old_finished_runs_with_every_row_of_theirs(
 async def test_retention_never_touches_unfinished_runs(make_engine: Any, db_url: str,
                                                        clock: VirtualClock) -> None:
     HELD.append(asyncio.Event())
-    engine = await make_engine(*ALL, clock=clock)
+    # park_after=0.01: the wait parks at once (status waiting) instead of lingering 5 real
+    # seconds in memory first; nothing this test checks depends on the lingering
+    engine = await make_engine(*ALL, clock=clock, park_after=0.01)
     client = await make_engine(not_registered, worker=False, clock=clock)
     await client.start(not_registered, id="pending")  # no worker has it: pending for good
     waiting = await engine.start(signalled, id="waiting")
@@ -182,7 +184,9 @@ async def test_retention_never_touches_unfinished_runs(make_engine: Any, db_url:
 
 async def test_a_finished_child_of_an_unfinished_parent_is_kept(make_engine: Any,
                                                                 clock: VirtualClock) -> None:
-    engine = await make_engine(*ALL, clock=clock)
+    # park_after=0.01: the wait parks at once (status waiting) instead of lingering 5 real
+    # seconds in memory first; nothing this test checks depends on the lingering
+    engine = await make_engine(*ALL, clock=clock, park_after=0.01)
     parent = await engine.start(parent_waits, 5, id="parent")
     await wait_for_status(engine.handle("child-of-parent"), "completed")
     await wait_for_status(parent, "waiting")

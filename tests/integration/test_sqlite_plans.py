@@ -7,9 +7,12 @@ statistics at all (a database never analyzed), which is how most SQLite files li
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +48,8 @@ FROM g WHERE n % 10 = 0
 """
 
 
-@pytest.fixture(scope="module")
-def big_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("plans") / "big.db"
+def _fill(path: Path, opened: Callable[[sqlite3.Connection], None]) -> None:
+    """Create the million-run file at ``path`` (``opened`` gets the connection, to interrupt)."""
 
     async def migrate() -> None:
         store = SqliteStorage(str(path))
@@ -55,29 +57,117 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         await store.close()
 
     asyncio.run(migrate())
-    conn = sqlite3.connect(path, isolation_level=None)
-    started = time.monotonic()
-    conn.execute("PRAGMA synchronous = OFF")
-    # Secondary indexes are built after the bulk insert; the plans see the very same ones.
-    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
-                           "tbl_name IN ('perdure_runs', 'perdure_tags') AND sql IS NOT NULL"
-                           ).fetchall()
-    conn.execute("BEGIN")
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
-    now = time.time()
-    conn.execute(FILL, {"rows": ROWS, "now": now})
-    conn.execute(TAGS, {"rows": ROWS, "now": now})
-    for _, sql in indexes:
-        conn.execute(sql)
-    conn.execute("COMMIT")
-    print(f"\nfilled {ROWS} runs in {time.monotonic() - started:.1f} s")
-    conn.close()
-    yield path
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        opened(conn)
+        conn.execute("PRAGMA synchronous = OFF")
+        # Secondary indexes are built after the bulk insert; the plans see the very same ones.
+        indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
+                               "tbl_name IN ('perdure_runs', 'perdure_tags') AND "
+                               "sql IS NOT NULL").fetchall()
+        conn.execute("BEGIN")
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        now = time.time()
+        conn.execute(FILL, {"rows": ROWS, "now": now})
+        conn.execute(TAGS, {"rows": ROWS, "now": now})
+        for _, sql in indexes:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
 
 
-@pytest.fixture(params=["analyzed", "no statistics"])
-def conn(request: pytest.FixtureRequest, big_file: Path) -> Iterator[sqlite3.Connection]:
+class Build:
+    """The million-run file, built on a thread from the start of the session.
+
+    Filling it takes ~18 s of SQLite's own work, during which sqlite3 releases the GIL: on a
+    second core it overlaps the (mostly waiting) tests that run before this module, which then
+    only waits for what is left. ``cancel`` interrupts it (a session that ends first) and
+    removes the file.
+    """
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="perdure-plans-"))
+        self.path = self.dir / "big.db"
+        self._conn: sqlite3.Connection | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="sqlite-plans", daemon=True)
+
+    def start(self) -> None:
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def _opened(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._conn = conn
+            if self._cancelled:
+                conn.interrupt()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            _fill(self.path, self._opened)
+        except BaseException as exc:  # reported by result(), in the test that needs the file
+            self._error = exc
+        self.seconds = time.monotonic() - started
+
+    def result(self, timeout: float) -> Path:
+        self.start()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the million-run file is not built in {timeout} s"
+        if self._error is not None:
+            raise self._error
+        print(f"\nfilled {ROWS} runs in {self.seconds:.1f} s (on a thread)")
+        return self.path
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._conn is not None and self._thread.is_alive():
+                self._conn.interrupt()
+        self._thread.join(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_build: Build | None = None
+
+
+def _the_build() -> Build:
+    global _build
+    if _build is None:
+        _build = Build()
+    return _build
+
+
+def prepare_in_background() -> None:
+    """Start building the file now (tests/conftest.py calls this once a test of this module
+    is among those selected)."""
+    _the_build().start()
+
+
+def stop_background() -> None:
+    """Stop a build the session did not use, and remove the file (at the session's end)."""
+    if _build is not None:
+        _build.cancel()
+
+
+@pytest.fixture(scope="module")
+def big_file() -> Iterator[Path]:
+    build = _the_build()
+    try:
+        yield build.result(timeout=200)
+    finally:
+        build.cancel()
+
+
+# Module-scoped, so that pytest runs every test with one set of statistics before switching
+# to the other: the million-row ANALYZE happens once, not once per test.
+@pytest.fixture(scope="module", params=["analyzed", "no statistics"])
+def statistics(request: pytest.FixtureRequest, big_file: Path) -> str:
     c = sqlite3.connect(big_file, isolation_level=None)
     try:
         if request.param == "analyzed":
@@ -85,8 +175,15 @@ def conn(request: pytest.FixtureRequest, big_file: Path) -> Iterator[sqlite3.Con
         else:
             c.execute("DROP TABLE IF EXISTS sqlite_stat1")
             c.execute("DROP TABLE IF EXISTS sqlite_stat4")
+    finally:
         c.close()
-        c = sqlite3.connect(big_file, isolation_level=None)  # plans with those statistics
+    return str(request.param)
+
+
+@pytest.fixture
+def conn(statistics: str, big_file: Path) -> Iterator[sqlite3.Connection]:
+    c = sqlite3.connect(big_file, isolation_level=None)  # plans with those statistics
+    try:
         yield c
     finally:
         c.close()

@@ -135,7 +135,9 @@ async def maybe_take() -> str:
 
 
 async def test_a_timed_out_request_is_withdrawn(make_engine: Any, clock: VirtualClock) -> None:
-    engine = await make_engine(maybe_take, clock=clock)
+    # park_after=0.01: the wait parks at once (status waiting) instead of lingering 5 real
+    # seconds in memory first; nothing this test checks depends on the lingering
+    engine = await make_engine(maybe_take, clock=clock, park_after=0.01)
     handle = await engine.start(maybe_take)
     with pytest.raises(RequestTimeout, match="withdrawn") as err:
         await handle.request("ask", "late", timeout=0.1)
@@ -222,7 +224,9 @@ async def test_a_callback_completed_before_the_wait_and_failed_ones(make_engine:
 
 
 async def test_callback_timeout(make_engine: Any, clock: VirtualClock) -> None:
-    engine = await make_engine(awaits_callback, clock=clock)
+    # park_after=0.01: the wait parks at once (status waiting) instead of lingering 5 real
+    # seconds in memory first; nothing this test checks depends on the lingering
+    engine = await make_engine(awaits_callback, clock=clock, park_after=0.01)
     handle = await engine.start(awaits_callback, 3600.0)
     token = await handle.get_event("token", timeout=10)
     await wait_for_journal(handle, has("callback_wait", "waiting"))

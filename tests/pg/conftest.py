@@ -48,6 +48,21 @@ def db(pg: PgCluster) -> Iterator[Database]:
         pg.drop(name)
 
 
+@pytest.fixture(scope="session")
+def million_runs(pg: PgCluster) -> Iterator[str]:
+    """The URL of a database with a million runs (tests/pg/million.py), built once for the
+    session's plan-regression tests, which only read it (and claim a few hundred runs)."""
+    from tests.pg.million import build
+
+    name = pg.new_database()
+    try:
+        url = pg.url(name)
+        asyncio.run(build(url))
+        yield url
+    finally:
+        pg.drop(name)
+
+
 @pytest.fixture
 def empty_db(pg: PgCluster) -> Iterator[Database]:
     """A database without the Perdure schema, dropped afterwards."""

@@ -1,9 +1,10 @@
 """Plan regression: at a million runs, the hot queries are served by their indexes.
 
-The table is filled with generate_series (mostly finished history, some timers, some pending,
-some running with leases, three workflow keys) and analyzed; then each query is EXPLAINed with
-real parameters, both as a custom plan and as the generic plan a prepared statement switches
-to after a few executions. A Seq Scan on the runs table anywhere in the plan is a regression.
+The table is the session's ``million_runs`` database (tests/pg/million.py: mostly finished
+history, some timers, some pending, some running with leases, three workflow keys), analyzed;
+then each query is EXPLAINed with real parameters, both as a custom plan and as the generic
+plan a prepared statement switches to after a few executions. A Seq Scan on the runs table
+anywhere in the plan is a regression.
 """
 
 from __future__ import annotations
@@ -17,81 +18,25 @@ import pytest
 
 from perdure.storage.postgres.adapter import PostgresStorage
 from perdure.storage.postgres.config import compiled_queries
-from tests.conftest import PgCluster
+from tests.pg.million import KEYS, ROWS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180)]
 
-ROWS = 1_000_000
-KEYS = ["wf0\x1f1", "wf1\x1f1", "wf2\x1f1"]
-
-# The plain runs as before, and 30,000 more for flow control, in three queues: parked with a
-# due time (45 %), in their line (50 %) or running (5 %), with a partition key among 1,000 and
-# some with a routing selector.
-FILL = """
-INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
-                          lease_until, wake_at, created_at, updated_at, cancel_requested)
-SELECT 'r' || g, 'wf' || (g % 3), '1', 'wf' || (g % 3) || chr(31) || '1', s.status, '[]', 1,
-       CASE WHEN s.status = 'running' THEN 'w' || (g % 20) END,
-       CASE WHEN s.status = 'running' THEN $1 + (g % 60) - 5 END,
-       CASE WHEN s.status = 'pending' THEN $1 - (g % 600)
-            WHEN s.status = 'waiting' AND g % 4 <> 0 THEN $1 + (g % 86400) END,
-       $1 - g, $1 - g, g % 1000 = 0 AND s.status = 'running'
-FROM generate_series(1, $2::int) AS g,
-     LATERAL (SELECT CASE WHEN g % 100 < 90 THEN 'completed'
-                          WHEN g % 100 < 96 THEN 'waiting'
-                          WHEN g % 100 < 98 THEN 'pending'
-                          ELSE 'running' END AS status) AS s;
-INSERT INTO perdure_runs (id, workflow, version, wf_key, status, input, epoch, owner,
-                          lease_until, wake_at, created_at, updated_at, queue, partition_key,
-                          vtime, requires)
-SELECT 'f' || g, 'wf' || (g % 3), '1', 'wf' || (g % 3) || chr(31) || '1', s.status, '[]', 1,
-       CASE WHEN s.status = 'running' THEN 'w' || (g % 20) END,
-       CASE WHEN s.status = 'running' THEN $1 + (g % 60) - 5 END,
-       CASE WHEN s.status = 'waiting' THEN $1 + (g % 86400) END,
-       $1 - g, $1 - g, 'q' || (g % 3), 'k' || (g % 1000), g,
-       CASE WHEN g % 7 = 0 THEN ARRAY['gpu'] END
-FROM generate_series(1, $2::int / 33) AS g,
-     LATERAL (SELECT CASE WHEN g % 20 < 9 THEN 'waiting' WHEN g % 20 < 19 THEN 'pending'
-                          ELSE 'running' END AS status) AS s;
-INSERT INTO perdure_queues (name, concurrency, per_worker, per_key, rate_count, rate_per,
-                            defined_at)
-SELECT 'q' || i, 100000, 5000, 100, 1000, 60, 0 FROM generate_series(0, 2) AS i;
-INSERT INTO perdure_limits (name, concurrency, rate_count, rate_per, defined_at)
-VALUES ('gpu', 8, 100, 1, 0);
-"""
-
-
-@pytest.fixture(scope="module")
-def big_db(pg: PgCluster) -> Iterator[str]:
-    name = pg.new_database()
-    try:
-        yield pg.url(name)
-    finally:
-        pg.drop(name)
-
 
 @pytest.fixture
-async def conn(big_db: str) -> AsyncIterator[Any]:
+async def conn(million_runs: str) -> AsyncIterator[Any]:
     import asyncpg
 
-    c = await asyncpg.connect(big_db)
+    c = await asyncpg.connect(million_runs)
     try:
-        if await c.fetchval("SELECT count(*) FROM perdure_runs") == 0:
-            started = time.monotonic()
-            await c.execute("SET synchronous_commit = off")
-            await fill(c, time.time())
-            await c.execute("ANALYZE perdure_runs")
-            print(f"\nfilled {ROWS} runs in {time.monotonic() - started:.1f} s")
         yield c
     finally:
         await c.close()
 
 
-async def fill(c: Any, now: float) -> None:
-    """Insert the runs of ``FILL`` (its statements one by one: a prepared statement holds
-    one)."""
-    for statement in FILL.split(";")[:-1]:
-        await (c.execute(statement, now, ROWS) if "$1" in statement else c.execute(statement))
+@pytest.fixture
+def big_db(million_runs: str) -> str:
+    return million_runs
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

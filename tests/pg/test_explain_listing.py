@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,64 +18,26 @@ from perdure.engine.listing import RunFilter
 from perdure.storage.port import RunQuery
 from perdure.storage.postgres.adapter import PostgresStorage
 from perdure.storage.postgres.config import compiled_queries
-from tests.conftest import PgCluster
-from tests.pg.test_explain import ROWS, _literal, _nodes, fill
+from tests.pg.million import ROWS
+from tests.pg.test_explain import _literal, _nodes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
 
-# A customer tag on every run (shared by ten runs), a plan tag on every tenth run.
-TAGS = """
-INSERT INTO perdure_tags (run_id, key, value, created_at)
-SELECT 'r' || g, 'customer', 'c-' || (g % ($2::int / 10)), $1 - g
-FROM generate_series(1, $2::int) AS g
-UNION ALL
-SELECT 'r' || g, 'plan', CASE WHEN g % 20 = 0 THEN 'pro' ELSE 'free' END, $1 - g
-FROM generate_series(10, $2::int, 10) AS g
-"""
-# Every 50th run is a child of the run before it.
-PARENTS = "UPDATE perdure_runs SET parent_id = 'r' || (substr(id, 2)::int - 1) " \
-          "WHERE substr(id, 2)::int % 50 = 0"
-
-
-@pytest.fixture(scope="module")
-def big_db(pg: PgCluster) -> Iterator[str]:
-    name = pg.new_database()
-    try:
-        yield pg.url(name)
-    finally:
-        pg.drop(name)
-
 
 @pytest.fixture
-async def conn(big_db: str) -> AsyncIterator[Any]:
+async def conn(million_runs: str) -> AsyncIterator[Any]:
     import asyncpg
 
-    c = await asyncpg.connect(big_db)
+    c = await asyncpg.connect(million_runs)
     try:
-        if await c.fetchval("SELECT count(*) FROM perdure_runs") == 0:
-            started = time.monotonic()
-            now = time.time()
-            await c.execute("SET synchronous_commit = off")
-            await c.execute("SET maintenance_work_mem = '256MB'")
-            # Secondary indexes are built after the bulk insert (several times faster than
-            # maintaining them row by row); the plans below see the very same indexes.
-            indexes = await c.fetch(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
-                "('perdure_runs', 'perdure_tags') AND indexname NOT LIKE '%pkey'")
-            for index in indexes:
-                await c.execute(f'DROP INDEX "{index["indexname"]}"')
-            await fill(c, now)
-            await c.execute(TAGS, now, ROWS)
-            await c.execute(PARENTS)
-            for index in indexes:
-                await c.execute(index["indexdef"])
-            await c.execute("ANALYZE perdure_runs")
-            await c.execute("ANALYZE perdure_tags")
-            print(f"\nfilled {ROWS} runs and {ROWS + ROWS // 10} tags in "
-                  f"{time.monotonic() - started:.1f} s")
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture
+def big_db(million_runs: str) -> str:
+    return million_runs
 
 
 async def _plan(conn: Any, name: str, params: dict[str, Any], *, generic: bool
