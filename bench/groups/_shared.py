@@ -25,15 +25,18 @@ DBOS_PY = BENCH / ".venv-dbos" / "bin" / "python"
 
 
 def project_python() -> str:
-    """The interpreter that has ``perdure``: this one if it can import it, else ``.venv``."""
+    """The interpreter that has ``perdure`` and its extras: the project's ``.venv`` if there is
+    one (``python3 -m bench`` from the repository root imports ``perdure`` from the working
+    directory with any interpreter, one without psycopg or asyncpg among them), else this one
+    if it can import ``perdure``."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    if venv.exists():
+        return str(venv)
     try:
         import perdure  # noqa: F401
 
         return sys.executable
     except ImportError:
-        venv = ROOT / ".venv" / "bin" / "python"
-        if venv.exists():
-            return str(venv)
         raise SystemExit("cannot find an interpreter with perdure installed "
                          "(run from the project venv, or create .venv)") from None
 
