@@ -29,11 +29,9 @@ import asyncpg
 
 from perdure.errors import InvalidConfiguration
 from perdure.hosts import pid_alive
-from perdure.records import ClaimedRun, IncarnationRow, JournalEntry, ResumeRow, RunRow
+from perdure.records import ClaimedRun, JournalEntry, RunRow
 from perdure.storage.params import (
     entry_params,
-    history_rows,
-    incarnation_rows,
     lost,
     new_run_params,
 )
@@ -48,6 +46,7 @@ from perdure.storage.postgres.config import (
 )
 from perdure.storage.postgres.errors import storage_error
 from perdure.storage.postgres.flow import PostgresFlow
+from perdure.storage.postgres.lifecycle import PostgresLifecycle
 from perdure.storage.postgres.listing import PostgresListing
 from perdure.storage.postgres.outbox import PostgresOutbox
 from perdure.storage.postgres.overview import PostgresOverview
@@ -83,7 +82,7 @@ def _entry(run_id: str, epoch: int, worker: str, entry: JournalEntry) -> Entry:
 
 
 class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresListing,
-                      PostgresRetention, PostgresOverview):
+                      PostgresRetention, PostgresOverview, PostgresLifecycle):
     """Storage on a PostgreSQL database (11+; tested on 15), shared by any number of workers.
 
     ``prefix`` (default ``perdure_``) and ``schema`` (default: the connection's search path)
@@ -492,31 +491,6 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
             raise
         return [r[0] for r in rows]
 
-    async def admin_transition(self, run_id: str, *, from_status: str, to_status: str,
-                               supersede: Sequence[int], new_generation: bool,
-                               now: float) -> bool:
-        """Requeue a run for an operator, atomically: record the resume, move the superseded
-        journal entries to the history, and (``new_generation``) start a new generation. A
-        retry after a lost acknowledgement finds the run moved and records nothing twice."""
-        params = {"run_id": run_id, "status": to_status, "from_status": from_status,
-                  "now": float(now), "seqs": list(supersede), "bump": int(new_generation)}
-        move, applied = self._args("admin_transition", params), self._args("admin_applied",
-                                                                          params)
-
-        async def op(conn: Connection, retrying: bool) -> bool:
-            row = await conn.fetchrow(*move)
-            if row["moved"]:
-                return True
-            return bool(retrying and await conn.fetchval(*applied))
-
-        return await self._call(op, retry=True)
-
-    async def load_history(self, run_id: str) -> list[tuple[ResumeRow, list[JournalEntry]]]:
-        """The run's resumes, oldest first, each with the journal entries it superseded."""
-        resumes = await self._fetch("load_resumes", {"run_id": run_id})
-        entries = await self._fetch("load_superseded", {"run_id": run_id})
-        return history_rows(resumes, entries)
-
     # -- journal ----------------------------------------------------------------------------
 
     async def load_journal(self, run_id: str) -> list[JournalEntry]:
@@ -631,75 +605,12 @@ class PostgresStorage(PostgresFlow, PostgresTalk, PostgresSchedules, PostgresLis
         row = await self._fetchrow("expire_worker", {"worker": worker})
         return int(row["freed"])
 
-    # -- long-lived runs and changing code --------------------------------------------------
-
-    async def continue_run(self, run_id: str, epoch: int, worker: str, *, version: str,
-                           input: str, now: float) -> None:
-        """Continue-as-new in one statement (fenced). A retry after a lost acknowledgement
-        first checks whether the first attempt committed."""
-        params = {"run_id": run_id, "epoch": epoch, "worker": worker, "version": version,
-                  "input": input, "now": float(now)}
-        move = self._args("continue_run", params)
-        applied = self._args("continue_applied", params)
-
-        async def op(conn: Connection, retrying: bool) -> None:
-            row = await conn.fetchrow(*move)
-            if row["moved"]:
-                return
-            if retrying and await conn.fetchval(*applied):
-                return
-            raise lost(run_id, epoch)
-
-        await self._call(op, retry=True)
-
-    async def load_incarnations(self, run_id: str
-                                ) -> list[tuple[IncarnationRow, list[JournalEntry]]]:
-        """The incarnations that continued as new, oldest first, with their journals."""
-        rows = await self._fetch("load_incarnations", {"run_id": run_id})
-        entries = await self._fetch("load_incarnation_entries", {"run_id": run_id})
-        return incarnation_rows(rows, entries)
-
-    async def fork_run(self, source_id: str, new_id: str, *, upto_seq: int,
-                       now: float) -> bool:
-        """Create the fork and copy the journal before ``upto_seq``, in one statement. A
-        retry of a committed fork answers False (the id exists); the engine then recognises
-        its own fork."""
-        row = await self._fetchrow("fork_run", {"id": new_id, "source": source_id,
-                                                "upto": upto_seq, "now": float(now)})
-        return bool(row["created"])
-
-    async def request_pause(self, run_id: str, now: float) -> str | None:
-        """Pause a pending or parked run now; flag a running one (idempotent)."""
-        row = await self._fetchrow("request_pause", {"run_id": run_id, "now": float(now)})
-        return None if row is None else str(row["status"])
-
-    async def unpause(self, run_id: str, now: float) -> bool:
-        """Resume a paused run, or withdraw a pause request. A retry of a committed one
-        answers False: the run is no longer paused either way."""
-        row = await self._fetchrow("unpause", {"run_id": run_id, "now": float(now)})
-        return row is not None
+    # -- flags and notifications ------------------------------------------------------------
 
     async def pause_flags(self, worker: str) -> list[str]:
         """Pause requests for runs this worker drives (read only after another process's
         ``pause`` notification or a reconnect, as :meth:`cancel_flags`)."""
         return await self._flags("pause", worker)
-
-    async def stranded_runs(self, *, live_after: float, workflow: str | None,
-                            limit: int) -> list[RunRow]:
-        """Unfinished runs no live worker serves."""
-        rows = await self._fetch("stranded_runs", {"live_after": float(live_after),
-                                                   "workflow": workflow, "limit": limit})
-        return [RunRow(*r) for r in rows]
-
-    async def stranded_summary(self, *, live_after: float) -> list[tuple[str, str, int]]:
-        """Stranded runs counted by workflow and version."""
-        rows = await self._fetch("stranded_summary", {"live_after": float(live_after)})
-        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-    async def served_keys(self, *, live_after: float) -> list[str]:
-        """What the live workers serve."""
-        return [str(r[0]) for r in await self._fetch("served_keys",
-                                                     {"live_after": float(live_after)})]
 
     async def changed(self) -> bool:
         """Whether a notification from another process arrived since the last call."""
