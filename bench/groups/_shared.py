@@ -240,6 +240,18 @@ def perdure_cmd(ctx: Ctx, script: str, *args: str) -> list[str]:
     return [*ctx.frozen, str(BENCH / script), *args, "--dir", str(ctx.dir)]
 
 
+def run_on_both(ctx: Ctx, name: str, script: str, *args: str,
+                pg_args: tuple[str, ...] = ()) -> None:
+    """The Perdure ``script`` with ``args`` on SQLite, then, with a server, on PostgreSQL
+    (``--db URL``, ``args`` and ``pg_args``): ``results-NAME-sqlite.json`` and
+    ``results-NAME-pg.json``, the way most groups measure."""
+    save(f"results-{name}-sqlite.json", run_json(ctx, f"{name}-sqlite", perdure_cmd(
+        ctx, script, *args)))
+    if ctx.pg_url:
+        save(f"results-{name}-pg.json", run_json(ctx, f"{name}-pg", perdure_cmd(
+            ctx, script, "--db", ctx.pg_url, *args, *pg_args)), pg_meta(ctx))
+
+
 def start_pg_server(py: str, log: Path) -> tuple[subprocess.Popen[str] | None, dict[str, Any]]:
     """Start ``_pg_server.py``; returns the process (close its stdin to stop it) and its info."""
     print("$ starting a throwaway PostgreSQL server (bench/_pg_server.py)", flush=True)

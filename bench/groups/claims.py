@@ -13,11 +13,8 @@ from ._shared import (
     cell,
     load_json,
     med,
-    perdure_cmd,
     pg_line,
-    pg_meta,
-    run_json,
-    save,
+    run_on_both,
     w,
     when,
 )
@@ -31,12 +28,7 @@ IN_ALL = True
 
 def run(ctx: Ctx) -> None:
     rows = "200000" if ctx.quick else "1000000"
-    save("results-claims-sqlite.json", run_json(ctx, "claims-sqlite", perdure_cmd(
-        ctx, "claim_scale.py", "--rows", rows)))
-    if ctx.pg_url:
-        save("results-claims-pg.json", run_json(ctx, "claims-pg", perdure_cmd(
-            ctx, "claim_scale.py", "--db", ctx.pg_url, "--rows", rows)), pg_meta(ctx))
-
+    run_on_both(ctx, "claims", "claim_scale.py", "--rows", rows)
 
 def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
     cs, cp = load_json("results-claims-sqlite.json"), load_json("results-claims-pg.json")

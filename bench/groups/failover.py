@@ -13,11 +13,8 @@ from ._shared import (
     cell,
     load_json,
     n_samples,
-    perdure_cmd,
     pg_line,
-    pg_meta,
-    run_json,
-    save,
+    run_on_both,
     verdict,
     w,
     when,
@@ -32,12 +29,7 @@ IN_ALL = True
 
 def run(ctx: Ctx) -> None:
     rep = "3" if ctx.quick else "10"
-    save("results-failover-sqlite.json", run_json(ctx, "failover-sqlite", perdure_cmd(
-        ctx, "failover.py", "--repeat", rep)))
-    if ctx.pg_url:
-        save("results-failover-pg.json", run_json(ctx, "failover-pg", perdure_cmd(
-            ctx, "failover.py", "--db", ctx.pg_url, "--repeat", rep)), pg_meta(ctx))
-
+    run_on_both(ctx, "failover", "failover.py", "--repeat", rep)
 
 def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
     fs, fp = load_json("results-failover-sqlite.json"), load_json("results-failover-pg.json")

@@ -13,11 +13,8 @@ from ._shared import (
     cell,
     load_json,
     n_samples,
-    perdure_cmd,
     pg_line,
-    pg_meta,
-    run_json,
-    save,
+    run_on_both,
     w,
     when,
 )
@@ -31,13 +28,7 @@ IN_ALL = True
 
 def run(ctx: Ctx) -> None:
     rep = "3" if ctx.quick else "5"
-    save("results-fanout-sqlite.json", run_json(ctx, "fanout-sqlite", perdure_cmd(
-        ctx, "perdure_workloads.py", "--workloads", "fanout", "--repeat", rep)))
-    if ctx.pg_url:
-        save("results-fanout-pg.json", run_json(ctx, "fanout-pg", perdure_cmd(
-            ctx, "perdure_workloads.py", "--db", ctx.pg_url, "--workloads", "fanout",
-            "--repeat", rep)), pg_meta(ctx))
-
+    run_on_both(ctx, "fanout", "perdure_workloads.py", "--workloads", "fanout", "--repeat", rep)
 
 def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
     fs, fp = load_json("results-fanout-sqlite.json"), load_json("results-fanout-pg.json")

@@ -10,11 +10,8 @@ from ._shared import (
     Ctx,
     Target,
     load_json,
-    perdure_cmd,
     pg_line,
-    pg_meta,
-    run_json,
-    save,
+    run_on_both,
     when,
 )
 
@@ -27,13 +24,7 @@ IN_ALL = True
 
 def run(ctx: Ctx) -> None:
     steps = "10000,30000" if ctx.quick else "10000,100000"
-    save("results-memory-sqlite.json", run_json(ctx, "memory-sqlite", perdure_cmd(
-        ctx, "memory.py", "--steps", steps)))
-    if ctx.pg_url:
-        save("results-memory-pg.json", run_json(ctx, "memory-pg", perdure_cmd(
-            ctx, "memory.py", "--db", ctx.pg_url, "--steps", steps, "--held", "0")),
-            pg_meta(ctx))
-
+    run_on_both(ctx, "memory", "memory.py", "--steps", steps, pg_args=("--held", "0"))
 
 def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
     ms, mp = load_json("results-memory-sqlite.json"), load_json("results-memory-pg.json")

@@ -14,10 +14,10 @@ from ._shared import (
     cell,
     load_json,
     med,
-    perdure_cmd,
     pg_line,
     pg_meta,
     run_json,
+    run_on_both,
     save,
     verdict,
     w,
@@ -34,12 +34,7 @@ IN_ALL = True
 def run(ctx: Ctx) -> None:
     rep = "1" if ctx.quick else "3"
     n = "100" if ctx.quick else "200"
-    save("results-signals-sqlite.json", run_json(ctx, "signals-sqlite", perdure_cmd(
-        ctx, "signal_latency.py", "--repeat", rep, "-n", n)))
-    if ctx.pg_url:
-        save("results-signals-pg.json", run_json(ctx, "signals-pg", perdure_cmd(
-            ctx, "signal_latency.py", "--db", ctx.pg_url, "--repeat", rep, "-n", n)),
-            pg_meta(ctx))
+    run_on_both(ctx, "signals", "signal_latency.py", "--repeat", rep, "-n", n)
     if ctx.dbos_py:
         drep = "1" if ctx.quick else "2"
         save("results-signals-dbos-sqlite.json", run_json(ctx, "signals-dbos-sqlite", [

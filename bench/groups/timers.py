@@ -13,11 +13,8 @@ from ._shared import (
     cell,
     load_json,
     med,
-    perdure_cmd,
     pg_line,
-    pg_meta,
-    run_json,
-    save,
+    run_on_both,
     verdict,
     w,
     when,
@@ -32,13 +29,8 @@ IN_ALL = True
 
 def run(ctx: Ctx) -> None:
     rep = "1" if ctx.quick else "2"
-    save("results-timers-sqlite.json", run_json(ctx, "timers-sqlite", perdure_cmd(
-        ctx, "timer_lateness.py", "--repeat", rep)))
-    if ctx.pg_url:
-        save("results-timers-pg.json", run_json(ctx, "timers-pg", perdure_cmd(
-            ctx, "timer_lateness.py", "--db", ctx.pg_url, "--repeat", rep, "--configs",
-            "small,default,parked")), pg_meta(ctx))
-
+    run_on_both(ctx, "timers", "timer_lateness.py", "--repeat", rep,
+                pg_args=("--configs", "small,default,parked"))
 
 def render(gctx: dict[str, Any] | None, targets: list[Target]) -> str | None:
     ts, tp = load_json("results-timers-sqlite.json"), load_json("results-timers-pg.json")
