@@ -38,51 +38,34 @@ import argparse
 import datetime as _dt
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-try:  # python -m bench
-    from bench import groups
-    from bench.groups import sqlite
-    from bench.groups._shared import (
-        BENCH,
-        DBOS_PY,
-        ROOT,
-        Ctx,
-        code_snapshot,
-        git_state,
-        interp_info,
-        load_average,
-        machine_info,
-        package_version,
-        preserved_sections,
-        project_python,
-        setup_dbos,
-        start_pg_server,
-        stop_pg_server,
-    )
-except ImportError:  # python bench/__main__.py
-    import groups  # type: ignore[no-redef]
-    from groups import sqlite  # type: ignore[no-redef]
-    from groups._shared import (  # type: ignore[no-redef]
-        BENCH,
-        DBOS_PY,
-        ROOT,
-        Ctx,
-        code_snapshot,
-        git_state,
-        interp_info,
-        load_average,
-        machine_info,
-        package_version,
-        preserved_sections,
-        project_python,
-        setup_dbos,
-        start_pg_server,
-        stop_pg_server,
-    )
+if not __package__:  # python bench/__main__.py: make ``bench`` importable as under -m
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import groups
+from bench.groups import sqlite
+from bench.groups._shared import (
+    BENCH,
+    DBOS_PY,
+    ROOT,
+    Ctx,
+    code_snapshot,
+    git_state,
+    interp_info,
+    load_average,
+    machine_info,
+    package_version,
+    preserved_sections,
+    project_python,
+    setup_dbos,
+    start_pg_server,
+    stop_pg_server,
+)
 
 RESULTS_MD = BENCH / "RESULTS.md"
 RUN_META = "results-run.json"
