@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,30 @@ class Cluster:
                 w.proc.stdout.close()
         self.events.close()
 
+
+
+def cluster_on(backend: str, request: Any, directory: Path, crash_app: tuple[str, str], *,
+               sqlite_query: str = "") -> Iterator[Cluster]:
+    """What the crash suites' ``cluster`` fixtures yield: worker processes of
+    ``crash_app`` (module, attribute) on one SQLite file (``sqlite_query`` appended to its
+    URL) or, for ``backend == "postgres"``, on a fresh clone of the session server's template
+    (the ``pg`` fixture, taken from ``request``); every worker is killed and reaped at the
+    end, and the clone dropped."""
+    app, target = crash_app
+    c = Cluster(directory, app=app, target=target)
+    c.url += sqlite_query
+    pg: Any = None
+    name = ""
+    if backend == "postgres":
+        pg = request.getfixturevalue("pg")
+        name = pg.new_database()
+        c.url = pg.url(name)
+    try:
+        yield c
+    finally:
+        c.close()
+        if pg is not None:
+            pg.drop(name)
 
 def ledger(directory: Path) -> list[Event]:
     """The side effects that really happened, in the order they happened."""

@@ -14,7 +14,7 @@ pytest.importorskip("pydantic_ai")
 
 from perdure import Workflow
 from tests.crash.app_agents import AGENT_WORKFLOWS
-from tests.crash.harness import Cluster
+from tests.crash.harness import Cluster, cluster_on
 
 
 @pytest.fixture
@@ -31,17 +31,4 @@ def crash_workflows() -> list[Workflow[Any, Any]]:
 def cluster(request: pytest.FixtureRequest, tmp_path: Path,
             crash_app: tuple[str, str]) -> Iterator[Cluster]:
     """Worker processes on one database; every one is killed and reaped at the end."""
-    app, target = crash_app
-    c = Cluster(tmp_path / "cluster", app=app, target=target)
-    pg: Any = None
-    name = ""
-    if request.param == "postgres":
-        pg = request.getfixturevalue("pg")
-        name = pg.new_database()
-        c.url = pg.url(name)
-    try:
-        yield c
-    finally:
-        c.close()
-        if pg is not None:
-            pg.drop(name)
+    yield from cluster_on(request.param, request, tmp_path / "cluster", crash_app)

@@ -15,7 +15,7 @@ import pytest
 
 from perdure import Workflow
 from tests.crash.app_flow import bounded, fair, free, gpu_job, metered
-from tests.crash.harness import Cluster
+from tests.crash.harness import Cluster, cluster_on
 
 
 @pytest.fixture
@@ -32,21 +32,8 @@ def crash_workflows() -> list[Workflow[Any, Any]]:
 def cluster(request: pytest.FixtureRequest, tmp_path: Path,
             crash_app: tuple[str, str]) -> Iterator[Cluster]:
     """Worker processes on one database; every one is killed and reaped at the end."""
-    app, target = crash_app
-    c = Cluster(tmp_path / "cluster", app=app, target=target)
-    c.url += "?synchronous=normal"
-    pg: Any = None
-    name = ""
-    if request.param == "postgres":
-        pg = request.getfixturevalue("pg")
-        name = pg.new_database()
-        c.url = pg.url(name)
-    try:
-        yield c
-    finally:
-        c.close()
-        if pg is not None:
-            pg.drop(name)
+    yield from cluster_on(request.param, request, tmp_path / "cluster", crash_app,
+                          sqlite_query="?synchronous=normal")
 
 
 def observed(cluster: Cluster, sql: str, *args: Any) -> list[tuple[Any, ...]]:
