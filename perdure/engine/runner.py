@@ -180,8 +180,7 @@ class Runner:
                                           now=self.clock.time())
         finally:
             active_run.reset(token)
-            if self.contexts.get(claimed.id) is ctx:  # (not a newer claim's context)
-                del self.contexts[claimed.id]
+            self.contexts.pop(claimed.id, None)  # (a newer claim waits for this end)
             if not watch.ended:
                 # An engine fault (a storage error) the worker logs: the run stays leased and
                 # is claimed again when the lease lapses.
